@@ -1,0 +1,13 @@
+"""simcity: a smart-city monitoring simulator that bills the carbon of its own compute.
+
+The world (`simcity.world`) and its parts: scenarios, city graphs, traffic equilibrium,
+electric demand and grid carbon. `simcity` never imports `agents` or torch.
+"""
+
+from simcity.errors import SimcityError
+from simcity.graph import City
+from simcity.scenario import Scenario, load_scenario
+from simcity.tntp import read_tntp
+
+__all__ = ["City", "Scenario", "SimcityError", "load_scenario", "read_tntp"]
+__version__ = "0.1.0"

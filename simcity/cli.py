@@ -1,0 +1,200 @@
+"""The `simcity` command line."""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from simcity.errors import SimcityError
+
+app = typer.Typer(
+    help="simcity: smart-city monitoring allocation that bills the carbon of its own compute.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+DEFAULT_SCENARIO = "downtown"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _user_errors(func: F) -> F:
+    """Print a `SimcityError` in one line and exit with status 2."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("always")
+                warnings.showwarning = _show_warning
+                return func(*args, **kwargs)
+        except SimcityError as err:
+            err_console.print(f"[bold red]error:[/] {err}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
+    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+
+
+@app.command("scenarios")
+@_user_errors
+def scenarios_command() -> None:
+    """List the bundled scenarios."""
+    from simcity.scenario import bundled_scenarios, load_scenario
+
+    table = Table(title="Bundled scenarios")
+    table.add_column("name", no_wrap=True)
+    table.add_column("title")
+    table.add_column("city", no_wrap=True)
+    table.add_column("steps", no_wrap=True)
+    for name, path in bundled_scenarios().items():
+        scenario = load_scenario(path)
+        table.add_row(
+            name,
+            scenario.title,
+            scenario.city.source,
+            f"{scenario.time.num_steps} x {scenario.time.dt_min:g} min",
+        )
+    console.print(table)
+
+
+@app.command("validate")
+@_user_errors
+def validate_command(
+    file: Annotated[Path, typer.Argument(help="Scenario TOML file (or a bundled name).")],
+) -> None:
+    """Check a scenario file: schema, data files, and that its city can be built."""
+    from simcity.cities import build_city
+    from simcity.scenario import load_scenario
+
+    scenario = load_scenario(file)
+    city = build_city(scenario, file=str(file))
+    console.print(
+        f"[green]ok[/] {scenario.name}: {city.num_nodes} nodes, {city.num_links} links, "
+        f"{city.num_zones} zones, {scenario.time.num_steps} steps of {scenario.time.dt_min:g} min"
+    )
+
+
+@app.command("run")
+@_user_errors
+def run_command(
+    scenario_name: Annotated[
+        str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
+    ] = DEFAULT_SCENARIO,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for steps.csv and summary.json (written atomically)."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Simulate a scenario for its day and print hourly KPIs."""
+    from simcity.results import day_summary, hourly_kpis, write_run
+    from simcity.scenario import load_scenario
+    from simcity.world import World
+
+    scenario = load_scenario(scenario_name)
+    started = time.perf_counter()
+    world = World(scenario, file=scenario_name)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[clock]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet or not sys.stderr.isatty(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(scenario.name, total=world.num_steps, clock="")
+        while world.step_index < world.num_steps:
+            record = world.advance()
+            hour = record.hour_local
+            progress.update(task, advance=1, clock=f"{int(hour):02d}:{int(hour % 1 * 60):02d}")
+    wall_s = time.perf_counter() - started
+    records = world.records
+    hourly = hourly_kpis(records, world.dt_min)
+    summary = {
+        "scenario": scenario.name,
+        "title": scenario.title,
+        "date": scenario.time.date.isoformat(),
+        "timezone": scenario.time.timezone,
+        "num_nodes": world.city.num_nodes,
+        "num_links": world.city.num_links,
+        "num_zones": world.city.num_zones,
+        "wall_s": wall_s,
+        **day_summary(records, world.dt_min),
+        "hourly": hourly,
+    }
+    _print_kpis(scenario.title or scenario.name, hourly, summary)
+    if out is not None:
+        write_run(out, records, summary)
+        console.print(f"wrote {out / 'steps.csv'} and {out / 'summary.json'}")
+
+
+def _print_kpis(title: str, hourly: list[dict[str, float]], summary: dict[str, Any]) -> None:
+    table = Table(title=title, title_justify="left")
+    columns = [
+        ("hour", "{:02.0f}:00"),
+        ("demand veh/h", "{:,.0f}"),
+        ("travel time veh·h", "{:,.0f}"),
+        ("time index", "{:.3f}"),
+        ("mean v/c", "{:.3f}"),
+        ("load MW", "{:,.1f}"),
+        ("peak MW", "{:,.1f}"),
+        ("gCO2/kWh", "{:.0f}"),
+    ]
+    keys = [
+        "hour",
+        "demand_veh_h",
+        "travel_time_veh_h",
+        "travel_time_index",
+        "mean_vc",
+        "load_mw",
+        "peak_load_mw",
+        "carbon_g_per_kwh",
+    ]
+    for name, _ in columns:
+        table.add_column(name, justify="right")
+    for row in hourly:
+        table.add_row(*(fmt.format(row[k]) for (_, fmt), k in zip(columns, keys, strict=True)))
+    console.print(table)
+    day = Table(title="Day", title_justify="left", show_header=False)
+    day.add_column("kpi")
+    day.add_column("value", justify="right")
+    day.add_row(
+        "nodes / links / zones",
+        f"{summary['num_nodes']} / {summary['num_links']} / {summary['num_zones']}",
+    )
+    day.add_row("total travel time", f"{summary['travel_time_veh_h']:,.0f} veh·h")
+    day.add_row("mean congestion (v/c)", f"{summary['mean_vc']:.3f}")
+    day.add_row("mean travel time index", f"{summary['mean_travel_time_index']:.3f}")
+    day.add_row("peak load", f"{summary['peak_load_mw']:,.1f} MW")
+    day.add_row("energy", f"{summary['energy_mwh']:,.1f} MWh")
+    day.add_row("mean carbon intensity", f"{summary['mean_carbon_g_per_kwh']:.1f} gCO2/kWh")
+    day.add_row("emissions (city load)", f"{summary['emissions_t']:,.1f} tCO2")
+    day.add_row("wall time", f"{summary['wall_s']:.2f} s")
+    console.print(day)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,555 @@
+"""GPU compute bills: FLOPs of the monitoring analytics and of the policy into kWh, gCO2, money.
+
+A `DeviceProfile` turns FLOPs into joules with a linear utilisation-power model: each
+accelerator that is on draws its idle power, plus ``(max - idle)`` times its busy share,
+where "busy" means running at the profile's achievable FLOP/s (``peak × utilisation``).
+This is the linear model of Fan, Weber & Barroso, "Power provisioning for a warehouse-sized
+computer" (ISCA 2007), ``P(u) = P_idle + (P_max - P_idle) · u``, here applied per device as a
+first-order model (real GPU power also depends on clocks and on how memory-bound the work
+is: calibrate against measurements where a GPU is at hand). Devices are powered on only as
+the load needs them, so a step's energy is
+
+    E = n_on × idle_power_w × seconds + (max_power_w - idle_power_w) × flop / achievable_flop_s
+
+and the dynamic part depends only on the FLOPs, not on how they are spread over the step.
+`bill_step` applies it to one simulation step; `NvmlEnergyMeter` measures real joules with
+NVML's energy counter where a GPU exists, and `calibrate_profile` fits a profile to them.
+Money is in one unspecified currency: ``price_per_kwh`` and ``carbon_price_per_t`` share it.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+import time
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from simcity.errors import SimcityError
+
+DEVICES_PATH = Path(__file__).parent / "data" / "devices.toml"
+"""The device profiles shipped with simcity (public spec figures, sources inside)."""
+
+_J_PER_KWH = 3.6e6
+_G_PER_T = 1e6
+_ROUNDING = 1e-12
+"""Relative slack when counting GPUs: a load of exactly one GPU's achievable FLOP/s,
+rounded up by floating point to 1 + 2e-16 GPUs, still needs one GPU, not two."""
+
+Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"]
+_Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+_NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+class DeviceProfile(BaseModel):
+    """One accelerator (or CPU server): its peak FLOP/s, achievable share, idle and max power.
+
+    Powers are per device (a GPU board, a module, or a CPU server's packages); `bill_step`
+    powers on as many devices as the load needs.
+
+    >>> gpu = DeviceProfile(name="toy", precision="fp16", peak_flop_s=100e12,
+    ...                     utilisation=0.5, idle_power_w=10, max_power_w=60)
+    >>> gpu.achievable_flop_s
+    50000000000000.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    precision: Precision
+    """Number format the analytics run at; `peak_flop_s` is quoted for this one."""
+    peak_flop_s: _Positive
+    """Dense peak at `precision` (sparse datasheet figures halved)."""
+    utilisation: Annotated[float, Field(gt=0, le=1)]
+    """Achievable share of `peak_flop_s` for the workload, (0, 1]."""
+    idle_power_w: _NonNegative
+    max_power_w: _Positive
+    memory_gb: _NonNegative | None = None
+    """Informational only."""
+    source: str = ""
+    """Where the figures come from, and which are typical rather than spec."""
+
+    @model_validator(mode="after")
+    def _max_covers_idle(self) -> DeviceProfile:
+        if self.max_power_w < self.idle_power_w:
+            raise ValueError(
+                f"max_power_w {self.max_power_w} is below idle_power_w {self.idle_power_w}"
+            )
+        return self
+
+    @property
+    def achievable_flop_s(self) -> float:
+        """FLOP/s one device sustains when fully busy: ``peak_flop_s × utilisation``."""
+        return self.peak_flop_s * self.utilisation
+
+
+class ComputeBill(NamedTuple):
+    """What one step of analytics and policy inference cost (facility level unless it says IT)."""
+
+    num_gpus: int  # devices powered on
+    it_energy_kwh: float  # at the devices
+    facility_energy_kwh: float  # it_energy_kwh × PUE
+    analytics_energy_kwh: float  # share of facility_energy_kwh, by FLOPs
+    policy_energy_kwh: float  # the rest: analytics + policy = facility
+    carbon_g: float  # facility_energy_kwh × grid intensity
+    energy_cost: float  # facility_energy_kwh × price_per_kwh
+    carbon_cost: float  # carbon tonnes × carbon_price_per_t
+    flop: float  # analytics + policy FLOPs this step
+    utilisation: float  # busy share of the devices that are on, 0-1 (0 with none on)
+    it_power_w: float  # mean power at the devices over the step
+
+
+# --- loading profiles --------------------------------------------------------------
+
+
+def load_devices(path: str | Path | None = None) -> dict[str, DeviceProfile]:
+    """Device profiles by name, from the shipped file or a user's file of the same format.
+
+    The format is one TOML table per device, named by the table (``[my_gpu]``), with the
+    fields of `DeviceProfile` other than ``name``. Errors name the file and the field.
+
+    >>> devices = load_devices()
+    >>> devices["h100_sxm"].peak_flop_s, devices["h100_sxm"].max_power_w
+    (989400000000000.0, 700.0)
+    """
+    if path is None:
+        return dict(_shipped_devices())
+    return _read_devices(Path(path))
+
+
+def device_profile(name: str, path: str | Path | None = None) -> DeviceProfile:
+    """The profile called ``name`` (case-insensitive), shipped or from the file at ``path``.
+
+    >>> device_profile("T4").precision
+    'fp16'
+    """
+    devices = load_devices(path)
+    if name in devices:
+        return devices[name]
+    folded = {key.lower(): profile for key, profile in devices.items()}
+    key = name.strip().lower()
+    if key in folded:
+        return folded[key]
+    raise SimcityError(
+        f"unknown device {name!r}",
+        file=path,  # None for shipped names: the caller's own file is the one to name
+        field="device",
+        expected="one of " + ", ".join(sorted(devices)),
+    )
+
+
+@functools.cache
+def _shipped_devices() -> dict[str, DeviceProfile]:
+    return _read_devices(DEVICES_PATH)
+
+
+def _read_devices(path: Path) -> dict[str, DeviceProfile]:
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise SimcityError("no such device file", file=path) from None
+    except OSError as err:
+        raise SimcityError(f"cannot read device file: {err.strerror}", file=path) from None
+    except tomllib.TOMLDecodeError as err:
+        raise SimcityError(f"not valid TOML: {err}", file=path) from None
+    if not raw:
+        raise SimcityError("no device profiles", file=path, expected="one [name] table per device")
+    devices: dict[str, DeviceProfile] = {}
+    for key, table in raw.items():
+        if not isinstance(table, dict):
+            raise SimcityError(
+                "is not a table", file=path, field=key, expected=f"a [{key}] table of fields"
+            )
+        if "name" in table:
+            raise SimcityError(
+                "unknown key (the table's name is the device's name)",
+                file=path,
+                field=f"{key}.name",
+            )
+        try:
+            devices[key] = DeviceProfile.model_validate({"name": key, **table})
+        except ValidationError as err:
+            field, text = _describe(err)
+            raise SimcityError(text, file=path, field=f"{key}.{field}" if field else key) from None
+    return devices
+
+
+def _describe(err: ValidationError) -> tuple[str, str]:
+    errors = err.errors()
+    first = errors[0]
+    field = ".".join(str(part) for part in first["loc"])
+    if first["type"] == "extra_forbidden":
+        text = "unknown key"
+    elif first["type"] == "missing":
+        text = "missing required key"
+    else:
+        text = str(first["msg"]).removeprefix("Value error, ")
+        if field:
+            text += f" (got {first.get('input')!r})"
+    more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+    return field, text + more
+
+
+# --- the step bill -----------------------------------------------------------------
+
+
+def bill_step(
+    *,
+    device: DeviceProfile,
+    analytics_flop_per_unit_min: float,
+    units: float,
+    policy_flop_per_decision: float,
+    decisions: int,
+    dt_min: float,
+    min_gpus: int = 0,
+    pue: float,
+    intensity_g_per_kwh: float,
+    price_per_kwh: float,
+    carbon_price_per_t: float,
+) -> ComputeBill:
+    """Energy, carbon and money of one step's analytics and policy inference on ``device``.
+
+    Each of the ``units`` monitoring units in use runs a perception model on one stream
+    (``analytics_flop_per_unit_min`` FLOPs per unit-minute); the policy runs ``decisions``
+    times at ``policy_flop_per_decision``. Both run on the same pool of devices, their
+    FLOPs spread over the step. The pool powers on
+    ``max(min_gpus, ceil(flop_s / achievable_flop_s))`` devices (none with no load and
+    ``min_gpus == 0``); each draws its idle power, and the load adds
+    ``(max - idle) × flop_s / achievable_flop_s`` watts (the load spread over the devices
+    that are on, none past its max). Energy at the devices × ``pue`` is the facility's;
+    carbon and money follow from it. The facility energy is split between analytics and
+    policy in proportion to their FLOPs, idle energy included (a step with no FLOPs puts
+    it all, i.e. the idle draw of ``min_gpus``, on the analytics, which keep them on).
+
+    One H100-like GPU half busy for 15 minutes: (70 + 630 × 0.5) W × 0.25 h = 96.25 Wh.
+
+    >>> gpu = DeviceProfile(name="h100ish", precision="bf16", peak_flop_s=1e15,
+    ...                     utilisation=0.5, idle_power_w=70, max_power_w=700)
+    >>> bill = bill_step(device=gpu, analytics_flop_per_unit_min=1.5e15, units=10,
+    ...                  policy_flop_per_decision=0, decisions=0, dt_min=15, pue=1.0,
+    ...                  intensity_g_per_kwh=400, price_per_kwh=0.15, carbon_price_per_t=100)
+    >>> bill.num_gpus, round(bill.it_energy_kwh, 6), round(bill.carbon_g, 6)
+    (1, 0.09625, 38.5)
+    """
+    flop_per_unit_min = _nonnegative("analytics_flop_per_unit_min", analytics_flop_per_unit_min)
+    units = _nonnegative("units", units)
+    flop_per_decision = _nonnegative("policy_flop_per_decision", policy_flop_per_decision)
+    decisions = _count("decisions", decisions)
+    dt_min = _nonnegative("dt_min", dt_min)
+    if dt_min == 0.0:
+        raise SimcityError("is zero", field="dt_min", expected="a step length > 0 minutes")
+    min_gpus = _count("min_gpus", min_gpus)
+    pue = _nonnegative("pue", pue)
+    if pue < 1.0:
+        raise SimcityError(f"is {pue}", field="pue", expected=">= 1 (facility over IT energy)")
+    intensity_g_per_kwh = _nonnegative("intensity_g_per_kwh", intensity_g_per_kwh)
+    price_per_kwh = _nonnegative("price_per_kwh", price_per_kwh)
+    carbon_price_per_t = _nonnegative("carbon_price_per_t", carbon_price_per_t)
+
+    analytics_flop = flop_per_unit_min * units * dt_min
+    policy_flop = flop_per_decision * decisions
+    flop = analytics_flop + policy_flop
+    if not math.isfinite(flop):
+        field = "units" if math.isinf(analytics_flop) else "decisions"
+        raise SimcityError("makes the step's FLOPs overflow", field=field, expected="fewer")
+    seconds = dt_min * 60.0
+    busy_gpus = flop / (seconds * device.peak_flop_s * device.utilisation)  # GPU-equivalents
+    num_gpus = max(min_gpus, math.ceil(busy_gpus * (1.0 - _ROUNDING)))
+    idle_w = device.idle_power_w
+    it_power_w = num_gpus * idle_w + (device.max_power_w - idle_w) * busy_gpus
+    it_energy_kwh = it_power_w * seconds / _J_PER_KWH
+    facility_energy_kwh = it_energy_kwh * pue
+    policy_energy_kwh = facility_energy_kwh * (policy_flop / flop) if flop > 0.0 else 0.0
+    carbon_g = facility_energy_kwh * intensity_g_per_kwh
+    return ComputeBill(
+        num_gpus=num_gpus,
+        it_energy_kwh=it_energy_kwh,
+        facility_energy_kwh=facility_energy_kwh,
+        analytics_energy_kwh=facility_energy_kwh - policy_energy_kwh,
+        policy_energy_kwh=policy_energy_kwh,
+        carbon_g=carbon_g,
+        energy_cost=facility_energy_kwh * price_per_kwh,
+        carbon_cost=carbon_g / _G_PER_T * carbon_price_per_t,
+        flop=flop,
+        utilisation=busy_gpus / num_gpus if num_gpus else 0.0,
+        it_power_w=it_power_w,
+    )
+
+
+def _nonnegative(name: str, value: float) -> float:
+    try:
+        if isinstance(value, str):
+            raise TypeError
+        number = float(value)
+    except (TypeError, ValueError):
+        raise SimcityError(f"is {value!r}", field=name, expected="a number >= 0") from None
+    if not 0.0 <= number < math.inf:  # also false for NaN
+        raise SimcityError(f"is {number}", field=name, expected="a finite number >= 0")
+    return number
+
+
+def _count(name: str, value: int) -> int:
+    try:
+        count = operator.index(value)
+    except TypeError:
+        raise SimcityError(f"is {value!r}", field=name, expected="a whole number >= 0") from None
+    if count < 0:
+        raise SimcityError(f"is {count}", field=name, expected="a whole number >= 0")
+    return count
+
+
+# --- measuring with NVML -----------------------------------------------------------
+
+
+class MeasuredEnergy(NamedTuple):
+    """Energy and time of one call, averaged over ``num_calls`` back-to-back calls."""
+
+    joules_per_call: float  # whole-board energy, idle draw included
+    seconds_per_call: float
+    power_w: float  # mean board power over the calls
+    num_calls: int
+    device_name: str
+
+
+_NVML_EXPECTED = "package nvidia-ml-py installed and an NVIDIA GPU, Volta or newer"
+
+
+class NvmlEnergyMeter:
+    """Joules a GPU draws between `start` and `stop`, from NVML's board energy counter.
+
+    The counter (``nvmlDeviceGetTotalEnergyConsumption``: millijoules since the driver
+    loaded, Volta or newer) covers the whole board, so readings include idle draw and any
+    other process on that GPU. The driver updates it at intervals of tens to hundreds of
+    milliseconds, from sampled power on some GPUs: measure for a second or more (raise
+    ``repeats``). The function measured must wait for its GPU work to finish (e.g.
+    ``torch.cuda.synchronize()``) or the energy lands after `stop`.
+
+    ``nvml`` is the NVML module (``pynvml``, imported when first needed if None); tests pass
+    a stand-in. ``clock`` gives seconds. Use as ``with meter: ...`` then read
+    ``meter.joules`` and ``meter.seconds``, or call `start`/`stop`, or `measure`.
+    """
+
+    def __init__(
+        self,
+        device_index: int = 0,
+        *,
+        nvml: Any = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.device_index = _count("device_index", device_index)
+        self.device_name = ""
+        self.joules = 0.0
+        self.seconds = 0.0
+        self._nvml = nvml
+        self._clock = clock
+        self._open: tuple[Any, Any] | None = None  # (nvml module, device handle) while started
+        self._start_mj = 0
+        self._start_s = 0.0
+
+    @staticmethod
+    def available(device_index: int = 0, *, nvml: Any = None) -> tuple[bool, str]:
+        """Whether energy can be measured here, and why not (or which GPU) as text."""
+        try:
+            module, _handle, name, _mj = _open_nvml(nvml, device_index)
+        except SimcityError as err:
+            return False, err.message
+        module.nvmlShutdown()
+        return True, f"{name} (device {device_index})"
+
+    def start(self) -> None:
+        """Start counting; raises `SimcityError` saying why when NVML or a GPU is missing."""
+        if self._open is not None:
+            raise RuntimeError("NvmlEnergyMeter.start() called twice without stop()")
+        module, handle, self.device_name, self._start_mj = _open_nvml(self._nvml, self.device_index)
+        self._start_s = self._clock()
+        self._open = (module, handle)
+
+    def stop(self) -> float:
+        """Joules drawn since `start` (also kept in ``joules``, the time in ``seconds``)."""
+        if self._open is None:
+            raise RuntimeError("NvmlEnergyMeter.stop() called before start()")
+        module, handle = self._open
+        try:
+            end_mj = module.nvmlDeviceGetTotalEnergyConsumption(handle)
+            end_s = self._clock()
+        finally:
+            self._open = None
+            module.nvmlShutdown()
+        self.joules = (end_mj - self._start_mj) / 1000.0
+        self.seconds = end_s - self._start_s
+        return self.joules
+
+    def _restart(self) -> None:
+        """Count from now on (after warm-up calls), keeping NVML open."""
+        if self._open is None:
+            raise RuntimeError("NvmlEnergyMeter is not started")
+        module, handle = self._open
+        self._start_mj = module.nvmlDeviceGetTotalEnergyConsumption(handle)
+        self._start_s = self._clock()
+
+    def __enter__(self) -> NvmlEnergyMeter:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def measure(
+        self, fn: Callable[[], object], repeats: int = 10, warmup: int = 1
+    ) -> MeasuredEnergy:
+        """Energy and time per call of ``fn``, over ``repeats`` calls after ``warmup`` calls."""
+        repeats = _count("repeats", repeats)
+        if repeats == 0:
+            raise SimcityError("is 0", field="repeats", expected="at least 1 call")
+        self.start()
+        try:
+            if _count("warmup", warmup):
+                for _ in range(warmup):
+                    fn()
+                self._restart()
+            for _ in range(repeats):
+                fn()
+        finally:
+            joules = self.stop()
+        return MeasuredEnergy(
+            joules_per_call=joules / repeats,
+            seconds_per_call=self.seconds / repeats,
+            power_w=joules / self.seconds if self.seconds > 0 else 0.0,
+            num_calls=repeats,
+            device_name=self.device_name,
+        )
+
+
+def _open_nvml(nvml: Any, device_index: int) -> tuple[Any, Any, str, int]:
+    """Initialise NVML: (module, handle, device name, energy counter in mJ), or say why not."""
+    if nvml is None:
+        try:
+            import pynvml
+        except ImportError:
+            raise SimcityError(
+                "pynvml not installed", field="nvml", expected=_NVML_EXPECTED
+            ) from None
+        nvml = pynvml
+    try:
+        nvml.nvmlInit()
+    except Exception as err:  # NVMLError_LibraryNotFound, _DriverNotLoaded, ...
+        raise SimcityError(
+            f"no NVIDIA GPU found: {err}", field="nvml", expected=_NVML_EXPECTED
+        ) from None
+    try:
+        handle = nvml.nvmlDeviceGetHandleByIndex(device_index)
+        name = nvml.nvmlDeviceGetName(handle)
+        name = name.decode() if isinstance(name, bytes) else str(name)
+    except Exception as err:
+        nvml.nvmlShutdown()
+        raise SimcityError(
+            f"no NVIDIA GPU found: device {device_index}: {err}",
+            field="nvml",
+            expected=_NVML_EXPECTED,
+        ) from None
+    try:
+        energy_mj = int(nvml.nvmlDeviceGetTotalEnergyConsumption(handle))
+    except Exception as err:  # NVMLError_NotSupported before Volta
+        nvml.nvmlShutdown()
+        raise SimcityError(
+            f"{name} (device {device_index}) has no energy counter: {err}",
+            field="nvml",
+            expected=_NVML_EXPECTED,
+        ) from None
+    return nvml, handle, name, energy_mj
+
+
+# --- calibration -------------------------------------------------------------------
+
+
+def calibrate_profile(
+    profile: DeviceProfile,
+    measured: float | tuple[float, float],
+    *,
+    seconds: float | None = None,
+    name: str | None = None,
+) -> DeviceProfile:
+    """A copy of ``profile`` whose model reproduces a measured, fully-busy run.
+
+    ``measured`` is joules per FLOP, or ``(joules, flop)`` of a run of back-to-back calls
+    on one device (e.g. `NvmlEnergyMeter.measure` times the model's FLOPs per call). In the
+    model such a run costs ``max_power_w × flop / (peak_flop_s × utilisation)`` joules.
+
+    - With ``seconds`` (the run's duration), the run *is* the busy state: ``utilisation``
+      becomes the measured FLOP/s over the peak and ``max_power_w`` the measured mean
+      power (``idle_power_w`` is lowered to it if it was above: a busy board cannot draw
+      less than an idle one). Time and energy are both reproduced.
+    - Without, powers are kept and ``utilisation`` is solved from the joules per FLOP.
+
+    >>> gpu = DeviceProfile(name="toy", precision="fp16", peak_flop_s=100e12,
+    ...                     utilisation=0.5, idle_power_w=10, max_power_w=60)
+    >>> calibrate_profile(gpu, 2e-12).utilisation  # 60 W / (100e12 FLOP/s × 2e-12 J/FLOP)
+    0.3
+    >>> fit = calibrate_profile(gpu, (400.0, 1e15), seconds=20.0)  # 50e12 FLOP/s at 20 W
+    >>> fit.utilisation, fit.max_power_w, fit.idle_power_w
+    (0.5, 20.0, 10.0)
+    """
+    changes: dict[str, Any]
+    if isinstance(measured, tuple):
+        joules = _positive("measured joules", measured[0])
+        flop = _positive("measured flop", measured[1])
+        joules_per_flop = joules / flop
+    else:
+        joules_per_flop = _positive("measured joules per flop", measured)
+    if seconds is None:
+        utilisation = profile.max_power_w / (profile.peak_flop_s * joules_per_flop)
+        if utilisation > 1.0:
+            raise SimcityError(
+                f"{joules_per_flop:.3g} J/FLOP is less than {profile.name} can use at peak "
+                f"and {profile.max_power_w} W",
+                field="measured",
+                expected=f">= {profile.max_power_w / profile.peak_flop_s:.3g} J/FLOP, "
+                "or pass (joules, flop) with seconds to fit the power too",
+            )
+        changes = {"utilisation": utilisation}
+        note = f"{joules_per_flop:.3g} J/FLOP"
+    else:
+        if not isinstance(measured, tuple):
+            raise SimcityError(
+                "seconds needs the FLOP count", field="measured", expected="(joules, flop)"
+            )
+        seconds = _positive("seconds", seconds)
+        flop_s = flop / seconds
+        power_w = joules / seconds
+        if flop_s > profile.peak_flop_s:
+            raise SimcityError(
+                f"measured {flop_s:.3g} FLOP/s is above {profile.name}'s peak "
+                f"{profile.peak_flop_s:.3g} (another precision, or a wrong FLOP count?)",
+                field="measured",
+                expected=f"<= {profile.peak_flop_s:.3g} FLOP/s",
+            )
+        changes = {
+            "utilisation": flop_s / profile.peak_flop_s,
+            "max_power_w": power_w,
+            "idle_power_w": min(profile.idle_power_w, power_w),
+        }
+        note = f"{flop_s:.3g} FLOP/s at {power_w:.3g} W"
+    fields = profile.model_dump()
+    fields.update(changes)
+    fields["name"] = name if name is not None else profile.name
+    fields["source"] = f"{profile.source} Calibrated to a measured run: {note}.".strip()
+    return DeviceProfile(**fields)
+
+
+def _positive(name: str, value: float) -> float:
+    number = _nonnegative(name, value)
+    if number == 0.0:
+        raise SimcityError("is 0", field=name, expected="a finite number > 0")
+    return number

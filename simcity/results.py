@@ -1,0 +1,93 @@
+"""Run results: hourly and daily KPIs from step records, and atomic files on disk."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from simcity.errors import SimcityError
+from simcity.world import StepRecord
+
+
+def hourly_kpis(records: Sequence[StepRecord], dt_min: float) -> list[dict[str, float]]:
+    """KPIs per simulated hour of local time, in the order the hours were simulated."""
+    rows: dict[int, list[StepRecord]] = {}
+    for record in records:
+        rows.setdefault(int(record.hour_local), []).append(record)
+    table = []
+    for hour, group in rows.items():
+        hours = len(group) * dt_min / 60.0
+        table.append(
+            {
+                "hour": hour,
+                "demand_veh_h": float(np.mean([r.demand_veh_h for r in group])),
+                "travel_time_veh_h": float(sum(r.tstt_veh_h_per_h for r in group) * dt_min / 60),
+                "travel_time_index": float(np.mean([r.travel_time_index for r in group])),
+                "mean_vc": float(np.mean([r.mean_vc for r in group])),
+                "load_mw": float(sum(r.energy_kwh for r in group) / hours / 1000.0),
+                "peak_load_mw": float(max(r.load_kw for r in group) / 1000.0),
+                "carbon_g_per_kwh": float(np.mean([r.carbon_g_per_kwh for r in group])),
+            }
+        )
+    return table
+
+
+def day_summary(records: Sequence[StepRecord], dt_min: float) -> dict[str, float]:
+    """Whole-run KPIs."""
+    energy_kwh = sum(r.energy_kwh for r in records)
+    return {
+        "num_steps": len(records),
+        "simulated_h": len(records) * dt_min / 60.0,
+        "travel_time_veh_h": float(sum(r.tstt_veh_h_per_h for r in records) * dt_min / 60),
+        "mean_travel_time_index": float(np.mean([r.travel_time_index for r in records])),
+        "mean_vc": float(np.mean([r.mean_vc for r in records])),
+        "max_vc": float(max(r.max_vc for r in records)),
+        "peak_load_mw": float(max(r.load_kw for r in records) / 1000.0),
+        "energy_mwh": float(energy_kwh / 1000.0),
+        "emissions_t": float(sum(r.emissions_kg for r in records) / 1000.0),
+        "mean_carbon_g_per_kwh": float(np.mean([r.carbon_g_per_kwh for r in records])),
+        "weighted_carbon_g_per_kwh": float(
+            sum(r.emissions_kg for r in records) * 1000.0 / energy_kwh if energy_kwh else 0.0
+        ),
+        "mean_assignment_iterations": float(np.mean([r.assignment_iterations for r in records])),
+        "max_assignment_rel_gap": float(max(r.assignment_rel_gap for r in records)),
+    }
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write text to ``path`` through a temporary file in the same folder, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def steps_csv(records: Sequence[StepRecord]) -> str:
+    """Per-step records as CSV text."""
+    buffer = io.StringIO()
+    rows = [r.as_dict() for r in records]
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [])
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_run(out_dir: Path, records: Sequence[StepRecord], summary: dict[str, Any]) -> None:
+    """Write ``steps.csv`` and ``summary.json`` to ``out_dir``, each atomically."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SimcityError("output path exists and is not a folder", file=out_dir, field="--out")
+    write_atomic(out_dir / "steps.csv", steps_csv(records))
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,386 @@
+"""Scenario files: TOML loaded once into frozen, validated models.
+
+A scenario names a city (generated, TNTP or GraphML), its day (date, time zone, step),
+traffic demand, electric demand, weather, grid carbon intensity and scheduled events.
+A file may start from another with ``base = "other.toml"`` and change only some keys.
+Nothing below this module sees a raw dict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from simcity.errors import SimcityError
+
+NonNegative = Annotated[float, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+Share = Annotated[float, Field(ge=0, le=1)]
+Lon = Annotated[float, Field(ge=-180, le=180)]
+Lat = Annotated[float, Field(ge=-90, le=90)]
+ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _resolve_path(value: str, info: ValidationInfo, *, folder: bool) -> Path:
+    base = (info.context or {}).get("base_dir", Path.cwd())
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else Path(base) / path
+    if folder and not path.is_dir():
+        raise ValueError(f"no such folder: {path}")
+    if not folder and not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    return path
+
+
+# --- time --------------------------------------------------------------------------
+
+
+class TimeConfig(_Frozen):
+    """The simulated day: local date and time zone, decision step and length."""
+
+    date: dt.date = dt.date(2022, 7, 12)
+    timezone: str = "UTC"
+    dt_min: Annotated[float, Field(gt=0, le=1440)] = 15.0
+    num_steps: Annotated[int, Field(ge=1, le=100_000)] = 96
+    start_hour: Annotated[float, Field(ge=0, lt=24)] = 0.0
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown IANA time zone {value!r}") from None
+        return value
+
+    @property
+    def duration_min(self) -> float:
+        return self.dt_min * self.num_steps
+
+
+# --- city --------------------------------------------------------------------------
+
+
+class RoadConfig(_Frozen):
+    """Road classes of generated cities: local streets and faster arterials."""
+
+    speed_kmh: Positive = 30.0
+    lanes: Annotated[int, Field(ge=1)] = 1
+    arterial_speed_kmh: Positive = 50.0
+    arterial_lanes: Annotated[int, Field(ge=1)] = 2
+    lane_capacity_veh_h: Positive = 900.0
+    bpr_b: NonNegative = 0.15
+    bpr_power: Annotated[float, Field(ge=1)] = 4.0
+
+
+class _GeneratedCity(_Frozen):
+    origin_lon: Lon
+    origin_lat: Lat
+    population: NonNegative = 100_000.0
+    jobs: NonNegative = 80_000.0
+    cbd_km: Positive = 1.5
+    """Jobs and people thin out from the centre over this distance."""
+    zone_share: Annotated[float, Field(gt=0, le=1)] = 1.0
+    """Share of nodes that are traffic zones; the rest hand their people to the nearest."""
+    roads: RoadConfig = RoadConfig()
+
+
+class GridCity(_GeneratedCity):
+    source: Literal["grid"]
+    rows: Annotated[int, Field(ge=1)]
+    cols: Annotated[int, Field(ge=1)]
+    spacing_km: Positive = 0.25
+    arterial_every: Annotated[int, Field(ge=1)] = 4
+
+
+class RingRadialCity(_GeneratedCity):
+    source: Literal["ring_radial"]
+    num_rings: Annotated[int, Field(ge=1)]
+    num_spokes: Annotated[int, Field(ge=3)]
+    ring_spacing_km: Positive = 0.8
+
+
+class RandomGeometricCity(_GeneratedCity):
+    source: Literal["random_geometric"]
+    num_nodes: Annotated[int, Field(ge=1)]
+    radius_km: Positive = 3.0
+    """Nodes fall uniformly in a disc of this radius."""
+    link_km: Positive = 0.6
+    """Nodes closer than this are joined (plus a spanning tree, so the city is connected)."""
+
+
+class TntpCity(_Frozen):
+    source: Literal["tntp"]
+    path: Path
+    origin_lon: Lon | None = None
+    origin_lat: Lat | None = None
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _folder(cls, value: Any, info: ValidationInfo) -> Path:
+        return _resolve_path(str(value), info, folder=True)
+
+
+class GraphmlCity(_Frozen):
+    source: Literal["graphml"]
+    path: Path
+    population: NonNegative = 100_000.0
+    jobs: NonNegative = 80_000.0
+    cbd_km: Positive = 1.5
+    zone_share: Annotated[float, Field(gt=0, le=1)] = 1.0
+    roads: RoadConfig = RoadConfig()
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _file(cls, value: Any, info: ValidationInfo) -> Path:
+        return _resolve_path(str(value), info, folder=False)
+
+
+CityConfig = Annotated[
+    GridCity | RingRadialCity | RandomGeometricCity | TntpCity | GraphmlCity,
+    Field(discriminator="source"),
+]
+
+# --- traffic, energy, weather, carbon ----------------------------------------------
+
+
+class DayProfile(_Frozen):
+    """Demand through the day, as a share of the base OD matrix (1.0 = base hour)."""
+
+    night_level: NonNegative = 0.08
+    midday_level: NonNegative = 0.55
+    am_level: NonNegative = 1.0
+    pm_level: NonNegative = 1.0
+    am_peak_h: Annotated[float, Field(ge=0, lt=24)] = 8.0
+    pm_peak_h: Annotated[float, Field(ge=0, lt=24)] = 17.5
+    peak_width_h: Positive = 1.2
+
+
+class TrafficConfig(_Frozen):
+    demand: Literal["gravity", "tntp"] = "gravity"
+    base_trips_veh_h: NonNegative = 20_000.0
+    """Gravity model: total zone-to-zone trips in the base hour."""
+    gravity_decay_per_min: NonNegative = 0.08
+    demand_scale: NonNegative = 1.0
+    rel_gap: Annotated[float, Field(gt=0, lt=1)] = 1e-3
+    max_iterations: Annotated[int, Field(ge=1)] = 200
+    method: Literal["fw", "cfw", "bfw"] = "bfw"
+    profile: DayProfile = DayProfile()
+
+
+class EnergyConfig(_Frozen):
+    kw_per_resident: NonNegative = 0.45
+    kw_per_job: NonNegative = 1.1
+    comfort_c: float = 21.0
+    cooling_per_deg_c: NonNegative = 0.03
+    heating_per_deg_c: NonNegative = 0.02
+    ev_share: Share = 0.08
+    """Share of arriving cars that plug in."""
+    charger_kw: NonNegative = 7.2
+    charge_duration_h: Positive = 2.0
+
+
+class WeatherConfig(_Frozen):
+    temp_mean_c: Annotated[float, Field(ge=-60, le=60)] = 18.0
+    temp_amplitude_c: Annotated[float, Field(ge=0, le=40)] = 5.0
+    temp_peak_hour: Annotated[float, Field(ge=0, lt=24)] = 15.0
+
+
+class ConstantCarbon(_Frozen):
+    source: Literal["constant"]
+    intensity_g_per_kwh: NonNegative = 300.0
+
+
+class DailyCarbon(_Frozen):
+    source: Literal["daily"]
+    mean_g_per_kwh: NonNegative = 300.0
+    amplitude_g_per_kwh: NonNegative = 100.0
+    min_hour: Annotated[float, Field(ge=0, lt=24)] = 13.0
+
+
+class TraceCarbon(_Frozen):
+    source: Literal["trace"]
+    path: str
+    """A CSV file (relative to the scenario file) or a bundled trace: "CISO" or "ERCO"."""
+    column: str = "avg_CI"
+    wrap_year: bool = True
+    """Map the scenario date onto the trace's year by day of year."""
+
+    @field_validator("path")
+    @classmethod
+    def _trace(cls, value: str, info: ValidationInfo) -> str:
+        if value.upper() in BUNDLED_TRACES:
+            return value.upper()
+        return str(_resolve_path(value, info, folder=False))
+
+
+BUNDLED_TRACES = ("CISO", "ERCO")
+
+CarbonConfig = Annotated[ConstantCarbon | DailyCarbon | TraceCarbon, Field(discriminator="source")]
+
+
+class EventConfig(_Frozen):
+    """A crowd event (game, concert): trips to a place before it, away after, extra load."""
+
+    name: str
+    lon: Lon
+    lat: Lat
+    start: ClockTime
+    end: ClockTime
+    attendees: Annotated[int, Field(ge=0)]
+    car_share: Share = 0.4
+    """Attendees per car is folded in: vehicles = attendees * car_share."""
+    arrival_window_h: Positive = 1.5
+    departure_window_h: Positive = 1.0
+    load_kw: NonNegative = 0.0
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EventConfig:
+        if self.end <= self.start:
+            raise ValueError(f"event ends ({self.end}) before it starts ({self.start})")
+        return self
+
+    @property
+    def start_h(self) -> float:
+        hours, minutes = self.start.split(":")
+        return int(hours) + int(minutes) / 60
+
+    @property
+    def end_h(self) -> float:
+        hours, minutes = self.end.split(":")
+        return int(hours) + int(minutes) / 60
+
+
+class Scenario(_Frozen):
+    """A whole scenario. Load with `load_scenario`; vary with ``model_copy(update=...)``."""
+
+    name: str = Field(min_length=1, max_length=80)
+    title: str = ""
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    time: TimeConfig = TimeConfig()
+    city: CityConfig
+    traffic: TrafficConfig = TrafficConfig()
+    energy: EnergyConfig = EnergyConfig()
+    weather: WeatherConfig = WeatherConfig()
+    carbon: CarbonConfig = ConstantCarbon(source="constant")
+    events: tuple[EventConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Scenario:
+        if self.traffic.demand == "tntp" and self.city.source != "tntp":
+            raise ValueError('traffic.demand = "tntp" needs city.source = "tntp"')
+        return self
+
+
+# --- loading -----------------------------------------------------------------------
+
+
+def bundled_dir() -> Path:
+    """The folder of bundled scenario files (installed copy, else the source tree's)."""
+    here = Path(__file__).resolve().parent
+    installed = here / "_bundled_scenarios"
+    return installed if installed.is_dir() else here.parent / "scenarios"
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Bundled scenario names and their files, sorted by name."""
+    return {p.stem: p for p in sorted(bundled_dir().glob("*.toml"))}
+
+
+def _read_toml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    if path in seen:
+        raise SimcityError("scenario bases form a cycle", file=path, field="base")
+    try:
+        with path.open("rb") as f:
+            raw = tomllib.load(f)
+    except FileNotFoundError:
+        raise SimcityError("no such scenario file", file=path) from None
+    except tomllib.TOMLDecodeError as err:
+        raise SimcityError(f"not valid TOML: {err}", file=path) from None
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise SimcityError("base is not a file name", file=path, field="base", expected="a string")
+    parent = _read_toml((path.parent / base).resolve(), (*seen, path))
+    return _merge(parent, raw)
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+_UNIONS = ("city", "carbon")
+_TAGS = ("grid", "ring_radial", "random_geometric", "tntp", "graphml", "constant", "daily", "trace")
+
+
+def _describe(error: ErrorDetails) -> tuple[str, str]:
+    loc = [str(part) for part in error["loc"]]
+    # Drop the tag pydantic adds inside a tagged union ("city.grid.rows" -> "city.rows").
+    loc = [p for i, p in enumerate(loc) if not (i and loc[i - 1] in _UNIONS and p in _TAGS)]
+    field = ".".join(loc) or "<top>"
+    if error["type"] == "extra_forbidden":
+        return field, "unknown key"
+    if error["type"] == "missing":
+        return field, "missing required key"
+    got = error.get("input")
+    text = str(error["msg"]).removeprefix("Value error, ")
+    if not isinstance(got, dict):
+        text += f" (got {got!r})"
+    return field, text
+
+
+def parse_scenario(raw: dict[str, Any], *, file: str | Path, base_dir: Path) -> Scenario:
+    """Validate a raw mapping into a `Scenario`; errors name ``file`` and the field."""
+    try:
+        return Scenario.model_validate(raw, context={"base_dir": base_dir})
+    except ValidationError as err:
+        errors = err.errors()
+        field, text = _describe(errors[0])
+        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise SimcityError(text + more, file=file, field=field) from None
+
+
+def load_scenario(name_or_path: str | Path) -> Scenario:
+    """Load a scenario from a TOML file, or a bundled one by name.
+
+    >>> load_scenario("tiny").city.source
+    'grid'
+    """
+    path = Path(name_or_path)
+    if not path.is_file():
+        bundled = bundled_scenarios()
+        if str(name_or_path) not in bundled:
+            raise SimcityError(
+                "no such scenario file or bundled scenario",
+                file=str(name_or_path),
+                expected="a TOML file or one of: " + ", ".join(bundled),
+            )
+        path = bundled[str(name_or_path)]
+    path = path.resolve()
+    return parse_scenario(_read_toml(path), file=path, base_dir=path.parent)

@@ -1,0 +1,637 @@
+"""Road traffic: BPR link times and static user-equilibrium assignment.
+
+Pure functions over NumPy arrays. L links, N nodes, Z zones; inside the path search,
+M nodes (N plus one origin copy per node that trips may not pass through), O origins
+(zones with demand) and B origins per block of shortest-path trees.
+
+`assign` is a Frank–Wolfe method (bi-conjugate by default) with an exact line search on
+the Beckmann objective. Its cost is the all-or-nothing loads: one SciPy Dijkstra call
+per block of origins, then a loading pass that walks every tree from its leaves to its
+root in a topological order, one NumPy step per rank for all origins of the block. The
+trees' orders and links are kept between iterations and only patched where they change.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import dijkstra
+
+from simcity.errors import SimcityError
+
+
+class Network(NamedTuple):
+    """The arrays assignment works on (see `simcity.graph.City.network`)."""
+
+    num_nodes: int
+    tail: np.ndarray  # (L,) int node index
+    head: np.ndarray  # (L,) int node index
+    capacity_veh_h: np.ndarray  # (L,)
+    free_flow_time_min: np.ndarray  # (L,)
+    bpr_b: np.ndarray  # (L,)
+    bpr_power: np.ndarray  # (L,)
+    zone_nodes: np.ndarray  # (Z,) node index of each zone, OD-matrix order
+    through: np.ndarray  # (N,) bool; False: trips may not pass through this node
+
+
+class Assignment(NamedTuple):
+    """Result of `assign`."""
+
+    flows_veh_h: np.ndarray  # (L,)
+    times_min: np.ndarray  # (L,) BPR times at those flows
+    rel_gap: float
+    num_iterations: int
+    tstt_veh_min: float  # total system travel time: sum(flows * times)
+    converged: bool
+
+
+def bpr_time(
+    flows_veh_h: np.ndarray,
+    free_flow_time_min: np.ndarray,
+    capacity_veh_h: np.ndarray,
+    b: np.ndarray | float = 0.15,
+    power: np.ndarray | float = 4.0,
+) -> np.ndarray:
+    """BPR link travel time ``t0 * (1 + b * (v / c) ** power)`` in minutes.
+
+    >>> round(float(bpr_time(np.array([1000.0]), np.array([6.0]), np.array([2000.0]))[0]), 9)
+    6.05625
+    """
+    return free_flow_time_min * (1.0 + b * (flows_veh_h / capacity_veh_h) ** power)
+
+
+METHODS: tuple[str, ...] = ("fw", "cfw", "bfw")
+"""Frank–Wolfe variants `assign` knows: plain, conjugate and bi-conjugate."""
+
+# Link times in the path search are floored at this, so every tree link climbs strictly in
+# distance from the origin and distance order is a topological order of each tree, even
+# over zero free-flow-time links (centroid connectors).
+_MIN_SEARCH_TIME_MIN = 1e-6
+# Origins per shortest-path call are capped so that one block's (origins x nodes) arrays
+# stay near this many cells.
+_BLOCK_CELLS = 1 << 22
+# Trees are kept between loads (so most loads only patch them) while all blocks together
+# hold at most this many cells, 20 bytes each; beyond it they are rebuilt every load.
+_KEEP_CELLS = 1 << 24
+
+
+def assign(
+    network: Network,
+    od_veh_h: np.ndarray,
+    *,
+    capacity_veh_h: np.ndarray | None = None,
+    rel_gap: float = 1e-4,
+    max_iterations: int = 500,
+    warm_start: np.ndarray | None = None,
+    warm_start_od_veh_h: np.ndarray | None = None,
+    method: str = "bfw",
+) -> Assignment:
+    """Static user-equilibrium link flows by Frank–Wolfe (plain, conjugate or bi-conjugate).
+
+    Args:
+        network: the road network. A node with `Network.through` False (TNTP zones below
+            ``<FIRST THRU NODE>``) may start and end trips but never carries one through:
+            it is split into an origin copy with its outgoing links and a sink with its
+            incoming ones.
+        od_veh_h: (Z, Z) demand between zones in `Network.zone_nodes` order; the
+            diagonal is ignored.
+        capacity_veh_h: (L,) link capacities to use instead of the network's (incidents).
+        rel_gap: stop when ``(sum x t(x) - sum y t(x)) / sum x t(x)`` is at most this,
+            with y the all-or-nothing flows at times t(x).
+        max_iterations: most all-or-nothing loads (shortest-path passes) to spend.
+        warm_start: (L,) link flows of an earlier solution, e.g. the previous step's.
+        warm_start_od_veh_h: (Z, Z) the demand those flows carry. With it, the start is
+            ``rho * warm_start`` plus the rest of the new demand loaded all-or-nothing at
+            the warm-start times, where ``rho`` is the largest factor with
+            ``rho * old <= new`` for every OD pair: exactly feasible for the new demand,
+            and close to the old equilibrium when demand changed by a few percent.
+            Without it the flows only set the times of the first loading, which is
+            always feasible but helps less.
+        method: "bfw" (bi-conjugate, Mitradjieva & Lindberg 2013), "cfw" (conjugate) or
+            "fw" (plain). The conjugate ones fall back to a plain step, and restart, at an
+            iteration where it would lower the objective more.
+
+    Returns:
+        The flows and times of the last iterate; ``num_iterations`` counts all-or-nothing
+        loads, the unit of cost.
+
+    Two routes of 10 and 12 free-flow minutes share 2,000 veh/h; at equilibrium both take
+    the same time:
+
+    >>> net = Network(
+    ...     num_nodes=4, tail=np.array([0, 1, 0, 2]), head=np.array([1, 3, 2, 3]),
+    ...     capacity_veh_h=np.full(4, 1000.0), free_flow_time_min=np.array([5.0, 5, 6, 6]),
+    ...     bpr_b=np.full(4, 0.15), bpr_power=np.full(4, 4.0),
+    ...     zone_nodes=np.array([0, 3]), through=np.ones(4, dtype=bool))
+    >>> result = assign(net, np.array([[0.0, 2000.0], [0.0, 0.0]]), rel_gap=1e-10)
+    >>> np.round(result.flows_veh_h, 1).tolist()
+    [1173.2, 1173.2, 826.8, 826.8]
+    >>> round(float(result.times_min[0] + result.times_min[1]), 3), bool(result.converged)
+    (12.841, True)
+    """
+    capacity = _check_inputs(network, od_veh_h, capacity_veh_h, rel_gap, max_iterations, method)
+    od = _demand(od_veh_h, len(network.zone_nodes), "od")  # (Z, Z)
+    bpr = _Bpr(network, capacity)
+    if not od.any():
+        zero = np.zeros(len(network.tail))
+        return Assignment(zero, bpr.time(zero), 0.0, 0, 0.0, True)
+
+    loader = _Loader(network, od)
+    flows, num_loads = _initial_flows(loader, bpr, od, warm_start, warm_start_od_veh_h)
+    directions = _Directions(method)
+    while True:
+        times = bpr.time(flows)  # (L,)
+        aon = loader.load(times)  # (L,)
+        num_loads += 1
+        total = float(flows @ times)
+        gap = max(0.0, (total - float(aon @ times)) / total) if total > 0.0 else 0.0
+        if gap <= rel_gap or num_loads >= max_iterations:
+            break
+        target = directions.target(bpr, flows, aon)
+        direction = target - flows  # (L,)
+        step = _line_search(bpr, flows, direction, times)
+        if target is not aon:
+            # Safeguard: where a plain FW step would lower the objective more than the
+            # conjugate one, take it and restart the conjugate sequence.
+            fw_direction = aon - flows  # (L,)
+            fw_step = _line_search(bpr, flows, fw_direction, times)
+            fw_flows = flows + fw_step * fw_direction
+            if bpr.objective(fw_flows) < bpr.objective(flows + step * direction):
+                directions.restart()
+                target, direction, step = aon, fw_direction, fw_step
+        directions.record(target, step)
+        flows += step * direction
+    return Assignment(flows, times, gap, num_loads, total, gap <= rel_gap)
+
+
+def all_or_nothing(network: Network, od_veh_h: np.ndarray, times_min: np.ndarray) -> np.ndarray:
+    """Link flows (L,) of ``od_veh_h`` (Z, Z) all on shortest paths at link ``times_min``.
+
+    >>> net = Network(
+    ...     num_nodes=3, tail=np.array([0, 1, 0]), head=np.array([1, 2, 2]),
+    ...     capacity_veh_h=np.ones(3), free_flow_time_min=np.ones(3),
+    ...     bpr_b=np.zeros(3), bpr_power=np.ones(3),
+    ...     zone_nodes=np.array([0, 2]), through=np.ones(3, dtype=bool))
+    >>> all_or_nothing(net, np.array([[0.0, 5.0], [0.0, 0.0]]), np.array([1.0, 1.0, 3.0])).tolist()
+    [5.0, 5.0, 0.0]
+    """
+    _check_inputs(network, od_veh_h, None, 1.0, 1, "fw")
+    od = _demand(od_veh_h, len(network.zone_nodes), "od")
+    times = np.asarray(times_min, dtype=float)
+    if times.shape != (len(network.tail),) or not np.all(np.isfinite(times) & (times >= 0)):
+        raise SimcityError(
+            "bad link times", field="times_min", expected=f"({len(network.tail)},) values >= 0"
+        )
+    if not od.any():
+        return np.zeros(len(network.tail))
+    return _Loader(network, od).load(times)
+
+
+def relative_gap(
+    network: Network,
+    od_veh_h: np.ndarray,
+    flows_veh_h: np.ndarray,
+    *,
+    capacity_veh_h: np.ndarray | None = None,
+) -> float:
+    """The relative gap `assign` stops on, for any link flows (L,) carrying ``od_veh_h``.
+
+    ``(sum x t(x) - sum y t(x)) / sum x t(x)``, with y the all-or-nothing flows at t(x).
+    """
+    capacity = _check_inputs(network, od_veh_h, capacity_veh_h, 1.0, 1, "fw")
+    flows = np.asarray(flows_veh_h, dtype=float)
+    if flows.shape != capacity.shape:
+        raise SimcityError(
+            f"flows have shape {flows.shape}", field="flows_veh_h", expected=f"{capacity.shape}"
+        )
+    times = _Bpr(network, capacity).time(flows)
+    total = float(flows @ times)
+    aon = all_or_nothing(network, od_veh_h, times)
+    return (total - float(aon @ times)) / total if total > 0.0 else 0.0
+
+
+def _initial_flows(
+    loader: _Loader,
+    bpr: _Bpr,
+    od: np.ndarray,
+    warm_start: np.ndarray | None,
+    warm_start_od_veh_h: np.ndarray | None,
+) -> tuple[np.ndarray, int]:
+    """A feasible first solution for ``od`` and the number of loads it took."""
+    if warm_start is None:
+        if warm_start_od_veh_h is not None:
+            raise SimcityError(
+                "demand of a warm start given without its flows",
+                field="warm_start_od_veh_h",
+                expected="warm_start flows with it",
+            )
+        return loader.load(bpr.time(np.zeros(loader.num_links))), 1
+    warm = np.asarray(warm_start, dtype=float)
+    if warm.shape != (loader.num_links,) or not np.all(np.isfinite(warm)) or (warm < 0).any():
+        raise SimcityError(
+            f"warm start has shape {warm.shape} or negative/NaN flows",
+            field="warm_start",
+            expected=f"({loader.num_links},) link flows >= 0",
+        )
+    if warm_start_od_veh_h is None:
+        return loader.load(bpr.time(warm)), 1
+    old = _demand(warm_start_od_veh_h, od.shape[0], "warm_start_od_veh_h")  # (Z, Z)
+    carried = old > 0
+    rho = float(np.min(od[carried] / old[carried])) if carried.any() else 0.0
+    rest = np.maximum(od - rho * old, 0.0)  # (Z, Z) new demand the scaled start lacks
+    if not rest.any():
+        return rho * warm, 0
+    return rho * warm + loader.load(bpr.time(warm), rest), 1
+
+
+def _demand(od_veh_h: np.ndarray, num_zones: int, field: str) -> np.ndarray:
+    """A float copy of an OD matrix with a zero diagonal, after checking it."""
+    od = np.array(od_veh_h, dtype=float)
+    if od.shape != (num_zones, num_zones):
+        raise SimcityError(
+            f"OD matrix has shape {od.shape}", field=field, expected=f"({num_zones}, {num_zones})"
+        )
+    if not np.all(np.isfinite(od)) or (od < 0).any():
+        raise SimcityError(
+            "OD matrix has negative or NaN demand", field=field, expected=">= 0 veh/h"
+        )
+    np.fill_diagonal(od, 0.0)
+    return od
+
+
+def _check_inputs(
+    network: Network,
+    od_veh_h: np.ndarray,
+    capacity_veh_h: np.ndarray | None,
+    rel_gap: float,
+    max_iterations: int,
+    method: str,
+) -> np.ndarray:
+    """Raise `SimcityError` on unusable arguments; return the link capacities to use."""
+    if method not in METHODS:
+        raise SimcityError(
+            f"unknown method {method!r}", field="method", expected=" | ".join(METHODS)
+        )
+    if not rel_gap > 0 or max_iterations < 1:
+        raise SimcityError(
+            f"rel_gap={rel_gap}, max_iterations={max_iterations}",
+            field="rel_gap/max_iterations",
+            expected="rel_gap > 0 and max_iterations >= 1",
+        )
+    n, num_links = network.num_nodes, len(network.tail)
+    tail, head = np.asarray(network.tail), np.asarray(network.head)
+    zones = np.asarray(network.zone_nodes)
+    if (
+        head.shape != (num_links,)
+        or np.shape(network.through) != (n,)
+        or (num_links and (min(tail.min(), head.min()) < 0 or max(tail.max(), head.max()) >= n))
+        or (zones.size and (zones.min() < 0 or zones.max() >= n))
+        or np.unique(zones).size != zones.size
+    ):
+        raise SimcityError(
+            "links or zones refer to nodes that do not exist, or zones repeat",
+            field="network",
+            expected=f"node indices in [0, {n}), distinct zones, (N,) through flags",
+        )
+    if np.unique(tail.astype(np.int64) * n + head).size != num_links:
+        raise SimcityError(
+            "two links join the same pair of nodes",
+            field="network.links",
+            expected="a simple graph",
+        )
+    link_params = (network.free_flow_time_min, network.bpr_b, network.bpr_power)
+    if any(
+        np.shape(a) != (num_links,) or not np.all(np.isfinite(a)) or (np.asarray(a) < 0).any()
+        for a in link_params
+    ):
+        raise SimcityError(
+            "free-flow times or BPR parameters are missing, negative or NaN",
+            field="network",
+            expected=f"({num_links},) finite values >= 0",
+        )
+    if (np.asarray(network.bpr_power) < 1).any():
+        raise SimcityError("a BPR power is below 1", field="network.bpr_power", expected=">= 1")
+    capacity = np.asarray(
+        network.capacity_veh_h if capacity_veh_h is None else capacity_veh_h, dtype=float
+    )
+    if capacity.shape != (num_links,) or not np.all(np.isfinite(capacity) & (capacity > 0)):
+        raise SimcityError(
+            "link capacities are not all positive",
+            field="capacity_veh_h",
+            expected=f"({num_links},) values > 0 veh/h",
+        )
+    return capacity
+
+
+class _Bpr:
+    """BPR times and slopes for fixed link parameters: ``t = t0 + t0 * b * (v / c) ** p``."""
+
+    def __init__(self, network: Network, capacity_veh_h: np.ndarray) -> None:
+        self.t0_min = np.asarray(network.free_flow_time_min, dtype=float)  # (L,)
+        self.inv_capacity_h_veh = 1.0 / capacity_veh_h  # (L,)
+        self.power = np.asarray(network.bpr_power, dtype=float)  # (L,)
+        self.scale_min = self.t0_min * network.bpr_b  # (L,) t0 * b
+        self.quartic = bool(np.all(self.power == 4.0))
+
+    def time(self, flows_veh_h: np.ndarray) -> np.ndarray:
+        """Link times (min) at ``flows_veh_h``."""
+        ratio = flows_veh_h * self.inv_capacity_h_veh
+        if self.quartic:
+            ratio *= ratio
+            ratio *= ratio
+        else:
+            ratio **= self.power
+        return self.t0_min + self.scale_min * ratio
+
+    def objective(self, flows_veh_h: np.ndarray) -> float:
+        """Beckmann's objective: the sum over links of the integral of time over flow."""
+        ratio = flows_veh_h * self.inv_capacity_h_veh
+        if self.quartic:
+            powered = ratio * ratio
+            powered *= powered
+        else:
+            powered = ratio**self.power
+        integral = self.t0_min + self.scale_min * powered / (self.power + 1.0)
+        return float(flows_veh_h @ integral)
+
+    def slope(self, flows_veh_h: np.ndarray) -> np.ndarray:
+        """d(time)/d(flow) (min per veh/h) at ``flows_veh_h``."""
+        ratio = flows_veh_h * self.inv_capacity_h_veh
+        if self.quartic:
+            return 4.0 * self.inv_capacity_h_veh * self.scale_min * (ratio * ratio * ratio)
+        return self.power * self.inv_capacity_h_veh * self.scale_min * ratio ** (self.power - 1.0)
+
+
+def _line_search(bpr: _Bpr, flows: np.ndarray, direction: np.ndarray, times: np.ndarray) -> float:
+    """Step in [0, 1] minimising the Beckmann objective along ``flows + step * direction``.
+
+    Safeguarded Newton on the directional derivative ``sum(t(x + step d) * d)``, which
+    rises with the step because BPR times rise with flow.
+    """
+    slope_lo = float(times @ direction)
+    if slope_lo >= 0.0:
+        return 0.0
+    slope_hi = float(bpr.time(flows + direction) @ direction)
+    if slope_hi <= 0.0:
+        return 1.0
+    lo, hi = 0.0, 1.0
+    step = slope_lo / (slope_lo - slope_hi)
+    for _ in range(60):
+        at = flows + step * direction
+        slope = float(bpr.time(at) @ direction)
+        if slope > 0.0:
+            hi = step
+        else:
+            lo = step
+        curvature = float(bpr.slope(at) @ (direction * direction))
+        new = step - slope / curvature if curvature > 0.0 else 0.5 * (lo + hi)
+        if not lo < new < hi:
+            new = 0.5 * (lo + hi)
+        if abs(new - step) <= 1e-10 * step or hi - lo <= 1e-15:
+            return new
+        step = new
+    return step
+
+
+class _Directions:
+    """Search directions of plain, conjugate and bi-conjugate Frank–Wolfe.
+
+    Bi-conjugate FW after Mitradjieva & Lindberg (2013), in the form AequilibraE uses: the
+    target point mixes the new all-or-nothing flows with the last two targets so that the
+    direction is conjugate to the last two under the Hessian ``diag(t'(x))``. A full step
+    lands on the last target and leaves no history, so the sequence restarts: plain FW,
+    then conjugate, then bi-conjugate.
+    """
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        self.last = np.zeros(0)  # (L,) previous target s_{k-1}
+        self.before = np.zeros(0)  # (L,) target s_{k-2}
+        self.last_step = 0.0
+        self.depth = 0  # how many past targets the next direction may use
+
+    def restart(self) -> None:
+        """Forget the history: the next direction is a plain Frank–Wolfe one."""
+        self.depth = 0
+
+    def target(self, bpr: _Bpr, flows: np.ndarray, aon: np.ndarray) -> np.ndarray:
+        """The point (L,) to step towards from ``flows`` given the all-or-nothing ``aon``."""
+        if self.method == "fw" or self.depth == 0:
+            return aon
+        hessian = bpr.slope(flows)  # (L,)
+        to_last = self.last - flows  # (L,)
+        if self.method == "cfw" or self.depth == 1:
+            weighted = hessian * to_last
+            num = float(weighted @ (aon - flows))
+            den = float(weighted @ (aon - self.last))
+            alpha = min(max(num / den, 0.0), 0.99999) if den != 0.0 else 0.0
+            return alpha * self.last + (1.0 - alpha) * aon
+        step = self.last_step
+        last_dir = hessian * (step * self.last + (1.0 - step) * self.before - flows)  # (L,)
+        to_aon = aon - flows  # (L,)
+        mu_den = float(last_dir @ (self.before - self.last))
+        mu = max(0.0, -float(last_dir @ to_aon) / mu_den) if mu_den != 0.0 else 0.0
+        nu_den = float((hessian * to_last) @ to_last)
+        nu = -float((hessian * to_last) @ to_aon) / nu_den if nu_den != 0.0 else 0.0
+        nu = max(0.0, nu + mu * step / (1.0 - step))
+        b0 = 1.0 / (1.0 + mu + nu)
+        return b0 * aon + (nu * b0) * self.last + (mu * b0) * self.before
+
+    def record(self, target: np.ndarray, step: float) -> None:
+        """Remember the target just used and the step taken towards it."""
+        self.before, self.last, self.last_step = self.last, target, step
+        self.depth = 0 if step >= 1.0 - 1e-9 else min(self.depth + 1, 2)
+
+
+class _Loader:
+    """Shortest-path trees from every origin, and all-or-nothing loading along them.
+
+    Built once per `assign` call: the CSR structure is fixed and only its weights change.
+    A node that trips may not pass through is split: an origin copy (index N + k) takes its
+    outgoing links and the node keeps its incoming ones, so a path can end there but
+    never continue.
+    """
+
+    def __init__(self, network: Network, od_veh_h: np.ndarray) -> None:
+        n = network.num_nodes
+        tail = np.asarray(network.tail, dtype=np.int64)  # (L,)
+        head = np.asarray(network.head, dtype=np.int64)  # (L,)
+        split = np.flatnonzero(~np.asarray(network.through, dtype=bool))
+        carrier = np.arange(n, dtype=np.int64)  # (N,) node carrying each node's out-links
+        carrier[split] = n + np.arange(split.size)
+        m = n + split.size
+        tail_ext = carrier[tail]  # (L,)
+        self.num_links = tail.size
+        self.num_nodes = m
+
+        by_tail = np.lexsort((head, tail_ext))  # (L,) CSR position -> link
+        indptr = np.zeros(m + 1, dtype=np.int32)
+        np.cumsum(np.bincount(tail_ext, minlength=m), out=indptr[1:])
+        self.csr_links = by_tail
+        self.graph = sp.csr_matrix(
+            (np.ones(tail.size), head[by_tail].astype(np.int32), indptr), shape=(m, m)
+        )
+
+        # Incoming links of each node, grouped by node; slot k holds the k-th incoming
+        # link of every node that has more than k.
+        self.in_links = np.lexsort((tail_ext, head))  # (L,)
+        self.in_tails = tail_ext[self.in_links]  # (L,)
+        self.in_degree = np.bincount(head, minlength=m + 1)  # (M + 1,); node M: "none"
+        self.in_start = np.concatenate([[0], np.cumsum(self.in_degree)[:-1]])  # (M + 1,)
+        self.slots = []
+        for k in range(int(self.in_degree.max(initial=0))):
+            nodes = np.flatnonzero(self.in_degree > k)
+            links = self.in_links[self.in_start[nodes] + k]
+            self.slots.append((nodes, links, tail_ext[links]))
+
+        zones = np.asarray(network.zone_nodes, dtype=np.int64)  # (Z,)
+        origin_zones = np.flatnonzero(od_veh_h.sum(axis=1) > 0)  # (O,) OD rows with demand
+        self.keep_trees = origin_zones.size * m <= _KEEP_CELLS
+        num_blocks = -(-origin_zones.size * m // _BLOCK_CELLS)
+        self.blocks = [
+            _Block(rows, carrier[zones[rows]], zones, od_veh_h[rows], m)
+            for rows in np.array_split(origin_zones, num_blocks)
+        ]
+
+    def load(self, times_min: np.ndarray, od_veh_h: np.ndarray | None = None) -> np.ndarray:
+        """All-or-nothing link flows (L,) at ``times_min``, of ``od_veh_h`` or the base demand.
+
+        Another demand may only use origins that the base demand has.
+        """
+        np.maximum(times_min[self.csr_links], _MIN_SEARCH_TIME_MIN, out=self.graph.data)
+        flows = np.zeros(self.num_links + 1)  # (L + 1,) the last collects "no link"
+        for block in self.blocks:
+            rows = None if od_veh_h is None else od_veh_h[block.origin_zones]
+            flows += block.load(self, rows)
+        return flows[:-1]
+
+    def tree_links(self, pred: np.ndarray) -> np.ndarray:
+        """Link (R, M) from each node's predecessor ``pred`` (R, M) to it; L where none."""
+        links = np.full(pred.shape, self.num_links, dtype=np.int32)
+        for nodes, slot_links, slot_tails in self.slots:
+            links[:, nodes] = np.where(pred[:, nodes] == slot_tails, slot_links, links[:, nodes])
+        return links
+
+    def find_links(self, tails: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        """Link from ``tails`` to ``heads`` (both (K,)); L where the tail is node M."""
+        found = np.full(tails.size, self.num_links, dtype=np.int32)
+        todo = np.flatnonzero(tails < self.num_nodes)
+        slot = 0
+        while todo.size:
+            at = self.in_start[heads[todo]] + slot
+            hit = self.in_tails[at] == tails[todo]
+            found[todo[hit]] = self.in_links[at[hit]]
+            todo = todo[~hit]
+            slot += 1
+            todo = todo[self.in_degree[heads[todo]] > slot]
+        return found
+
+
+class _Block:
+    """Shortest-path trees of a block of B origins, kept in rank-major (M, B) layout.
+
+    Rank r of origin o is the r-th node of a topological order of o's tree (distance order
+    when the tree was last sorted). Loading walks the ranks backwards, each node handing
+    its subtree's demand to its predecessor: one vectorised step per rank for all B
+    origins. The order is kept while it stays topological; link times change a little
+    between iterations and a new predecessor nearly always still comes first, so most
+    loads only patch the few tree links that changed.
+    """
+
+    def __init__(
+        self,
+        origin_zones: np.ndarray,
+        origins: np.ndarray,
+        zone_nodes: np.ndarray,
+        od_veh_h: np.ndarray,
+        num_nodes: int,
+    ) -> None:
+        self.origin_zones = origin_zones  # (B,) OD rows
+        self.origins = origins  # (B,) node of each origin
+        self.zone_nodes = zone_nodes  # (Z,)
+        self.od_veh_h = od_veh_h  # (B, Z)
+        self.checked = False
+        self._forget()
+
+    def _forget(self) -> None:
+        empty = np.zeros((0, 0), dtype=np.int32)
+        self.pred = empty  # (B, M) predecessor of each node; M for none
+        self.rank = empty  # (B, M + 1) rank of each node; column M ("none"): M
+        self.parent_slot = empty.astype(np.int64)  # (M, B) flat (M + 1, B) index of the parent
+        self.link = empty  # (M, B) tree link into the node at (r, o); L for none
+        self.demand_slot = empty.astype(np.int64)  # (B, Z) flat load index of each destination
+
+    def load(self, loader: _Loader, od_veh_h: np.ndarray | None) -> np.ndarray:
+        """Link flows (L + 1,) of this block's demand (or ``od_veh_h`` (B, Z)) on its trees."""
+        dist, pred = dijkstra(loader.graph, indices=self.origins, return_predecessors=True)
+        b, m = pred.shape
+        if not self.checked:
+            self._check_reachable(dist)
+        pred[pred < 0] = m
+        if self.pred.size == 0:
+            stale = np.arange(b)
+        else:
+            rows, nodes = np.nonzero(pred != self.pred)
+            new, ranks = pred[rows, nodes], self.rank[rows, nodes]
+            # Still topological unless some new predecessor does not come before its node.
+            stale = np.unique(rows[(new != m) & (self.rank[rows, new] >= ranks)])
+            if stale.size:
+                keep = ~np.isin(rows, stale)
+                rows, nodes, new, ranks = rows[keep], nodes[keep], new[keep], ranks[keep]
+            self.parent_slot[ranks, rows] = self.rank[rows, new] * b + rows
+            self.link[ranks, rows] = loader.find_links(new, nodes)
+        self.pred = pred
+        if stale.size:
+            self._sort(stale, dist[stale], pred[stale], loader)
+
+        load = np.zeros((m + 1) * b)  # (M + 1, B) flat; row M takes what the roots hand on
+        load[self.demand_slot] = self.od_veh_h if od_veh_h is None else od_veh_h
+        parent_slot = self.parent_slot
+        for r in range(m - 1, 0, -1):
+            load[parent_slot[r]] += load[r * b : (r + 1) * b]
+        flows = np.bincount(
+            self.link.ravel(), weights=load[: m * b], minlength=loader.num_links + 1
+        )
+        if not loader.keep_trees:
+            self._forget()
+        return flows
+
+    def _sort(self, rows: np.ndarray, dist: np.ndarray, pred: np.ndarray, loader: _Loader) -> None:
+        """Order the trees of origins ``rows`` by distance (R, M), a topological order."""
+        num_rows, m = dist.shape
+        b = self.origins.size
+        order = np.argsort(dist, axis=1).astype(np.int32)  # (R, M)
+        rank = np.full((num_rows, m + 1), m, dtype=np.int32)  # (R, M + 1)
+        np.put_along_axis(rank, order, np.arange(m, dtype=np.int32)[None, :], axis=1)
+        cell = (order + (np.arange(num_rows, dtype=np.int32) * m)[:, None]).T  # (M, R)
+        cell = np.ascontiguousarray(cell)  # flat (R, M) index of the node at each rank
+        parent = pred.ravel()[cell]  # (M, R)
+        parent_rank = np.ascontiguousarray(np.take_along_axis(rank, parent.T, axis=1).T)
+        parent_slot = parent_rank.astype(np.int64) * b + rows  # (M, R)
+        link = loader.tree_links(pred).ravel()[cell]  # (M, R)
+        demand_slot = rank[:, self.zone_nodes].astype(np.int64) * b + rows[:, None]  # (R, Z)
+        if num_rows == b:
+            self.rank, self.parent_slot, self.link, self.demand_slot = (
+                rank,
+                parent_slot,
+                link,
+                demand_slot,
+            )
+        else:
+            self.rank[rows], self.demand_slot[rows] = rank, demand_slot
+            self.parent_slot[:, rows], self.link[:, rows] = parent_slot, link
+
+    def _check_reachable(self, dist: np.ndarray) -> None:
+        missing = np.isinf(dist[:, self.zone_nodes]) & (self.od_veh_h > 0)  # (B, Z)
+        if missing.any():
+            row, dest = np.argwhere(missing)[0]
+            origin = int(self.origin_zones[row])
+            raise SimcityError(
+                f"no path from zone {origin} (node {self.zone_nodes[origin]}) to zone {dest} "
+                f"(node {self.zone_nodes[dest]})",
+                field="od",
+                expected="a path from every origin to every destination with demand",
+            )
+        self.checked = True

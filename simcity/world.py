@@ -1,0 +1,259 @@
+"""The world on SimPy: traffic, electric demand and grid carbon through a simulated day.
+
+SimPy time is minutes since the start of the episode. Each subsystem is a short SimPy
+process that, once per decision interval, calls a pure NumPy function for the interval
+that starts now (evaluated at its midpoint) and sleeps for `dt_min`. `World.advance`
+runs the clock to the end of the next interval and returns what happened in it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import simpy
+
+from simcity import carbon, energy
+from simcity.cities import build_city
+from simcity.demand import city_gravity_od, event_od, od_at, zone_catchment
+from simcity.graph import City
+from simcity.scenario import BUNDLED_TRACES, ConstantCarbon, DailyCarbon, Scenario
+from simcity.traffic import Assignment, assign
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    """What the world did over one decision interval."""
+
+    step: int
+    time_min: float
+    hour_local: float
+    demand_veh_h: float
+    tstt_veh_h_per_h: float
+    """Total system travel time accrued per hour of the interval (veh·h/h)."""
+    travel_time_index: float
+    """Travel time over free-flow travel time for the same flows (1 = free flow)."""
+    mean_vc: float
+    max_vc: float
+    assignment_iterations: int
+    assignment_rel_gap: float
+    load_kw: float
+    peak_node_load_kw: float
+    ev_load_kw: float
+    temperature_c: float
+    carbon_g_per_kwh: float
+    energy_kwh: float
+    emissions_kg: float
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+class TrafficSnapshot(NamedTuple):
+    """The traffic of the current interval."""
+
+    od_veh_h: np.ndarray  # (Z, Z)
+    assignment: Assignment
+    capacity_veh_h: np.ndarray  # (L,) after any cuts
+
+
+@lru_cache(maxsize=8)
+def _trace(path: str, column: str) -> carbon.CarbonTrace:
+    bundled = path in BUNDLED_TRACES
+    return carbon.read_carbon_trace(
+        carbon.bundled_trace_path(path) if bundled else Path(path), column=column
+    )
+
+
+def carbon_intensity(scenario: Scenario, minutes: np.ndarray) -> np.ndarray:
+    """Grid carbon intensity (g/kWh) at minutes after the episode start."""
+    cfg, time = scenario.carbon, scenario.time
+    hour_local = (time.start_hour + minutes / 60.0) % 24.0
+    if isinstance(cfg, ConstantCarbon):
+        return np.full(np.shape(minutes), cfg.intensity_g_per_kwh)
+    if isinstance(cfg, DailyCarbon):
+        return carbon.daily_intensity(
+            hour_local, cfg.mean_g_per_kwh, cfg.amplitude_g_per_kwh, cfg.min_hour
+        )
+    time_s = carbon.local_times_to_utc_s(time.date, time.timezone, time.start_hour * 60 + minutes)
+    return carbon.trace_intensity(_trace(cfg.path, cfg.column), time_s, wrap_year=cfg.wrap_year)
+
+
+class World:
+    """A city's traffic, electric demand and carbon intensity on a SimPy clock."""
+
+    def __init__(self, scenario: Scenario, city: City | None = None, *, file: str = "<scenario>"):
+        self.scenario = scenario
+        self.city = city if city is not None else build_city(scenario, file=file)
+        time = scenario.time
+        self.dt_min = time.dt_min
+        self.num_steps = time.num_steps
+        self.base_od = self._base_od()
+        self._catchment = zone_catchment(self.city)
+        weight = self.city.population + self.city.jobs + 1e-9
+        zone_weight = np.bincount(self._catchment, weights=weight, minlength=self.city.num_zones)
+        self._arrival_share = weight / zone_weight[self._catchment]  # (N,) share of its zone
+        self._event_zone = [self._nearest(e.lon, e.lat, zones=True) for e in scenario.events]
+        self._event_node = [self._nearest(e.lon, e.lat, zones=False) for e in scenario.events]
+        midpoints = (np.arange(self.num_steps) + 0.5) * self.dt_min
+        self.carbon_g_per_kwh = carbon_intensity(scenario, midpoints)  # (T,)
+        self.capacity_factor = np.ones(self.city.num_links)
+        self.flows_veh_h = np.zeros(self.city.num_links)
+        self.times_min = np.array(self.city.free_flow_time_min)
+        self.ev_charging_veh = np.zeros(self.city.num_nodes)
+        self.node_load_kw = np.zeros(self.city.num_nodes)
+        self.traffic: TrafficSnapshot | None = None
+        self.records: list[StepRecord] = []
+        self.env = simpy.Environment()
+        self.env.process(traffic_process(self))
+        self.env.process(energy_process(self))
+
+    # -- helpers ------------------------------------------------------------------
+
+    def _base_od(self) -> np.ndarray:
+        traffic = self.scenario.traffic
+        if traffic.demand == "tntp":
+            assert self.city.od_veh_h is not None
+            return traffic.demand_scale * np.asarray(self.city.od_veh_h, dtype=float)
+        od = city_gravity_od(
+            self.city,
+            total_veh_h=traffic.base_trips_veh_h,
+            decay_per_min=traffic.gravity_decay_per_min,
+        )
+        return traffic.demand_scale * od
+
+    def _nearest(self, lon: float, lat: float, *, zones: bool) -> int:
+        index = self.city.zone_index if zones else np.arange(self.city.num_nodes)
+        d2 = (self.city.lon[index] - lon) ** 2 + (self.city.lat[index] - lat) ** 2
+        return int(np.argmin(d2))
+
+    @property
+    def step_index(self) -> int:
+        return round(self.env.now / self.dt_min)
+
+    def hour_local(self, minutes: float) -> float:
+        return (self.scenario.time.start_hour + minutes / 60.0) % 24.0
+
+    def od_now(self, hour: float) -> np.ndarray:
+        """Zone-to-zone demand (veh/h) at a local hour, events included."""
+        od = od_at(self.base_od, self.scenario.traffic.profile, hour)
+        zone_pop = np.bincount(
+            self._catchment, weights=self.city.population, minlength=self.city.num_zones
+        )
+        for event, zone in zip(self.scenario.events, self._event_zone, strict=True):
+            od = od + event_od(event, zone, zone_pop, hour)
+        return od
+
+    # -- stepping -----------------------------------------------------------------
+
+    def advance(self) -> StepRecord:
+        """Simulate the next decision interval and return its record."""
+        if self.step_index >= self.num_steps:
+            raise RuntimeError("the episode is over")
+        self.env.run(until=self.env.now + self.dt_min)
+        return self.records[-1]
+
+    def run(self) -> list[StepRecord]:
+        """Simulate the remaining intervals of the episode."""
+        while self.step_index < self.num_steps:
+            self.advance()
+        return self.records
+
+
+def traffic_process(world: World) -> Generator[simpy.Event, None, None]:
+    """Equilibrium traffic for each interval, warm-started from the previous one."""
+    cfg = world.scenario.traffic
+    network = world.city.network
+    while True:
+        hour = world.hour_local(world.env.now + world.dt_min / 2)
+        od = world.od_now(hour)
+        result = assign(
+            network,
+            od,
+            capacity_veh_h=network.capacity_veh_h * world.capacity_factor,
+            rel_gap=cfg.rel_gap,
+            max_iterations=cfg.max_iterations,
+            warm_start=world.flows_veh_h if world.env.now > 0 else None,
+            method=cfg.method,
+        )
+        world.flows_veh_h, world.times_min = result.flows_veh_h, result.times_min
+        world.traffic = TrafficSnapshot(od, result, network.capacity_veh_h * world.capacity_factor)
+        yield world.env.timeout(world.dt_min)
+
+
+def energy_process(world: World) -> Generator[simpy.Event, None, None]:
+    """Node electric load: buildings by land use and weather, EV charging, events.
+
+    Also writes the interval's record, so it runs after the traffic process.
+    """
+    cfg, weather, city = world.scenario.energy, world.scenario.weather, world.city
+    while True:
+        step = world.step_index
+        hour = world.hour_local(world.env.now + world.dt_min / 2)
+        temp_c = float(
+            energy.temperature_c(
+                hour, weather.temp_mean_c, weather.temp_amplitude_c, weather.temp_peak_hour
+            )
+        )
+        buildings_kw = energy.node_load_kw(
+            hour,
+            city.land_use,
+            city.population,
+            city.jobs,
+            temp_c,
+            kw_per_resident=cfg.kw_per_resident,
+            kw_per_job=cfg.kw_per_job,
+            comfort_c=cfg.comfort_c,
+            cooling_per_deg_c=cfg.cooling_per_deg_c,
+            heating_per_deg_c=cfg.heating_per_deg_c,
+        )
+        traffic = world.traffic
+        assert traffic is not None, "the traffic process runs first in every interval"
+        arrivals_zone_veh_h = traffic.od_veh_h.sum(axis=0)  # (Z,)
+        arrivals_veh_h = arrivals_zone_veh_h[world._catchment] * world._arrival_share
+        world.ev_charging_veh = energy.step_ev_charging(
+            world.ev_charging_veh,
+            arrivals_veh_h,
+            world.dt_min,
+            ev_share=cfg.ev_share,
+            charge_duration_h=cfg.charge_duration_h,
+        )
+        ev_kw = energy.ev_load_kw(world.ev_charging_veh, cfg.charger_kw)
+        load_kw = buildings_kw + ev_kw
+        for event, node in zip(world.scenario.events, world._event_node, strict=True):
+            if event.start_h <= hour < event.end_h:
+                load_kw[node] += event.load_kw
+        world.node_load_kw = load_kw
+        total_kw = float(load_kw.sum())
+        energy_kwh = total_kw * world.dt_min / 60.0
+        intensity = float(world.carbon_g_per_kwh[step])
+        flows, times = traffic.assignment.flows_veh_h, traffic.assignment.times_min
+        vc = flows / traffic.capacity_veh_h
+        free_tt = float(flows @ city.free_flow_time_min)
+        tstt = float(flows @ times)
+        world.records.append(
+            StepRecord(
+                step=step,
+                time_min=world.env.now,
+                hour_local=hour,
+                demand_veh_h=float(traffic.od_veh_h.sum()),
+                tstt_veh_h_per_h=tstt / 60.0,
+                travel_time_index=tstt / free_tt if free_tt > 0 else 1.0,
+                mean_vc=float(vc.mean()),
+                max_vc=float(vc.max()),
+                assignment_iterations=traffic.assignment.num_iterations,
+                assignment_rel_gap=traffic.assignment.rel_gap,
+                load_kw=total_kw,
+                peak_node_load_kw=float(load_kw.max()),
+                ev_load_kw=float(ev_kw.sum()),
+                temperature_c=temp_c,
+                carbon_g_per_kwh=intensity,
+                energy_kwh=energy_kwh,
+                emissions_kg=energy_kwh * intensity / 1000.0,
+            )
+        )
+        yield world.env.timeout(world.dt_min)
