@@ -11,3 +11,13 @@ from simcity.tntp import read_tntp
 
 __all__ = ["City", "Scenario", "SimcityError", "load_scenario", "read_tntp"]
 __version__ = "0.1.0"
+
+
+def _register() -> None:
+    import gymnasium
+
+    if "simcity/CityMonitoring-v0" not in gymnasium.registry:
+        gymnasium.register("simcity/CityMonitoring-v0", entry_point="simcity.env:CityEnv")
+
+
+_register()

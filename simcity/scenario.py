@@ -26,6 +26,13 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from simcity.errors import SimcityError
+from simcity.monitoring_config import (
+    ComputeConfig,
+    IncidentConfig,
+    MonitoringConfig,
+    RewardConfig,
+    SensorConfig,
+)
 
 NonNegative = Annotated[float, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
@@ -183,6 +190,9 @@ class TrafficConfig(_Frozen):
     rel_gap: Annotated[float, Field(gt=0, lt=1)] = 1e-3
     max_iterations: Annotated[int, Field(ge=1)] = 200
     method: Literal["fw", "cfw", "bfw"] = "bfw"
+    incident_rel_gap: Annotated[float, Field(gt=0, lt=1)] = 1e-2
+    """Gap for re-routing around incident capacity cuts, from that step's baseline."""
+    incident_max_iterations: Annotated[int, Field(ge=1)] = 4
     profile: DayProfile = DayProfile()
 
 
@@ -283,6 +293,13 @@ class Scenario(_Frozen):
     weather: WeatherConfig = WeatherConfig()
     carbon: CarbonConfig = ConstantCarbon(source="constant")
     events: tuple[EventConfig, ...] = ()
+    sensors: SensorConfig = SensorConfig()
+    incidents: IncidentConfig = IncidentConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    compute: ComputeConfig = ComputeConfig()
+    datacentre_carbon: CarbonConfig | None = None
+    """The data centre's grid when it differs from the city's (same table as [carbon])."""
+    reward: RewardConfig = RewardConfig()
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
@@ -335,7 +352,7 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-_UNIONS = ("city", "carbon")
+_UNIONS = ("city", "carbon", "datacentre_carbon")
 _TAGS = ("grid", "ring_radial", "random_geometric", "tntp", "graphml", "constant", "daily", "trace")
 
 

@@ -112,8 +112,8 @@ def read_tntp(
             node,
             **{
                 NODE_NAME: str(node),
-                NODE_LON: lon[node - 1],
-                NODE_LAT: lat[node - 1],
+                NODE_LON: float(lon[node - 1]),
+                NODE_LAT: float(lat[node - 1]),
                 NODE_POPULATION: float(produced[node - 1]) if zone else 0.0,
                 NODE_JOBS: float(attracted[node - 1]) if zone else 0.0,
                 NODE_LAND_USE: "mixed",
@@ -122,15 +122,15 @@ def read_tntp(
             },
         )
     for line, row in links:
-        tail, head = int(row[0]), int(row[1])
-        for column, node in (("init_node", tail), ("term_node", head)):
-            if not 1 <= node <= num_nodes:
+        for column, end in (("init_node", row[0]), ("term_node", row[1])):
+            if end != int(end) or not 1 <= end <= num_nodes:
                 raise SimcityError(
-                    f"link to unknown node {node}",
+                    f"link to unknown node {end:g}",
                     file=net_path,
                     field=f"line {line}, {column}",
                     expected=f"a node id in 1..{num_nodes}",
                 )
+        tail, head = int(row[0]), int(row[1])
         if graph.has_edge(tail, head):
             raise SimcityError(
                 f"second link {tail}->{head}",

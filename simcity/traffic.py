@@ -491,7 +491,7 @@ class _Loader:
         self.keep_trees = origin_zones.size * m <= _KEEP_CELLS
         num_blocks = -(-origin_zones.size * m // _BLOCK_CELLS)
         self.blocks = [
-            _Block(rows, carrier[zones[rows]], zones, od_veh_h[rows], m)
+            _Block(rows, carrier[zones[rows]], zones, od_veh_h[rows])
             for rows in np.array_split(origin_zones, num_blocks)
         ]
 
@@ -546,7 +546,6 @@ class _Block:
         origins: np.ndarray,
         zone_nodes: np.ndarray,
         od_veh_h: np.ndarray,
-        num_nodes: int,
     ) -> None:
         self.origin_zones = origin_zones  # (B,) OD rows
         self.origins = origins  # (B,) node of each origin

@@ -8,11 +8,13 @@ runs the clock to the end of the next interval and returns what happened in it.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Generator
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import simpy
@@ -21,7 +23,8 @@ from simcity import carbon, energy
 from simcity.cities import build_city
 from simcity.demand import city_gravity_od, event_od, od_at, zone_catchment
 from simcity.graph import City
-from simcity.scenario import BUNDLED_TRACES, ConstantCarbon, DailyCarbon, Scenario
+from simcity.monitoring import Monitoring, StepOutcome, true_state
+from simcity.scenario import BUNDLED_TRACES, CarbonConfig, ConstantCarbon, DailyCarbon, Scenario
 from simcity.traffic import Assignment, assign
 
 
@@ -48,6 +51,23 @@ class StepRecord:
     carbon_g_per_kwh: float
     energy_kwh: float
     emissions_kg: float
+    # Monitoring over the interval.
+    units_used: float
+    damage: float
+    incidents_new: int
+    incidents_detected: int
+    incidents_missed: int
+    incidents_open: int
+    detection_delay_sum_min: float
+    estimation_error: float
+    compute_kwh: float
+    """Facility energy of the monitoring analytics and the policy."""
+    compute_policy_kwh: float
+    compute_gco2: float
+    compute_energy_cost: float
+    compute_carbon_cost: float
+    gpus_on: int
+    datacentre_g_per_kwh: float
 
     def as_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -69,9 +89,15 @@ def _trace(path: str, column: str) -> carbon.CarbonTrace:
     )
 
 
-def carbon_intensity(scenario: Scenario, minutes: np.ndarray) -> np.ndarray:
-    """Grid carbon intensity (g/kWh) at minutes after the episode start."""
-    cfg, time = scenario.carbon, scenario.time
+def carbon_intensity(
+    scenario: Scenario, minutes: np.ndarray, cfg: CarbonConfig | None = None
+) -> np.ndarray:
+    """Grid carbon intensity (g/kWh) at minutes after the episode start.
+
+    ``cfg`` defaults to the city's grid (``scenario.carbon``).
+    """
+    cfg = scenario.carbon if cfg is None else cfg
+    time = scenario.time
     hour_local = (time.start_hour + minutes / 60.0) % 24.0
     if isinstance(cfg, ConstantCarbon):
         return np.full(np.shape(minutes), cfg.intensity_g_per_kwh)
@@ -86,7 +112,14 @@ def carbon_intensity(scenario: Scenario, minutes: np.ndarray) -> np.ndarray:
 class World:
     """A city's traffic, electric demand and carbon intensity on a SimPy clock."""
 
-    def __init__(self, scenario: Scenario, city: City | None = None, *, file: str = "<scenario>"):
+    def __init__(
+        self,
+        scenario: Scenario,
+        city: City | None = None,
+        *,
+        file: str = "<scenario>",
+        rng: np.random.Generator | None = None,
+    ):
         self.scenario = scenario
         self.city = city if city is not None else build_city(scenario, file=file)
         time = scenario.time
@@ -101,16 +134,33 @@ class World:
         self._event_node = [self._nearest(e.lon, e.lat, zones=False) for e in scenario.events]
         midpoints = (np.arange(self.num_steps) + 0.5) * self.dt_min
         self.carbon_g_per_kwh = carbon_intensity(scenario, midpoints)  # (T,)
+        self.datacentre_g_per_kwh = (
+            self.carbon_g_per_kwh
+            if scenario.datacentre_carbon is None
+            else carbon_intensity(scenario, midpoints, scenario.datacentre_carbon)
+        )
         self.capacity_factor = np.ones(self.city.num_links)
+        """External capacity cuts (the monitoring's accident cuts multiply in)."""
+        self.feeder_kw = scenario.incidents.feeder_margin * _peak_comfort_load_kw(self)
+        self.monitoring = Monitoring(
+            self.city, scenario, rng if rng is not None else np.random.default_rng(scenario.seed)
+        )
+        self.allocation = np.zeros(self.city.num_nodes)
+        self.policy_flop_per_decision = 0.0
+        self.outcome: StepOutcome | None = None
+        self._day = traffic_day(self)
         self.flows_veh_h = np.zeros(self.city.num_links)
         self.times_min = np.array(self.city.free_flow_time_min)
         self.ev_charging_veh = np.zeros(self.city.num_nodes)
         self.node_load_kw = np.zeros(self.city.num_nodes)
+        self.ev_kw = 0.0
+        self.temperature_c = scenario.weather.temp_mean_c
         self.traffic: TrafficSnapshot | None = None
         self.records: list[StepRecord] = []
         self.env = simpy.Environment()
         self.env.process(traffic_process(self))
         self.env.process(energy_process(self))
+        self.env.process(monitoring_process(self))
 
     # -- helpers ------------------------------------------------------------------
 
@@ -150,10 +200,15 @@ class World:
 
     # -- stepping -----------------------------------------------------------------
 
-    def advance(self) -> StepRecord:
-        """Simulate the next decision interval and return its record."""
+    def advance(self, allocation: np.ndarray | None = None) -> StepRecord:
+        """Simulate the next decision interval under ``allocation`` (N,) and return its record.
+
+        The allocation (monitoring units per node, default none) must already be valid:
+        `CityEnv` maps and checks actions.
+        """
         if self.step_index >= self.num_steps:
             raise RuntimeError("the episode is over")
+        self.allocation = np.zeros(self.city.num_nodes) if allocation is None else allocation
         self.env.run(until=self.env.now + self.dt_min)
         return self.records[-1]
 
@@ -164,35 +219,111 @@ class World:
         return self.records
 
 
-def traffic_process(world: World) -> Generator[simpy.Event, None, None]:
-    """Equilibrium traffic for each interval, warm-started from the previous one."""
-    cfg = world.scenario.traffic
-    network = world.city.network
-    while True:
-        hour = world.hour_local(world.env.now + world.dt_min / 2)
-        od = world.od_now(hour)
-        result = assign(
-            network,
-            od,
-            capacity_veh_h=network.capacity_veh_h * world.capacity_factor,
-            rel_gap=cfg.rel_gap,
-            max_iterations=cfg.max_iterations,
-            warm_start=world.flows_veh_h if world.env.now > 0 else None,
-            method=cfg.method,
+class TrafficDay:
+    """The equilibria of one city's day, memoised: a pure function of (step, capacity).
+
+    Without capacity cuts a step's equilibrium is the baseline chain (each step
+    warm-started from the previous step's baseline); with cuts it is solved warm-started
+    from that step's baseline to the looser incident gap or iteration limit (re-routing
+    around a cut, not a new equilibrium of the whole day). So results never depend on
+    what ran before in the process, and episodes after the first reuse the baseline day.
+    """
+
+    def __init__(self, world: World, max_cached: int = 4096):
+        self.network = world.city.network
+        self.cfg = world.scenario.traffic
+        self._od = [
+            world.od_now(world.hour_local((k + 0.5) * world.dt_min)) for k in range(world.num_steps)
+        ]
+        self._baseline: list[Assignment] = []
+        self._cuts: OrderedDict[tuple[int, bytes], Assignment] = OrderedDict()
+        self._max_cached = max_cached
+
+    def od(self, step: int) -> np.ndarray:
+        return self._od[step]
+
+    def solve(self, step: int, capacity_factor: np.ndarray) -> Assignment:
+        """The equilibrium at ``step`` with link capacities scaled by ``capacity_factor``."""
+        while len(self._baseline) <= step:
+            k = len(self._baseline)
+            self._baseline.append(
+                self._assign(k, None, self._baseline[-1].flows_veh_h if k else None)
+            )
+        if np.all(capacity_factor == 1.0):
+            return self._baseline[step]
+        key = (step, capacity_factor.tobytes())
+        if key in self._cuts:
+            self._cuts.move_to_end(key)
+            return self._cuts[key]
+        result = self._assign(step, capacity_factor, self._baseline[step].flows_veh_h)
+        self._cuts[key] = result
+        if len(self._cuts) > self._max_cached:
+            self._cuts.popitem(last=False)
+        return result
+
+    def _assign(
+        self, step: int, capacity_factor: np.ndarray | None, warm_start: np.ndarray | None
+    ) -> Assignment:
+        capacity, cfg = self.network.capacity_veh_h, self.cfg
+        cut = capacity_factor is not None
+        return assign(
+            self.network,
+            self._od[step],
+            capacity_veh_h=capacity * capacity_factor if cut else capacity,
+            rel_gap=cfg.incident_rel_gap if cut else cfg.rel_gap,
+            max_iterations=cfg.incident_max_iterations if cut else cfg.max_iterations,
+            warm_start=warm_start,
+            method=self.cfg.method,
         )
+
+
+_DAYS: WeakKeyDictionary[City, dict[tuple[object, ...], TrafficDay]] = WeakKeyDictionary()
+
+
+def traffic_day(world: World) -> TrafficDay:
+    """The shared `TrafficDay` of a world's city and traffic settings."""
+    s = world.scenario
+    key = (s.traffic, s.events, s.time)
+    days = _DAYS.setdefault(world.city, {})
+    if key not in days:
+        days[key] = TrafficDay(world)
+    return days[key]
+
+
+def _peak_comfort_load_kw(world: World) -> np.ndarray:
+    """Each node's peak building load over the day at comfort temperature (N,)."""
+    cfg, city = world.scenario.energy, world.city
+    loads = [
+        energy.node_load_kw(
+            hour,
+            city.land_use,
+            city.population,
+            city.jobs,
+            cfg.comfort_c,
+            kw_per_resident=cfg.kw_per_resident,
+            kw_per_job=cfg.kw_per_job,
+        )
+        for hour in np.arange(0.0, 24.0, 0.5)
+    ]
+    return np.maximum(np.max(loads, axis=0), 1e-3)
+
+
+def traffic_process(world: World) -> Generator[simpy.Event, None, None]:
+    """Equilibrium traffic for each interval, after the capacity cuts now in force."""
+    capacity = world.city.capacity_veh_h
+    while True:
+        step = world.step_index
+        factor = world.capacity_factor * world.monitoring.cut_factor
+        result = world._day.solve(step, factor)
         world.flows_veh_h, world.times_min = result.flows_veh_h, result.times_min
-        world.traffic = TrafficSnapshot(od, result, network.capacity_veh_h * world.capacity_factor)
+        world.traffic = TrafficSnapshot(world._day.od(step), result, capacity * factor)
         yield world.env.timeout(world.dt_min)
 
 
 def energy_process(world: World) -> Generator[simpy.Event, None, None]:
-    """Node electric load: buildings by land use and weather, EV charging, events.
-
-    Also writes the interval's record, so it runs after the traffic process.
-    """
+    """Node electric load: buildings by land use and weather, EV charging, events."""
     cfg, weather, city = world.scenario.energy, world.scenario.weather, world.city
     while True:
-        step = world.step_index
         hour = world.hour_local(world.env.now + world.dt_min / 2)
         temp_c = float(
             energy.temperature_c(
@@ -228,18 +359,55 @@ def energy_process(world: World) -> Generator[simpy.Event, None, None]:
             if event.start_h <= hour < event.end_h:
                 load_kw[node] += event.load_kw
         world.node_load_kw = load_kw
-        total_kw = float(load_kw.sum())
+        world.ev_kw = float(ev_kw.sum())
+        world.temperature_c = temp_c
+        yield world.env.timeout(world.dt_min)
+
+
+def monitoring_process(world: World) -> Generator[simpy.Event, None, None]:
+    """Sensors, incidents, estimates and the compute bill; writes the interval's record."""
+    city = world.city
+    scheduled = world.scenario.incidents.scheduled
+    start_h = world.scenario.time.start_hour
+    planned = [((s.at_h - start_h) % 24.0) * 60.0 for s in scheduled]
+    while True:
+        step, t0 = world.step_index, world.env.now
+        t1 = t0 + world.dt_min
+        traffic = world.traffic
+        assert traffic is not None, "the traffic process runs first in every interval"
+        flows, times = traffic.assignment.flows_veh_h, traffic.assignment.times_min
+        state = true_state(
+            city,
+            world.scenario,
+            flows,
+            times,
+            traffic.capacity_veh_h,
+            world.node_load_kw,
+            world.feeder_kw,
+        )
+        due = [(i, t) for i, t in enumerate(planned) if t0 <= t < t1]
+        outcome = world.monitoring.step(
+            state,
+            world.allocation,
+            t0,
+            t1,
+            scheduled=due,
+            policy_flop=world.policy_flop_per_decision,
+            intensity_g_per_kwh=float(world.datacentre_g_per_kwh[step]),
+        )
+        world.outcome = outcome
+        total_kw = float(world.node_load_kw.sum())
         energy_kwh = total_kw * world.dt_min / 60.0
         intensity = float(world.carbon_g_per_kwh[step])
-        flows, times = traffic.assignment.flows_veh_h, traffic.assignment.times_min
         vc = flows / traffic.capacity_veh_h
         free_tt = float(flows @ city.free_flow_time_min)
         tstt = float(flows @ times)
+        bill = outcome.bill
         world.records.append(
             StepRecord(
                 step=step,
-                time_min=world.env.now,
-                hour_local=hour,
+                time_min=t0,
+                hour_local=world.hour_local(t0 + world.dt_min / 2),
                 demand_veh_h=float(traffic.od_veh_h.sum()),
                 tstt_veh_h_per_h=tstt / 60.0,
                 travel_time_index=tstt / free_tt if free_tt > 0 else 1.0,
@@ -248,12 +416,27 @@ def energy_process(world: World) -> Generator[simpy.Event, None, None]:
                 assignment_iterations=traffic.assignment.num_iterations,
                 assignment_rel_gap=traffic.assignment.rel_gap,
                 load_kw=total_kw,
-                peak_node_load_kw=float(load_kw.max()),
-                ev_load_kw=float(ev_kw.sum()),
-                temperature_c=temp_c,
+                peak_node_load_kw=float(world.node_load_kw.max()),
+                ev_load_kw=world.ev_kw,
+                temperature_c=world.temperature_c,
                 carbon_g_per_kwh=intensity,
                 energy_kwh=energy_kwh,
                 emissions_kg=energy_kwh * intensity / 1000.0,
+                units_used=outcome.units_used,
+                damage=outcome.damage,
+                incidents_new=outcome.num_new,
+                incidents_detected=outcome.num_detected,
+                incidents_missed=outcome.num_missed,
+                incidents_open=outcome.num_open,
+                detection_delay_sum_min=float(outcome.detection_delays_min.sum()),
+                estimation_error=outcome.estimation_error,
+                compute_kwh=bill.facility_energy_kwh,
+                compute_policy_kwh=bill.policy_energy_kwh,
+                compute_gco2=bill.carbon_g,
+                compute_energy_cost=bill.energy_cost,
+                compute_carbon_cost=bill.carbon_cost,
+                gpus_on=bill.num_gpus,
+                datacentre_g_per_kwh=float(world.datacentre_g_per_kwh[step]),
             )
         )
         yield world.env.timeout(world.dt_min)

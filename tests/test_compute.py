@@ -16,13 +16,12 @@ from simcity.compute import (
     DEVICES_PATH,
     ComputeBill,
     DeviceProfile,
-    NvmlEnergyMeter,
     bill_step,
-    calibrate_profile,
     device_profile,
     load_devices,
 )
 from simcity.errors import SimcityError
+from simcity.measure import NvmlEnergyMeter, calibrate_profile
 
 # An H100-like GPU with round numbers: achievable 1e15 × 0.5 = 5e14 FLOP/s.
 GPU = DeviceProfile(

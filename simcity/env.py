@@ -1,0 +1,193 @@
+"""CityEnv: the Gymnasium environment in which a policy spreads monitoring over a city.
+
+N nodes, F node features, G global features. Registered as ``simcity/CityMonitoring-v0``:
+``gymnasium.make("simcity/CityMonitoring-v0", scenario="downtown")``.
+
+Observation (a Dict, float32):
+    ``nodes`` (N, F), features in `NODE_FEATURES` order, each scaled to about [0, 1]
+    (clipped to [0, 10]); ``globals`` (G,) in `GLOBAL_FEATURES` order.
+Action: N + 1 non-negative weights, one per node and a last "unused" slot. The budget is
+    split in proportion: node i gets ``budget * w_i / sum(w)``; weight on the unused slot
+    saves compute. Only ratios matter, so any scale works; negative weights count as 0;
+    all-zero weights allocate nothing. NaN or infinite values, or a wrong shape, raise
+    ValueError (never a silent NaN).
+Reward: minus the step's cost in money (incident damage + estimation-error cost + compute
+    energy cost + carbon cost x carbon_weight), times ``reward.scale``. `info` carries every
+    term and its physical quantity. The day ends with ``truncated=True``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from simcity.cities import build_city
+from simcity.graph import City
+from simcity.scenario import Scenario, load_scenario
+from simcity.world import StepRecord, World
+
+NODE_FEATURES: tuple[str, ...] = (
+    "population",  # log1p(population) / log1p(max population)
+    "jobs",  # log1p(jobs) / log1p(max jobs)
+    "congestion_est",  # estimated mean v/c of links into the node
+    "load_ratio_est",  # estimated load / feeder capacity
+    "emissions_est",  # estimated traffic emissions / reference
+    "traffic_counters_up",  # share of traffic counters working
+    "air_quality_up",  # share of air-quality stations working (0 where none)
+    "energy_meters_up",  # share of energy meters working
+    "recent_detections",  # decayed count of detections (half-life 2 h), x / (1 + x)
+    "open_detected",  # open incidents already detected here, / 3
+    "previous_allocation",  # last step's units here / budget
+    "has_air_quality",  # an air-quality station is installed
+)
+GLOBAL_FEATURES: tuple[str, ...] = (
+    "time_sin",  # sin(2 pi hour / 24)
+    "time_cos",
+    "carbon_now",  # data centre's grid intensity now, g/kWh / 1000
+    "carbon_next_1h",  # in one hour
+    "carbon_next_3h",  # mean over the next three hours
+    "budget_per_node",  # budget units / N
+    "day_progress",  # step / steps per day
+)
+FEATURE_MAX = 10.0
+
+
+class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
+    """Spread a monitoring budget over a city every `dt_min` minutes; see module doc."""
+
+    metadata = {"render_modes": []}  # noqa: RUF012 (Gymnasium declares it per instance)
+
+    def __init__(
+        self,
+        scenario: str | Path | Scenario = "downtown",
+        *,
+        policy_flop_per_decision: float = 0.0,
+        city: City | None = None,
+    ) -> None:
+        self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        self.city = city if city is not None else build_city(self.scenario, file=str(scenario))
+        if not (np.isfinite(policy_flop_per_decision) and policy_flop_per_decision >= 0):
+            raise ValueError(
+                f"policy_flop_per_decision is {policy_flop_per_decision!r}; expected >= 0"
+            )
+        self.policy_flop_per_decision = float(policy_flop_per_decision)
+        n = self.city.num_nodes
+        self.budget_units = self.scenario.monitoring.budget_units
+        self.observation_space = spaces.Dict(  # type: ignore[assignment]
+            {
+                "nodes": spaces.Box(0.0, FEATURE_MAX, (n, len(NODE_FEATURES)), np.float32),
+                "globals": spaces.Box(-1.0, FEATURE_MAX, (len(GLOBAL_FEATURES),), np.float32),
+            }
+        )
+        self.action_space = spaces.Box(0.0, 1.0, (n + 1,), np.float32)
+        self._static = np.stack(
+            [
+                np.log1p(self.city.population) / max(np.log1p(self.city.population.max()), 1e-9),
+                np.log1p(self.city.jobs) / max(np.log1p(self.city.jobs.max()), 1e-9),
+            ],
+            axis=1,
+        )
+        self.world: World | None = None
+
+    # -- Gymnasium API --------------------------------------------------------------
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        super().reset(seed=seed)
+        options = options or {}
+        if "policy_flop_per_decision" in options:
+            self.policy_flop_per_decision = float(options["policy_flop_per_decision"])
+        self.world = World(self.scenario, self.city, rng=self.np_random)
+        self.world.policy_flop_per_decision = self.policy_flop_per_decision
+        return self._observation(), {"step": 0}
+
+    def step(
+        self, action: np.ndarray
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self.world is None:
+            raise RuntimeError("call reset() before step()")
+        allocation = self.allocation(action)
+        record = self.world.advance(allocation)
+        info = self.costs(record)
+        reward = -info["cost_total"] * self.scenario.reward.scale
+        info["reward"] = reward
+        truncated = self.world.step_index >= self.world.num_steps
+        return self._observation(), reward, False, truncated, info
+
+    # -- mapping and accounting ---------------------------------------------------------
+
+    def allocation(self, action: np.ndarray) -> np.ndarray:
+        """Monitoring units per node (N,) for an action (N + 1 weights); see module doc."""
+        weights = np.asarray(action, dtype=np.float64)
+        expected = (self.city.num_nodes + 1,)
+        if weights.shape != expected:
+            raise ValueError(f"action has shape {weights.shape}; expected {expected}")
+        if not np.isfinite(weights).all():
+            raise ValueError("action contains NaN or infinite values")
+        weights = np.maximum(weights, 0.0)
+        total = weights.sum()
+        if total <= 0.0:
+            return np.zeros(self.city.num_nodes)
+        return self.budget_units * weights[:-1] / total
+
+    def costs(self, record: StepRecord) -> dict[str, Any]:
+        """The step's cost terms in money and their physical quantities."""
+        reward_cfg = self.scenario.reward
+        estimation = reward_cfg.estimation_cost * self.city.num_nodes * record.estimation_error
+        carbon = reward_cfg.carbon_weight * record.compute_carbon_cost
+        info: dict[str, Any] = record.as_dict()
+        info.update(
+            cost_damage=record.damage,
+            cost_estimation=estimation,
+            cost_energy=record.compute_energy_cost,
+            cost_carbon=carbon,
+            cost_total=record.damage + estimation + record.compute_energy_cost + carbon,
+        )
+        return info
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        world = self.world
+        assert world is not None
+        mon = world.monitoring
+        n = self.city.num_nodes
+        estimates = mon.estimates if mon.estimates is not None else np.zeros((n, 3))
+        up = mon.sensors_up_share
+        detected_open = np.bincount(mon.open.node[mon.open.detected], minlength=n)
+        recent = mon.recent_detections
+        nodes = np.column_stack(
+            [
+                self._static,
+                estimates,
+                up,
+                recent / (1.0 + recent),
+                detected_open / 3.0,
+                world.allocation / max(self.budget_units, 1e-9),
+                mon.installed[:, 1] > 0,
+            ]
+        )
+        step = world.step_index
+        intensity = world.datacentre_g_per_kwh
+        steps_per_h = max(round(60.0 / world.dt_min), 1)
+        ahead = np.minimum(step + np.arange(1, 3 * steps_per_h + 1), world.num_steps - 1)
+        now = intensity[min(step, world.num_steps - 1)]
+        hour = world.hour_local(world.env.now)
+        globals_ = np.array(
+            [
+                np.sin(2 * np.pi * hour / 24),
+                np.cos(2 * np.pi * hour / 24),
+                now / 1000.0,
+                intensity[ahead[steps_per_h - 1]] / 1000.0,
+                intensity[ahead].mean() / 1000.0,
+                self.budget_units / n,
+                step / world.num_steps,
+            ]
+        )
+        return {
+            "nodes": np.clip(nodes, 0.0, FEATURE_MAX).astype(np.float32),
+            "globals": np.clip(globals_, -1.0, FEATURE_MAX).astype(np.float32),
+        }

@@ -1,0 +1,321 @@
+"""Monitoring state of a world: sensors, incidents, the operator's estimates, the bill.
+
+N nodes, L links, K = 3 sensor kinds, Q = 3 estimated quantities per node: congestion
+(mean v/c of the links into the node), load over feeder capacity, and traffic emissions
+over the reference. `Monitoring.step` is called once per interval by the world's SimPy
+process, after traffic and energy, with the interval's allocation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+from simcity import incidents as inc
+from simcity import sensors
+from simcity.compute import ComputeBill, DeviceProfile, bill_step, device_profile
+from simcity.graph import City
+from simcity.scenario import Scenario
+
+NUM_QUANTITIES = 3
+# The sensor kind that sees each incident kind (accident, pollution, overload, scheduled).
+SENSOR_FOR_INCIDENT = np.array(
+    [sensors.TRAFFIC_COUNTER, sensors.AIR_QUALITY, sensors.ENERGY_METER, sensors.TRAFFIC_COUNTER]
+)
+# The sensor kind that reads each estimated quantity.
+SENSOR_FOR_QUANTITY = np.array([sensors.TRAFFIC_COUNTER, sensors.ENERGY_METER, sensors.AIR_QUALITY])
+
+
+class TrueState(NamedTuple):
+    """The interval's true per-node quantities, and the incident rates they imply."""
+
+    quantities: np.ndarray  # (N, Q) congestion, load ratio, emissions ratio
+    accident_rate_per_h: np.ndarray  # (L,)
+    pollution_rate_per_h: np.ndarray  # (N,)
+    overload_rate_per_h: np.ndarray  # (N,)
+
+
+class StepOutcome(NamedTuple):
+    """What monitoring did over one interval: service, error and the compute bill."""
+
+    damage: float
+    num_new: int
+    num_detected: int
+    num_missed: int
+    """Incidents that closed this interval without being detected."""
+    num_open: int
+    detection_delays_min: np.ndarray
+    estimation_error: float
+    """Mean absolute estimation error over nodes and quantities."""
+    bill: ComputeBill
+    units_used: float
+
+
+def true_state(
+    city: City,
+    scenario: Scenario,
+    flows_veh_h: np.ndarray,
+    times_min: np.ndarray,
+    capacity_veh_h: np.ndarray,
+    load_kw: np.ndarray,
+    feeder_kw: np.ndarray,
+) -> TrueState:
+    """Per-node true quantities and incident rates from traffic and load."""
+    cfg = scenario.incidents
+    n = city.num_nodes
+    vc = flows_veh_h / capacity_veh_h
+    indegree = np.maximum(np.bincount(city.link_head, minlength=n), 1)
+    congestion = np.bincount(city.link_head, weights=vc, minlength=n) / indegree
+    slowdown = times_min / city.free_flow_time_min
+    emissions_g_h = np.bincount(
+        city.link_head,
+        weights=flows_veh_h * city.length_km * cfg.emissions_g_per_veh_km * slowdown,
+        minlength=n,
+    )
+    emissions_ratio = emissions_g_h / cfg.reference_emissions_g_h
+    load_ratio = load_kw / feeder_kw
+    return TrueState(
+        np.stack([congestion, load_ratio, emissions_ratio], axis=1),
+        inc.accident_rate_per_h(
+            flows_veh_h,
+            city.length_km,
+            vc,
+            per_mveh_km=cfg.accident_per_mveh_km,
+            congestion_gain=cfg.congestion_gain,
+        ),
+        cfg.pollution_per_h * emissions_ratio**2,
+        inc.overload_rate_per_h(
+            load_kw, feeder_kw, per_h=cfg.overload_per_h, gain=cfg.overload_gain
+        ),
+    )
+
+
+@dataclass
+class Monitoring:
+    """Sensors, incidents and estimates of one episode; advanced by `step`."""
+
+    city: City
+    scenario: Scenario
+    rng: np.random.Generator
+    device: DeviceProfile = field(init=False)
+    installed: np.ndarray = field(init=False)  # (N, K) int
+    up: np.ndarray = field(init=False)  # (N, K) int
+    open: inc.Incidents = field(init=False)
+    closed: list[inc.Incidents] = field(init=False)
+    estimates: np.ndarray | None = field(init=False)  # (N, Q)
+    recent_detections: np.ndarray = field(init=False)  # (N,) decayed count
+    cut_factor: np.ndarray = field(init=False)  # (L,) capacity left by open accidents
+    neighbour_mean: csr_matrix = field(init=False)  # (N, N) row-normalised adjacency
+    _sensor_rng: np.random.Generator = field(init=False, repr=False)
+    _arrival_rng: np.random.Generator = field(init=False, repr=False)
+    _detect_rng: np.random.Generator = field(init=False, repr=False)
+    _noise_rng: np.random.Generator = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n, cfg = self.city.num_nodes, self.scenario.sensors
+        # Separate streams, so that policies facing the same seed meet the same arrivals.
+        streams = self.rng.spawn(4)
+        self._sensor_rng, self._arrival_rng, self._detect_rng, self._noise_rng = streams
+        compute = self.scenario.compute
+        self.device = device_profile(compute.device, compute.devices_file)
+        self.installed = np.zeros((n, sensors.NUM_KINDS), dtype=np.int64)
+        self.installed[:, sensors.TRAFFIC_COUNTER] = cfg.traffic_counters_per_node
+        self.installed[:, sensors.AIR_QUALITY] = self.rng.random(n) < cfg.air_quality_share
+        self.installed[:, sensors.ENERGY_METER] = cfg.energy_meters_per_node
+        self.up = self.installed.copy()
+        self.open = inc.Incidents.empty()
+        self.closed = []
+        self.estimates = None
+        self.recent_detections = np.zeros(n)
+        self.cut_factor = np.ones(self.city.num_links)
+        tail, head = self.city.link_tail, self.city.link_head
+        adjacency = csr_matrix(
+            (np.ones(2 * len(tail)), (np.r_[tail, head], np.r_[head, tail])), shape=(n, n)
+        )
+        adjacency.data[:] = 1.0  # parallel pairs count once
+        degree = np.asarray(adjacency.sum(axis=1)).ravel()
+        self.neighbour_mean = csr_matrix(adjacency.multiply(1.0 / np.maximum(degree, 1.0)[:, None]))
+
+    @property
+    def sensors_up_share(self) -> np.ndarray:
+        """(N, K) share of each kind's sensors that work."""
+        return sensors.up_share(self.installed, self.up)
+
+    def step(
+        self,
+        state: TrueState,
+        allocation: np.ndarray,
+        t0_min: float,
+        t1_min: float,
+        *,
+        scheduled: list[tuple[int, float]],
+        policy_flop: float,
+        intensity_g_per_kwh: float,
+    ) -> StepOutcome:
+        """Advance sensors, incidents and estimates over [t0, t1) under ``allocation``."""
+        cfg, mon = self.scenario.incidents, self.scenario.monitoring
+        dt_min = t1_min - t0_min
+        # Sensors fail and get repaired.
+        self.up = sensors.step_sensors(
+            self.installed,
+            self.up,
+            dt_min,
+            self._sensor_rng,
+            mtbf_h=self.scenario.sensors.mtbf_h,
+            mttr_h=self.scenario.sensors.mttr_h,
+        )
+        up_share = self.sensors_up_share
+        # New incidents: Poisson arrivals at the interval's rates, plus scheduled ones.
+        new = self._arrivals(state, t0_min, t1_min, scheduled)
+        self.open = inc.Incidents.concat(self.open, new)
+        # Detection, response and damage.
+        nbr = self.neighbour_mean @ allocation
+        node, sensor = self.open.node, SENSOR_FOR_INCIDENT[self.open.kind]
+        hazard = inc.detection_hazard_per_min(
+            allocation[node],
+            nbr[node],
+            up_share[node, sensor],
+            report_per_min=mon.report_per_min,
+            sensor_per_min=mon.sensor_per_min,
+            unit_per_min=mon.unit_per_min,
+            spill=mon.spill,
+        )
+        outcome = inc.advance_incidents(
+            self.open,
+            hazard,
+            t0_min,
+            t1_min,
+            self._detect_rng,
+            response_damage_factor=cfg.response_damage_factor,
+            response_duration_factor=cfg.response_duration_factor,
+        )
+        updated = outcome.incidents
+        delays = (updated.detected_min - updated.start_min)[outcome.newly_detected]
+        missed = int((outcome.closed & ~updated.detected).sum())
+        decay = 0.5 ** (dt_min / 120.0)
+        detected_nodes = np.bincount(
+            updated.node[outcome.newly_detected], minlength=self.city.num_nodes
+        )
+        self.recent_detections = self.recent_detections * decay + detected_nodes
+        if outcome.closed.any():
+            self.closed.append(updated.select(outcome.closed))
+        self.open = updated.select(~outcome.closed)
+        self.cut_factor = self._cuts()
+        # What the operator now believes about every node.
+        error = self._observe(state.quantities, allocation, up_share)
+        units = float(allocation.sum())
+        compute = self.scenario.compute
+        bill = bill_step(
+            device=self.device,
+            analytics_flop_per_unit_min=compute.analytics_flop_per_unit_min,
+            units=units,
+            policy_flop_per_decision=policy_flop,
+            decisions=1,
+            dt_min=dt_min,
+            min_gpus=compute.min_gpus,
+            pue=compute.pue,
+            intensity_g_per_kwh=intensity_g_per_kwh,
+            price_per_kwh=compute.price_per_kwh,
+            carbon_price_per_t=compute.carbon_price_per_t,
+        )
+        return StepOutcome(
+            damage=outcome.damage,
+            num_new=new.num,
+            num_detected=int(outcome.newly_detected.sum()),
+            num_missed=missed,
+            num_open=self.open.num,
+            detection_delays_min=delays,
+            estimation_error=error,
+            bill=bill,
+            units_used=units,
+        )
+
+    def _arrivals(
+        self, state: TrueState, t0_min: float, t1_min: float, scheduled: list[tuple[int, float]]
+    ) -> inc.Incidents:
+        cfg, rng, city = self.scenario.incidents, self._arrival_rng, self.city
+        links, accident_t = inc.sample_arrivals(state.accident_rate_per_h, t0_min, t1_min, rng)
+        polluted, pollution_t = inc.sample_arrivals(state.pollution_rate_per_h, t0_min, t1_min, rng)
+        overloaded, overload_t = inc.sample_arrivals(state.overload_rate_per_h, t0_min, t1_min, rng)
+        kind = np.concatenate(
+            [
+                np.full(len(links), inc.ACCIDENT),
+                np.full(len(polluted), inc.POLLUTION),
+                np.full(len(overloaded), inc.GRID_OVERLOAD),
+            ]
+        )
+        node = np.concatenate([city.link_head[links], polluted, overloaded])
+        link = np.concatenate([links, np.full(len(polluted) + len(overloaded), -1)])
+        start = np.concatenate([accident_t, pollution_t, overload_t])
+        sigma = cfg.severity_sigma
+        severity = (
+            rng.lognormal(-0.5 * sigma**2, sigma, size=len(kind)) if sigma else np.ones(len(kind))
+        )
+        mean_duration = np.asarray(cfg.mean_duration_min)[kind]
+        duration = rng.exponential(1.0, size=len(kind)) * mean_duration
+        damage_rate = np.asarray(cfg.damage_per_min)[kind] * severity
+        new = inc.Incidents(
+            kind=kind.astype(np.int64),
+            node=node.astype(np.int64),
+            link=link.astype(np.int64),
+            severity=severity,
+            start_min=start,
+            end_min=start + duration,
+            damage_per_min=damage_rate,
+            detected_min=np.full(len(kind), np.nan),
+            damage=np.zeros(len(kind)),
+        )
+        if not scheduled:
+            return new
+        planned = [cfg.scheduled[i] for i, _ in scheduled]
+        starts = np.array([t for _, t in scheduled])
+        nodes = np.array([self._nearest(s.lon, s.lat) for s in planned], dtype=np.int64)
+        kinds = np.array([inc.INCIDENT_TYPES.index(s.kind) for s in planned], dtype=np.int64)
+        extra = inc.Incidents(
+            kind=kinds,
+            node=nodes,
+            link=np.full(len(planned), -1, dtype=np.int64),
+            severity=np.array([s.severity for s in planned]),
+            start_min=starts,
+            end_min=starts + np.array([s.duration_min for s in planned]),
+            damage_per_min=np.array([s.damage_per_min * s.severity for s in planned]),
+            detected_min=np.full(len(planned), np.nan),
+            damage=np.zeros(len(planned)),
+        )
+        return inc.Incidents.concat(new, extra)
+
+    def _nearest(self, lon: float, lat: float) -> int:
+        d2 = (self.city.lon - lon) ** 2 + (self.city.lat - lat) ** 2
+        return int(np.argmin(d2))
+
+    def _cuts(self) -> np.ndarray:
+        accidents = self.open.link[self.open.link >= 0]
+        count = np.bincount(accidents, minlength=self.city.num_links)
+        return self.scenario.incidents.accident_capacity_factor**count
+
+    def _observe(self, truth: np.ndarray, allocation: np.ndarray, up_share: np.ndarray) -> float:
+        if self.estimates is None:
+            # The operator starts from city-wide averages.
+            self.estimates = np.broadcast_to(truth.mean(axis=0), truth.shape).copy()
+        seeing = up_share[:, SENSOR_FOR_QUANTITY] > 0  # (N, Q)
+        mon = self.scenario.monitoring
+        self.estimates = sensors.observe(
+            truth,
+            self.estimates,
+            seeing,
+            allocation,
+            self._noise_rng,
+            noise_sd=mon.noise_sd * np.maximum(truth.mean(axis=0), 1e-3),
+            units_halving_noise=mon.units_halving_noise,
+        )
+        return float(np.abs(self.estimates - truth).mean())
+
+    def all_incidents(self) -> inc.Incidents:
+        """Every incident of the episode so far, closed and open."""
+        table = inc.Incidents.empty()
+        for part in [*self.closed, self.open]:
+            table = inc.Incidents.concat(table, part)
+        return table
