@@ -24,8 +24,11 @@ from typing import NamedTuple
 
 import numpy as np
 
+from simcity.graph import City
+from simcity.scenario import bundled_scenarios, load_scenario
 from simcity.tntp import read_tntp
 from simcity.traffic import Network, assign, relative_gap
+from simcity.world import World
 
 os.environ.setdefault("AEQ_SHOW_PROGRESS", "FALSE")
 
@@ -213,12 +216,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rel-gap", type=float, default=1e-4)
     parser.add_argument("--cores", type=int, default=None, help="AequilibraE cores (default all)")
+    parser.add_argument("--large", default="metro", help="Bundled large city")
+    parser.add_argument("--days", nargs="*", default=None, help="Scenarios to simulate a day of")
     args = parser.parse_args()
     if SIOUX_FALLS.is_dir():
         bench_network("Sioux Falls", *sioux_falls(), args.rel_gap, args.cores)
     else:
         print(f"Sioux Falls skipped: no {SIOUX_FALLS}")
     bench_network("Grid 45x45", *synthetic_grid(), args.rel_gap, args.cores)
+    city, od = large_bundled_city(args.large)
+    bench_network(f"{args.large} (bundled)", city.network, od, args.rel_gap, args.cores)
+    print()
+    simulated_days(args.days)
+
+
+def large_bundled_city(name: str) -> tuple[City, np.ndarray]:
+    """The bundled large city and its peak-hour (08:00) demand."""
+    world = World(load_scenario(name))
+    return world.city, world.od_now(8.0)
+
+
+def simulated_days(names: list[str] | None) -> None:
+    """One simulated day's wall time (world only, no policy) for each bundled scenario."""
+    print("One simulated day per bundled scenario (traffic, energy, monitoring; no policy):")
+    print(
+        f"{'scenario':<20} {'nodes':>6} {'links':>6} {'steps':>5} {'wall s':>8} {'iters/step':>10}"
+    )
+    for name in names or list(bundled_scenarios()):
+        started = time.perf_counter()
+        world = World(load_scenario(name))
+        records = world.run()
+        wall_s = time.perf_counter() - started
+        iterations = np.mean([r.assignment_iterations for r in records])
+        print(
+            f"{name:<20} {world.city.num_nodes:>6} {world.city.num_links:>6} "
+            f"{len(records):>5} {wall_s:>8.2f} {iterations:>10.1f}"
+        )
 
 
 if __name__ == "__main__":

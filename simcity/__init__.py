@@ -7,9 +7,9 @@ electric demand and grid carbon. `simcity` never imports `agents` or torch.
 from simcity.errors import SimcityError
 from simcity.graph import City
 from simcity.scenario import Scenario, load_scenario
-from simcity.tntp import read_tntp
+from simcity.tntp import read_tntp, read_tntp_flows
 
-__all__ = ["City", "Scenario", "SimcityError", "load_scenario", "read_tntp"]
+__all__ = ["City", "Scenario", "SimcityError", "load_scenario", "read_tntp", "read_tntp_flows"]
 __version__ = "0.1.0"
 
 

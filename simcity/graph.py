@@ -76,11 +76,11 @@ class City:
     def node_index(self) -> dict:
         return {n: i for i, n in enumerate(self.node_ids)}
 
-    @property
+    @cached_property
     def num_nodes(self) -> int:
         return self.graph.number_of_nodes()
 
-    @property
+    @cached_property
     def num_links(self) -> int:
         return self.graph.number_of_edges()
 

@@ -75,19 +75,24 @@ def write_atomic(path: Path, text: str) -> None:
         raise
 
 
-def steps_csv(records: Sequence[StepRecord]) -> str:
-    """Per-step records as CSV text."""
+def steps_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """Per-step rows (dicts with the same keys) as CSV text."""
     buffer = io.StringIO()
-    rows = [r.as_dict() for r in records]
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]) if rows else [])
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue()
 
 
-def write_run(out_dir: Path, records: Sequence[StepRecord], summary: dict[str, Any]) -> None:
-    """Write ``steps.csv`` and ``summary.json`` to ``out_dir``, each atomically."""
+def write_run(
+    out_dir: Path,
+    rows: Sequence[dict[str, Any]],
+    summary: dict[str, Any],
+    episodes: Sequence[dict[str, Any]] = (),
+) -> None:
+    """Write ``steps.csv``, ``episodes.json`` and ``summary.json``, each atomically."""
     if out_dir.exists() and not out_dir.is_dir():
         raise SimcityError("output path exists and is not a folder", file=out_dir, field="--out")
-    write_atomic(out_dir / "steps.csv", steps_csv(records))
-    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2, sort_keys=False) + "\n")
+    write_atomic(out_dir / "steps.csv", steps_csv(rows))
+    write_atomic(out_dir / "episodes.json", json.dumps(list(episodes), indent=2) + "\n")
+    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -188,11 +188,11 @@ class TrafficConfig(_Frozen):
     gravity_decay_per_min: NonNegative = 0.08
     demand_scale: NonNegative = 1.0
     rel_gap: Annotated[float, Field(gt=0, lt=1)] = 1e-3
-    max_iterations: Annotated[int, Field(ge=1)] = 200
+    max_iterations: Annotated[int, Field(ge=2)] = 200
     method: Literal["fw", "cfw", "bfw"] = "bfw"
     incident_rel_gap: Annotated[float, Field(gt=0, lt=1)] = 1e-2
     """Gap for re-routing around incident capacity cuts, from that step's baseline."""
-    incident_max_iterations: Annotated[int, Field(ge=1)] = 4
+    incident_max_iterations: Annotated[int, Field(ge=2)] = 4
     profile: DayProfile = DayProfile()
 
 

@@ -16,10 +16,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import dijkstra
 
 from simcity.errors import SimcityError
+from simcity.paths import PathLoader
 
 
 class Network(NamedTuple):
@@ -65,17 +64,6 @@ def bpr_time(
 METHODS: tuple[str, ...] = ("fw", "cfw", "bfw")
 """Frank–Wolfe variants `assign` knows: plain, conjugate and bi-conjugate."""
 
-# Link times in the path search are floored at this, so every tree link climbs strictly in
-# distance from the origin and distance order is a topological order of each tree, even
-# over zero free-flow-time links (centroid connectors).
-_MIN_SEARCH_TIME_MIN = 1e-6
-# Origins per shortest-path call are capped so that one block's (origins x nodes) arrays
-# stay near this many cells.
-_BLOCK_CELLS = 1 << 22
-# Trees are kept between loads (so most loads only patch them) while all blocks together
-# hold at most this many cells, 20 bytes each; beyond it they are rebuilt every load.
-_KEEP_CELLS = 1 << 24
-
 
 def assign(
     network: Network,
@@ -100,15 +88,16 @@ def assign(
         capacity_veh_h: (L,) link capacities to use instead of the network's (incidents).
         rel_gap: stop when ``(sum x t(x) - sum y t(x)) / sum x t(x)`` is at most this,
             with y the all-or-nothing flows at times t(x).
-        max_iterations: most all-or-nothing loads (shortest-path passes) to spend.
+        max_iterations: most all-or-nothing loads (shortest-path passes) to spend, the
+            one measuring the final gap included; at least 2.
         warm_start: (L,) link flows of an earlier solution, e.g. the previous step's.
         warm_start_od_veh_h: (Z, Z) the demand those flows carry. With it, the start is
             ``rho * warm_start`` plus the rest of the new demand loaded all-or-nothing at
             the warm-start times, where ``rho`` is the largest factor with
             ``rho * old <= new`` for every OD pair: exactly feasible for the new demand,
             and close to the old equilibrium when demand changed by a few percent.
-            Without it the flows only set the times of the first loading, which is
-            always feasible but helps less.
+            Without it the flows only set the times of the first loading: always
+            feasible, but it saves little.
         method: "bfw" (bi-conjugate, Mitradjieva & Lindberg 2013), "cfw" (conjugate) or
             "fw" (plain). The conjugate ones fall back to a plain step, and restart, at an
             iteration where it would lower the objective more.
@@ -138,7 +127,7 @@ def assign(
         zero = np.zeros(len(network.tail))
         return Assignment(zero, bpr.time(zero), 0.0, 0, 0.0, True)
 
-    loader = _Loader(network, od)
+    loader = PathLoader(network, od)
     flows, num_loads = _initial_flows(loader, bpr, od, warm_start, warm_start_od_veh_h)
     directions = _Directions(method)
     while True:
@@ -177,7 +166,7 @@ def all_or_nothing(network: Network, od_veh_h: np.ndarray, times_min: np.ndarray
     >>> all_or_nothing(net, np.array([[0.0, 5.0], [0.0, 0.0]]), np.array([1.0, 1.0, 3.0])).tolist()
     [5.0, 5.0, 0.0]
     """
-    _check_inputs(network, od_veh_h, None, 1.0, 1, "fw")
+    _check_inputs(network, od_veh_h, None, 1.0, 2, "fw")
     od = _demand(od_veh_h, len(network.zone_nodes), "od")
     times = np.asarray(times_min, dtype=float)
     if times.shape != (len(network.tail),) or not np.all(np.isfinite(times) & (times >= 0)):
@@ -186,7 +175,7 @@ def all_or_nothing(network: Network, od_veh_h: np.ndarray, times_min: np.ndarray
         )
     if not od.any():
         return np.zeros(len(network.tail))
-    return _Loader(network, od).load(times)
+    return PathLoader(network, od).load(times)
 
 
 def relative_gap(
@@ -200,7 +189,7 @@ def relative_gap(
 
     ``(sum x t(x) - sum y t(x)) / sum x t(x)``, with y the all-or-nothing flows at t(x).
     """
-    capacity = _check_inputs(network, od_veh_h, capacity_veh_h, 1.0, 1, "fw")
+    capacity = _check_inputs(network, od_veh_h, capacity_veh_h, 1.0, 2, "fw")
     flows = np.asarray(flows_veh_h, dtype=float)
     if flows.shape != capacity.shape:
         raise SimcityError(
@@ -213,7 +202,7 @@ def relative_gap(
 
 
 def _initial_flows(
-    loader: _Loader,
+    loader: PathLoader,
     bpr: _Bpr,
     od: np.ndarray,
     warm_start: np.ndarray | None,
@@ -274,11 +263,11 @@ def _check_inputs(
         raise SimcityError(
             f"unknown method {method!r}", field="method", expected=" | ".join(METHODS)
         )
-    if not rel_gap > 0 or max_iterations < 1:
+    if not rel_gap > 0 or max_iterations < 2:
         raise SimcityError(
             f"rel_gap={rel_gap}, max_iterations={max_iterations}",
             field="rel_gap/max_iterations",
-            expected="rel_gap > 0 and max_iterations >= 1",
+            expected="rel_gap > 0 and max_iterations >= 2",
         )
     n, num_links = network.num_nodes, len(network.tail)
     tail, head = np.asarray(network.tail), np.asarray(network.head)
@@ -443,194 +432,3 @@ class _Directions:
         """Remember the target just used and the step taken towards it."""
         self.before, self.last, self.last_step = self.last, target, step
         self.depth = 0 if step >= 1.0 - 1e-9 else min(self.depth + 1, 2)
-
-
-class _Loader:
-    """Shortest-path trees from every origin, and all-or-nothing loading along them.
-
-    Built once per `assign` call: the CSR structure is fixed and only its weights change.
-    A node that trips may not pass through is split: an origin copy (index N + k) takes its
-    outgoing links and the node keeps its incoming ones, so a path can end there but
-    never continue.
-    """
-
-    def __init__(self, network: Network, od_veh_h: np.ndarray) -> None:
-        n = network.num_nodes
-        tail = np.asarray(network.tail, dtype=np.int64)  # (L,)
-        head = np.asarray(network.head, dtype=np.int64)  # (L,)
-        split = np.flatnonzero(~np.asarray(network.through, dtype=bool))
-        carrier = np.arange(n, dtype=np.int64)  # (N,) node carrying each node's out-links
-        carrier[split] = n + np.arange(split.size)
-        m = n + split.size
-        tail_ext = carrier[tail]  # (L,)
-        self.num_links = tail.size
-        self.num_nodes = m
-
-        by_tail = np.lexsort((head, tail_ext))  # (L,) CSR position -> link
-        indptr = np.zeros(m + 1, dtype=np.int32)
-        np.cumsum(np.bincount(tail_ext, minlength=m), out=indptr[1:])
-        self.csr_links = by_tail
-        self.graph = sp.csr_matrix(
-            (np.ones(tail.size), head[by_tail].astype(np.int32), indptr), shape=(m, m)
-        )
-
-        # Incoming links of each node, grouped by node; slot k holds the k-th incoming
-        # link of every node that has more than k.
-        self.in_links = np.lexsort((tail_ext, head))  # (L,)
-        self.in_tails = tail_ext[self.in_links]  # (L,)
-        self.in_degree = np.bincount(head, minlength=m + 1)  # (M + 1,); node M: "none"
-        self.in_start = np.concatenate([[0], np.cumsum(self.in_degree)[:-1]])  # (M + 1,)
-        self.slots = []
-        for k in range(int(self.in_degree.max(initial=0))):
-            nodes = np.flatnonzero(self.in_degree > k)
-            links = self.in_links[self.in_start[nodes] + k]
-            self.slots.append((nodes, links, tail_ext[links]))
-
-        zones = np.asarray(network.zone_nodes, dtype=np.int64)  # (Z,)
-        origin_zones = np.flatnonzero(od_veh_h.sum(axis=1) > 0)  # (O,) OD rows with demand
-        self.keep_trees = origin_zones.size * m <= _KEEP_CELLS
-        num_blocks = -(-origin_zones.size * m // _BLOCK_CELLS)
-        self.blocks = [
-            _Block(rows, carrier[zones[rows]], zones, od_veh_h[rows])
-            for rows in np.array_split(origin_zones, num_blocks)
-        ]
-
-    def load(self, times_min: np.ndarray, od_veh_h: np.ndarray | None = None) -> np.ndarray:
-        """All-or-nothing link flows (L,) at ``times_min``, of ``od_veh_h`` or the base demand.
-
-        Another demand may only use origins that the base demand has.
-        """
-        np.maximum(times_min[self.csr_links], _MIN_SEARCH_TIME_MIN, out=self.graph.data)
-        flows = np.zeros(self.num_links + 1)  # (L + 1,) the last collects "no link"
-        for block in self.blocks:
-            rows = None if od_veh_h is None else od_veh_h[block.origin_zones]
-            flows += block.load(self, rows)
-        return flows[:-1]
-
-    def tree_links(self, pred: np.ndarray) -> np.ndarray:
-        """Link (R, M) from each node's predecessor ``pred`` (R, M) to it; L where none."""
-        links = np.full(pred.shape, self.num_links, dtype=np.int32)
-        for nodes, slot_links, slot_tails in self.slots:
-            links[:, nodes] = np.where(pred[:, nodes] == slot_tails, slot_links, links[:, nodes])
-        return links
-
-    def find_links(self, tails: np.ndarray, heads: np.ndarray) -> np.ndarray:
-        """Link from ``tails`` to ``heads`` (both (K,)); L where the tail is node M."""
-        found = np.full(tails.size, self.num_links, dtype=np.int32)
-        todo = np.flatnonzero(tails < self.num_nodes)
-        slot = 0
-        while todo.size:
-            at = self.in_start[heads[todo]] + slot
-            hit = self.in_tails[at] == tails[todo]
-            found[todo[hit]] = self.in_links[at[hit]]
-            todo = todo[~hit]
-            slot += 1
-            todo = todo[self.in_degree[heads[todo]] > slot]
-        return found
-
-
-class _Block:
-    """Shortest-path trees of a block of B origins, kept in rank-major (M, B) layout.
-
-    Rank r of origin o is the r-th node of a topological order of o's tree (distance order
-    when the tree was last sorted). Loading walks the ranks backwards, each node handing
-    its subtree's demand to its predecessor: one vectorised step per rank for all B
-    origins. The order is kept while it stays topological; link times change a little
-    between iterations and a new predecessor nearly always still comes first, so most
-    loads only patch the few tree links that changed.
-    """
-
-    def __init__(
-        self,
-        origin_zones: np.ndarray,
-        origins: np.ndarray,
-        zone_nodes: np.ndarray,
-        od_veh_h: np.ndarray,
-    ) -> None:
-        self.origin_zones = origin_zones  # (B,) OD rows
-        self.origins = origins  # (B,) node of each origin
-        self.zone_nodes = zone_nodes  # (Z,)
-        self.od_veh_h = od_veh_h  # (B, Z)
-        self.checked = False
-        self._forget()
-
-    def _forget(self) -> None:
-        empty = np.zeros((0, 0), dtype=np.int32)
-        self.pred = empty  # (B, M) predecessor of each node; M for none
-        self.rank = empty  # (B, M + 1) rank of each node; column M ("none"): M
-        self.parent_slot = empty.astype(np.int64)  # (M, B) flat (M + 1, B) index of the parent
-        self.link = empty  # (M, B) tree link into the node at (r, o); L for none
-        self.demand_slot = empty.astype(np.int64)  # (B, Z) flat load index of each destination
-
-    def load(self, loader: _Loader, od_veh_h: np.ndarray | None) -> np.ndarray:
-        """Link flows (L + 1,) of this block's demand (or ``od_veh_h`` (B, Z)) on its trees."""
-        dist, pred = dijkstra(loader.graph, indices=self.origins, return_predecessors=True)
-        b, m = pred.shape
-        if not self.checked:
-            self._check_reachable(dist)
-        pred[pred < 0] = m
-        if self.pred.size == 0:
-            stale = np.arange(b)
-        else:
-            rows, nodes = np.nonzero(pred != self.pred)
-            new, ranks = pred[rows, nodes], self.rank[rows, nodes]
-            # Still topological unless some new predecessor does not come before its node.
-            stale = np.unique(rows[(new != m) & (self.rank[rows, new] >= ranks)])
-            if stale.size:
-                keep = ~np.isin(rows, stale)
-                rows, nodes, new, ranks = rows[keep], nodes[keep], new[keep], ranks[keep]
-            self.parent_slot[ranks, rows] = self.rank[rows, new] * b + rows
-            self.link[ranks, rows] = loader.find_links(new, nodes)
-        self.pred = pred
-        if stale.size:
-            self._sort(stale, dist[stale], pred[stale], loader)
-
-        load = np.zeros((m + 1) * b)  # (M + 1, B) flat; row M takes what the roots hand on
-        load[self.demand_slot] = self.od_veh_h if od_veh_h is None else od_veh_h
-        parent_slot = self.parent_slot
-        for r in range(m - 1, 0, -1):
-            load[parent_slot[r]] += load[r * b : (r + 1) * b]
-        flows = np.bincount(
-            self.link.ravel(), weights=load[: m * b], minlength=loader.num_links + 1
-        )
-        if not loader.keep_trees:
-            self._forget()
-        return flows
-
-    def _sort(self, rows: np.ndarray, dist: np.ndarray, pred: np.ndarray, loader: _Loader) -> None:
-        """Order the trees of origins ``rows`` by distance (R, M), a topological order."""
-        num_rows, m = dist.shape
-        b = self.origins.size
-        order = np.argsort(dist, axis=1).astype(np.int32)  # (R, M)
-        rank = np.full((num_rows, m + 1), m, dtype=np.int32)  # (R, M + 1)
-        np.put_along_axis(rank, order, np.arange(m, dtype=np.int32)[None, :], axis=1)
-        cell = (order + (np.arange(num_rows, dtype=np.int32) * m)[:, None]).T  # (M, R)
-        cell = np.ascontiguousarray(cell)  # flat (R, M) index of the node at each rank
-        parent = pred.ravel()[cell]  # (M, R)
-        parent_rank = np.ascontiguousarray(np.take_along_axis(rank, parent.T, axis=1).T)
-        parent_slot = parent_rank.astype(np.int64) * b + rows  # (M, R)
-        link = loader.tree_links(pred).ravel()[cell]  # (M, R)
-        demand_slot = rank[:, self.zone_nodes].astype(np.int64) * b + rows[:, None]  # (R, Z)
-        if num_rows == b:
-            self.rank, self.parent_slot, self.link, self.demand_slot = (
-                rank,
-                parent_slot,
-                link,
-                demand_slot,
-            )
-        else:
-            self.rank[rows], self.demand_slot[rows] = rank, demand_slot
-            self.parent_slot[:, rows], self.link[:, rows] = parent_slot, link
-
-    def _check_reachable(self, dist: np.ndarray) -> None:
-        missing = np.isinf(dist[:, self.zone_nodes]) & (self.od_veh_h > 0)  # (B, Z)
-        if missing.any():
-            row, dest = np.argwhere(missing)[0]
-            origin = int(self.origin_zones[row])
-            raise SimcityError(
-                f"no path from zone {origin} (node {self.zone_nodes[origin]}) to zone {dest} "
-                f"(node {self.zone_nodes[dest]})",
-                field="od",
-                expected="a path from every origin to every destination with demand",
-            )
-        self.checked = True

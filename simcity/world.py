@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Generator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
@@ -70,7 +70,10 @@ class StepRecord:
     datacentre_g_per_kwh: float
 
     def as_dict(self) -> dict[str, float]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in _RECORD_FIELDS}
+
+
+_RECORD_FIELDS = tuple(f.name for f in fields(StepRecord))
 
 
 class TrafficSnapshot(NamedTuple):
@@ -247,7 +250,7 @@ class TrafficDay:
         while len(self._baseline) <= step:
             k = len(self._baseline)
             self._baseline.append(
-                self._assign(k, None, self._baseline[-1].flows_veh_h if k else None)
+                self._assign(k, None, self._baseline[-1].flows_veh_h if k else None, k - 1)
             )
         if np.all(capacity_factor == 1.0):
             return self._baseline[step]
@@ -255,14 +258,18 @@ class TrafficDay:
         if key in self._cuts:
             self._cuts.move_to_end(key)
             return self._cuts[key]
-        result = self._assign(step, capacity_factor, self._baseline[step].flows_veh_h)
+        result = self._assign(step, capacity_factor, self._baseline[step].flows_veh_h, step)
         self._cuts[key] = result
         if len(self._cuts) > self._max_cached:
             self._cuts.popitem(last=False)
         return result
 
     def _assign(
-        self, step: int, capacity_factor: np.ndarray | None, warm_start: np.ndarray | None
+        self,
+        step: int,
+        capacity_factor: np.ndarray | None,
+        warm_start: np.ndarray | None,
+        warm_step: int,
     ) -> Assignment:
         capacity, cfg = self.network.capacity_veh_h, self.cfg
         cut = capacity_factor is not None
@@ -273,6 +280,7 @@ class TrafficDay:
             rel_gap=cfg.incident_rel_gap if cut else cfg.rel_gap,
             max_iterations=cfg.incident_max_iterations if cut else cfg.max_iterations,
             warm_start=warm_start,
+            warm_start_od_veh_h=self._od[warm_step] if warm_start is not None else None,
             method=self.cfg.method,
         )
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
-from simcity.cli import app
+from agents.cli import app
 
 runner = CliRunner()
 
@@ -35,14 +36,34 @@ def test_validate_ok_and_bad(tmp_path: Path) -> None:
 
 def test_run_writes_results_atomically(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = runner.invoke(app, ["run", "tiny", "--out", str(out), "--quiet"])
+    args = ["run", "tiny", "--policy", "uniform", "--episodes", "2", "--seed", "5"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--quiet"])
     assert result.exit_code == 0, result.output
-    assert "peak load" in result.output
+    assert "peak load" in result.output and "detection rate" in result.output
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["num_steps"] == 96 and len(summary["hourly"]) == 24
+    assert summary["seeds"] == [5, 6] and len(summary["hourly_last_episode"]) == 24
+    assert {"damage", "detection_rate", "compute_kgco2", "reward"} <= set(summary["kpis"])
+    episodes = json.loads((out / "episodes.json").read_text())
+    assert [e["seed"] for e in episodes] == [5, 6]
+    mean = sum(e["damage"] for e in episodes) / 2
+    assert summary["kpis"]["damage"]["mean"] == mean
     lines = (out / "steps.csv").read_text().splitlines()
-    assert len(lines) == 97 and lines[0].startswith("step,time_min")
+    assert len(lines) == 1 + 2 * 96 and lines[0].startswith("episode,seed,step,time_min")
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_run_is_reproducible(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        args = ["run", "tiny", "--policy", "random", "--seed", "3", "--out", str(tmp_path / name)]
+        assert runner.invoke(app, [*args, "--quiet"]).exit_code == 0
+    first, second = ((tmp_path / n / "steps.csv").read_bytes() for n in ("a", "b"))
+    assert first == second
+
+
+def test_unknown_policy_exits_2() -> None:
+    result = runner.invoke(app, ["run", "tiny", "--policy", "psychic", "--quiet"])
+    assert result.exit_code == 2
+    assert "psychic" in result.output
 
 
 def test_run_into_a_file_is_an_error(tmp_path: Path) -> None:
@@ -51,6 +72,30 @@ def test_run_into_a_file_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["run", "tiny", "--out", str(target), "--quiet"])
     assert result.exit_code == 2
     assert target.read_text() == "keep me"
+
+
+BAD_SCENARIOS = {
+    "wrong type": ('rows = "two"', "city.rows"),
+    "unknown key": ("rows = 2\nlanes_total = 4", "city.lanes_total"),
+    "negative capacity": ("rows = 2\n[city.roads]\nlane_capacity_veh_h = -900", "lane_capacity"),
+    "missing file": ('rows = 2\n[carbon]\nsource = "trace"\npath = "no.csv"', "carbon.path"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_SCENARIOS))
+def test_malformed_scenario_exits_2_naming_file_and_field(tmp_path: Path, case: str) -> None:
+    body, field = BAD_SCENARIOS[case]
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        'name = "x"\n[city]\nsource = "grid"\ncols = 2\norigin_lon = 0\norigin_lat = 0\n'
+        + body
+        + "\n"
+    )
+    for command in ("validate", "run"):
+        result = runner.invoke(app, [command, str(path)])
+        assert result.exit_code == 2, result.output
+        assert "bad.toml" in result.output and field in result.output
+        assert "Traceback" not in result.output
 
 
 def _tntp(folder: Path, links: list[tuple[int, int]], zones: int, nodes: int) -> None:

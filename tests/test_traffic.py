@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import simcity.paths as paths
 import simcity.traffic as traffic
 from simcity.errors import SimcityError
 from simcity.tntp import read_tntp, read_tntp_flows
@@ -197,7 +198,7 @@ def test_warm_start_is_feasible_for_the_new_demand_from_the_first_iterate() -> N
     new_od[0, 1:] *= 1.5  # zone 1 sends half as much again
     new_od[5, :] *= 0.2  # zone 6 sends little
     first = assign(
-        net, new_od, warm_start=before.flows_veh_h, warm_start_od_veh_h=od, max_iterations=1
+        net, new_od, warm_start=before.flows_veh_h, warm_start_od_veh_h=od, max_iterations=2
     )
     assert not first.converged
     assert_conserves(net, new_od, first.flows_veh_h)
@@ -268,6 +269,7 @@ def test_demand_without_a_path_names_the_zone_pair() -> None:
         (ONE_WAY, {"capacity_veh_h": np.ones(3)}, "capacity_veh_h"),
         (ONE_WAY, {"method": "msa"}, "method"),
         (ONE_WAY, {"rel_gap": 0.0}, "rel_gap/max_iterations"),
+        (ONE_WAY, {"max_iterations": 1}, "rel_gap/max_iterations"),
         (ONE_WAY, {"warm_start": np.full(4, -1.0)}, "warm_start"),
         (
             ONE_WAY,
@@ -298,9 +300,9 @@ def test_blocks_and_rebuilt_trees_give_the_same_flows(monkeypatch: pytest.Monkey
     city = read_tntp(sioux_falls_dir())
     net, od = city.network, np.asarray(city.od_veh_h)
     reference = assign(net, od, rel_gap=1e-3)
-    monkeypatch.setattr(traffic, "_BLOCK_CELLS", 5 * 24)  # blocks of 5 origins
+    monkeypatch.setattr(paths, "_BLOCK_CELLS", 5 * 24)  # blocks of 5 origins
     blocked = assign(net, od, rel_gap=1e-3)
-    monkeypatch.setattr(traffic, "_KEEP_CELLS", 0)  # trees sorted afresh every load
+    monkeypatch.setattr(paths, "_KEEP_CELLS", 0)  # trees sorted afresh every load
     rebuilt = assign(net, od, rel_gap=1e-3)
     for other in (blocked, rebuilt):
         assert other.num_iterations == reference.num_iterations

@@ -27,6 +27,7 @@ console = Console()
 err_console = Console(stderr=True)
 
 DEFAULT_SCENARIO = "downtown"
+DEFAULT_POLICY = "risk"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -97,20 +98,44 @@ def run_command(
     scenario_name: Annotated[
         str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
     ] = DEFAULT_SCENARIO,
+    policy_name: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="Baseline: random, uniform, population, traffic, risk or oracle.",
+        ),
+    ] = DEFAULT_POLICY,
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes (days).")] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first episode.")] = 0,
     out: Annotated[
         Path | None,
-        typer.Option("--out", help="Folder for steps.csv and summary.json (written atomically)."),
+        typer.Option(
+            "--out",
+            help="Folder for steps.csv, episodes.json and summary.json (written atomically).",
+        ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Simulate a scenario for its day and print hourly KPIs."""
-    from simcity.results import day_summary, hourly_kpis, write_run
-    from simcity.scenario import load_scenario
-    from simcity.world import World
+    """Simulate a scenario's day under a monitoring policy and print KPIs.
 
+    Episode k uses seed SEED + k. Prints the last episode's hourly city KPIs and, over
+    all episodes, the mean and 95% interval of damage, detection, estimation error,
+    compute energy and carbon, money and reward.
+    """
+    from agents.baselines import make_baseline
+    from agents.evaluate import Episode, aggregate, run_episode
+    from simcity.env import CityEnv
+    from simcity.results import hourly_kpis, write_run
+    from simcity.scenario import load_scenario
+
+    if out is not None and out.exists() and not out.is_dir():
+        raise SimcityError("exists and is not a folder", file=out, field="--out")
     scenario = load_scenario(scenario_name)
     started = time.perf_counter()
-    world = World(scenario, file=scenario_name)
+    env = CityEnv(scenario)
+    policy = make_baseline(policy_name, env, seed=seed)
+    results: list[Episode] = []
+    num_steps = scenario.time.num_steps
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -121,30 +146,64 @@ def run_command(
         disable=quiet or not sys.stderr.isatty(),
         transient=True,
     ) as progress:
-        task = progress.add_task(scenario.name, total=world.num_steps, clock="")
-        while world.step_index < world.num_steps:
-            record = world.advance()
-            hour = record.hour_local
+        task = progress.add_task(
+            f"{scenario.name} / {policy_name}", total=episodes * num_steps, clock=""
+        )
+
+        def tick(info: dict[str, Any]) -> None:
+            hour = info["hour_local"]
             progress.update(task, advance=1, clock=f"{int(hour):02d}:{int(hour % 1 * 60):02d}")
+
+        for k in range(episodes):
+            results.append(run_episode(env, policy, seed + k, on_step=tick))
     wall_s = time.perf_counter() - started
-    records = world.records
-    hourly = hourly_kpis(records, world.dt_min)
+    assert env.world is not None
+    hourly = hourly_kpis(env.world.records, env.world.dt_min)
+    summaries = [r.summary for r in results]
+    stats = aggregate(summaries)
     summary = {
         "scenario": scenario.name,
         "title": scenario.title,
+        "policy": policy_name,
+        "episodes": episodes,
+        "seeds": [r.seed for r in results],
         "date": scenario.time.date.isoformat(),
         "timezone": scenario.time.timezone,
-        "num_nodes": world.city.num_nodes,
-        "num_links": world.city.num_links,
-        "num_zones": world.city.num_zones,
+        "num_nodes": env.city.num_nodes,
+        "num_links": env.city.num_links,
+        "num_zones": env.city.num_zones,
         "wall_s": wall_s,
-        **day_summary(records, world.dt_min),
-        "hourly": hourly,
+        "kpis": stats,
+        "hourly_last_episode": hourly,
     }
-    _print_kpis(scenario.title or scenario.name, hourly, summary)
+    day = {k.removeprefix("city_"): v["mean"] for k, v in stats.items() if k.startswith("city_")}
+    title = f"{scenario.title or scenario.name} (seed {results[-1].seed})"
+    _print_kpis(title, hourly, {**summary, **day})
+    _print_monitoring(policy_name, stats, episodes)
     if out is not None:
-        write_run(out, records, summary)
-        console.print(f"wrote {out / 'steps.csv'} and {out / 'summary.json'}")
+        rows = [
+            {"episode": k, "seed": r.seed, **info}
+            for k, r in enumerate(results)
+            for info in r.infos
+        ]
+        episodes_doc = [{"episode": k, "seed": r.seed, **r.summary} for k, r in enumerate(results)]
+        write_run(out, rows, summary, episodes_doc)
+        console.print(f"wrote steps.csv, episodes.json and summary.json to {out}")
+
+
+def _print_monitoring(policy: str, stats: dict[str, dict[str, float]], episodes: int) -> None:
+    from agents.evaluate import KPIS
+
+    table = Table(
+        title=f"{policy}: {episodes} episode(s), mean ± 95%",
+        title_justify="left",
+    )
+    table.add_column("kpi")
+    table.add_column("mean", justify="right")
+    table.add_column("± 95%", justify="right")
+    for key, label in KPIS:
+        table.add_row(label, f"{stats[key]['mean']:,.4g}", f"{stats[key]['ci95']:,.3g}")
+    console.print(table)
 
 
 def _print_kpis(title: str, hourly: list[dict[str, float]], summary: dict[str, Any]) -> None:

@@ -1,0 +1,170 @@
+"""Incidents and sensors: arrivals, detection, response, damage; failures and repairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simcity import incidents as inc
+from simcity import sensors
+from simcity.monitoring_config import ScheduledIncident
+from simcity.scenario import load_scenario
+from simcity.world import World
+
+
+def one_incident(start: float, end: float, rate: float, detected: float = np.nan) -> inc.Incidents:
+    return inc.Incidents(
+        kind=np.array([inc.ACCIDENT]),
+        node=np.array([0]),
+        link=np.array([-1]),
+        severity=np.array([1.0]),
+        start_min=np.array([start]),
+        end_min=np.array([end]),
+        damage_per_min=np.array([rate]),
+        detected_min=np.array([detected]),
+        damage=np.array([0.0]),
+    )
+
+
+def test_undetected_incident_accrues_full_damage_and_closes() -> None:
+    rng = np.random.default_rng(0)
+    out = inc.advance_incidents(
+        one_incident(5.0, 12.0, 10.0),
+        np.array([0.0]),
+        0.0,
+        15.0,
+        rng,
+        response_damage_factor=0.3,
+        response_duration_factor=0.5,
+    )
+    assert out.damage == pytest.approx(70.0)  # 7 min x 10 $/min
+    assert out.closed.tolist() == [True] and not out.incidents.detected.any()
+
+
+def test_detected_incident_is_cut_short_and_cheaper() -> None:
+    # Detected at minute 2 of an incident open [0, 42) in an earlier interval: from
+    # t0 = 2 only the reduced rate applies, over its 40 remaining minutes.
+    out = inc.advance_incidents(
+        one_incident(0.0, 42.0, 10.0, detected=2.0),
+        np.array([0.0]),
+        2.0,
+        60.0,
+        np.random.default_rng(0),
+        response_damage_factor=0.3,
+        response_duration_factor=0.5,
+    )
+    assert out.damage == pytest.approx(40.0 * 10.0 * 0.3)
+    fresh = inc.advance_incidents(
+        one_incident(0.0, 42.0, 10.0),
+        np.array([1e9]),
+        0.0,
+        60.0,
+        np.random.default_rng(0),
+        response_damage_factor=0.3,
+        response_duration_factor=0.5,
+    )
+    # Detected at once (huge hazard): 42 min remain, become 21 at 0.3 of the rate.
+    assert fresh.damage == pytest.approx(21.0 * 10.0 * 0.3, rel=1e-6)
+    assert fresh.newly_detected.tolist() == [True]
+    assert fresh.incidents.end_min[0] == pytest.approx(21.0, rel=1e-6)
+
+
+def test_detection_frequency_matches_the_probability() -> None:
+    # 20,000 incidents open for a whole 15-minute step at hazard 0.1/min: P = 0.7769.
+    n = 20_000
+    table = inc.Incidents(
+        kind=np.zeros(n, dtype=np.int64),
+        node=np.zeros(n, dtype=np.int64),
+        link=np.full(n, -1),
+        severity=np.ones(n),
+        start_min=np.zeros(n),
+        end_min=np.full(n, 1e6),
+        damage_per_min=np.ones(n),
+        detected_min=np.full(n, np.nan),
+        damage=np.zeros(n),
+    )
+    out = inc.advance_incidents(
+        table,
+        np.full(n, 0.1),
+        0.0,
+        15.0,
+        np.random.default_rng(1),
+        response_damage_factor=1.0,
+        response_duration_factor=1.0,
+    )
+    expected = float(inc.detection_probability(np.array([0.1]), 15.0)[0])
+    assert expected == pytest.approx(1 - np.exp(-1.5))
+    assert out.newly_detected.mean() == pytest.approx(expected, abs=0.01)
+
+
+def test_arrivals_are_poisson_with_the_given_rates() -> None:
+    rng = np.random.default_rng(2)
+    site, times = inc.sample_arrivals(np.array([2.0, 0.0, 6.0]), 0.0, 600.0, rng)
+    counts = np.bincount(site, minlength=3)
+    assert counts[1] == 0
+    assert counts[0] == pytest.approx(20, abs=15) and counts[2] == pytest.approx(60, abs=25)
+    assert ((times >= 0) & (times < 600)).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.floats(0.1, 1e4),
+    st.floats(0.1, 1e4),
+    st.floats(0.0, 1440.0),
+)
+def test_sensor_chain_probabilities_are_valid(mtbf_h: float, mttr_h: float, dt_min: float) -> None:
+    p_fail, p_repair = sensors.transition_probabilities(dt_min, mtbf_h, mttr_h)
+    assert 0.0 <= p_fail <= 1.0 and 0.0 <= p_repair <= 1.0
+    # Over a long time the chain forgets: P(up) tends to MTBF / (MTBF + MTTR).
+    p_fail_inf, p_repair_inf = sensors.transition_probabilities(1e12, mtbf_h, mttr_h)
+    assert p_repair_inf == pytest.approx(mtbf_h / (mtbf_h + mttr_h))
+    assert p_fail_inf == pytest.approx(mttr_h / (mtbf_h + mttr_h))
+
+
+def test_sensor_fleet_settles_at_its_availability() -> None:
+    rng = np.random.default_rng(3)
+    installed = np.full((20_000, 1), 1)
+    up = installed.copy()
+    for _ in range(200):
+        up = sensors.step_sensors(installed, up, 60.0, rng, mtbf_h=30.0, mttr_h=10.0)
+    assert up.mean() == pytest.approx(0.75, abs=0.02)
+
+
+def test_scheduled_incident_happens_where_and_when_planned() -> None:
+    base = load_scenario("tiny")
+    planned = {
+        "name": "drill",
+        "kind": "scheduled",
+        "lon": -97.7431,
+        "lat": 30.2672,
+        "at": "10:20",
+        "duration_min": 30.0,
+        "severity": 2.0,
+        "damage_per_min": 5.0,
+    }
+    incidents = base.incidents.model_copy(update={"scheduled": (ScheduledIncident(**planned),)})
+    scenario = base.model_validate({**base.model_dump(), "incidents": incidents.model_dump()})
+    world = World(scenario, rng=np.random.default_rng(0))
+    for _ in range(42):
+        world.advance()
+    table = world.monitoring.all_incidents()
+    drill = table.kind == inc.SCHEDULED
+    assert drill.sum() == 1
+    assert table.start_min[drill][0] == pytest.approx(10 * 60 + 20)
+    assert table.damage_per_min[drill][0] == pytest.approx(10.0)
+
+
+def test_open_accidents_cut_their_link_capacity() -> None:
+    world = World(load_scenario("downtown"), rng=np.random.default_rng(4))
+    for _ in range(40):
+        world.advance()
+        accidents = world.monitoring.open.link[world.monitoring.open.link >= 0]
+        if len(accidents):
+            break
+    assert len(accidents), "an accident should occur by 10:00 downtown"
+    assert (world.monitoring.cut_factor[accidents] <= 0.5).all()
+    world.advance()
+    cut = world.traffic
+    assert cut is not None and cut.capacity_veh_h.min() < world.city.capacity_veh_h.max()
