@@ -130,10 +130,11 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         if not np.isfinite(weights).all():
             raise ValueError("action contains NaN or infinite values")
         weights = np.maximum(weights, 0.0)
-        total = weights.sum()
-        if total <= 0.0:
+        largest = weights.max()
+        if largest <= 0.0:
             return np.zeros(self.city.num_nodes)
-        return self.budget_units * weights[:-1] / total
+        weights = weights / largest  # no overflow in the sum, even for weights near 1e308
+        return self.budget_units * weights[:-1] / weights.sum()
 
     def costs(self, record: StepRecord) -> dict[str, Any]:
         """The step's cost terms in money and their physical quantities."""

@@ -150,21 +150,33 @@ def accident_rate_per_h(
     ...                     per_mveh_km=10.0, congestion_gain=1.0).round(12).tolist()
     [0.04]
     """
-    return per_mveh_km * 1e-6 * flows_veh_h * length_km * (1.0 + congestion_gain * vc**2)
+    congestion = 1.0 + congestion_gain * np.minimum(vc, 2.0) ** 2  # saturates past v/c = 2
+    return per_mveh_km * 1e-6 * flows_veh_h * length_km * congestion
 
 
 def pollution_rate_per_h(
     emissions_g_h: np.ndarray, *, per_h: float, reference_g_h: float
 ) -> np.ndarray:
-    """Pollution-episode rate per node (1/h), growing with the square of local emissions."""
-    return per_h * (emissions_g_h / reference_g_h) ** 2
+    """Pollution-episode rate per node (1/h), growing with the square of local emissions.
+
+    The emissions ratio saturates at 3 (an episode is already under way past that).
+    """
+    return per_h * np.minimum(emissions_g_h / reference_g_h, 3.0) ** 2
 
 
 def overload_rate_per_h(
     load_kw: np.ndarray, capacity_kw: np.ndarray, *, per_h: float, gain: float
 ) -> np.ndarray:
-    """Grid-overload rate per node (1/h): ``per_h * exp(gain * (load / capacity - 1))``."""
-    return per_h * np.exp(gain * (load_kw / capacity_kw - 1.0))
+    """Grid-overload rate per node (1/h): ``per_h * exp(gain * (load / capacity - 1))``.
+
+    The ratio saturates at 1.5: beyond that, protection trips and the rate stops growing.
+
+    >>> overload_rate_per_h(np.array([100.0, 1e9]), np.array([100.0, 1.0]), per_h=0.1,
+    ...                     gain=2.0).round(4).tolist()
+    [0.1, 0.2718]
+    """
+    ratio = np.minimum(load_kw / capacity_kw, 1.5)
+    return per_h * np.exp(gain * (ratio - 1.0))
 
 
 def sample_arrivals(

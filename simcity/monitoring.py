@@ -62,8 +62,9 @@ def true_state(
     capacity_veh_h: np.ndarray,
     load_kw: np.ndarray,
     feeder_kw: np.ndarray,
+    hotspot: np.ndarray,
 ) -> TrueState:
-    """Per-node true quantities and incident rates from traffic and load."""
+    """Per-node true quantities and incident rates from traffic, load and hotspots (N,)."""
     cfg = scenario.incidents
     n = city.num_nodes
     vc = flows_veh_h / capacity_veh_h
@@ -85,11 +86,18 @@ def true_state(
             vc,
             per_mveh_km=cfg.accident_per_mveh_km,
             congestion_gain=cfg.congestion_gain,
-        ),
-        cfg.pollution_per_h * emissions_ratio**2,
+        )
+        * hotspot[city.link_head],
+        inc.pollution_rate_per_h(
+            emissions_g_h, per_h=cfg.pollution_per_h, reference_g_h=cfg.reference_emissions_g_h
+        )
+        * hotspot,
         inc.overload_rate_per_h(
-            load_kw, feeder_kw, per_h=cfg.overload_per_h, gain=cfg.overload_gain
-        ),
+            load_kw, feeder_kw, per_h=cfg.overload_per_mw_h, gain=cfg.overload_gain
+        )
+        * load_kw
+        / 1000.0
+        * hotspot,
     )
 
 
@@ -109,16 +117,24 @@ class Monitoring:
     recent_detections: np.ndarray = field(init=False)  # (N,) decayed count
     cut_factor: np.ndarray = field(init=False)  # (L,) capacity left by open accidents
     neighbour_mean: csr_matrix = field(init=False)  # (N, N) row-normalised adjacency
+    hotspot: np.ndarray = field(init=False)  # (N,) fixed risk factor, mean 1
     _sensor_rng: np.random.Generator = field(init=False, repr=False)
-    _arrival_rng: np.random.Generator = field(init=False, repr=False)
-    _detect_rng: np.random.Generator = field(init=False, repr=False)
     _noise_rng: np.random.Generator = field(init=False, repr=False)
+    _arrival_key: int = field(init=False, repr=False)
+    _detect_key: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         n, cfg = self.city.num_nodes, self.scenario.sensors
         # Separate streams, so that policies facing the same seed meet the same arrivals.
-        streams = self.rng.spawn(4)
-        self._sensor_rng, self._arrival_rng, self._detect_rng, self._noise_rng = streams
+        streams = self.rng.spawn(2)
+        self._sensor_rng, self._noise_rng = streams
+        # Arrivals and detections draw from a generator per interval, so policies facing
+        # the same seed meet the same arrivals even after their histories part.
+        self._arrival_key, self._detect_key = (int(k) for k in self.rng.integers(2**63, size=2))
+        # Fixed per city: the same dangerous junctions and weak feeders every episode.
+        sigma = self.scenario.incidents.hotspot_sigma
+        city_rng = np.random.default_rng([self.scenario.seed, 0x40757])
+        self.hotspot = city_rng.lognormal(-0.5 * sigma**2, sigma, size=n)
         compute = self.scenario.compute
         self.device = device_profile(compute.device, compute.devices_file)
         self.installed = np.zeros((n, sensors.NUM_KINDS), dtype=np.int64)
@@ -188,7 +204,7 @@ class Monitoring:
             hazard,
             t0_min,
             t1_min,
-            self._detect_rng,
+            self._interval_rng(self._detect_key, t0_min),
             response_damage_factor=cfg.response_damage_factor,
             response_duration_factor=cfg.response_duration_factor,
         )
@@ -236,7 +252,8 @@ class Monitoring:
     def _arrivals(
         self, state: TrueState, t0_min: float, t1_min: float, scheduled: list[tuple[int, float]]
     ) -> inc.Incidents:
-        cfg, rng, city = self.scenario.incidents, self._arrival_rng, self.city
+        cfg, city = self.scenario.incidents, self.city
+        rng = self._interval_rng(self._arrival_key, t0_min)
         links, accident_t = inc.sample_arrivals(state.accident_rate_per_h, t0_min, t1_min, rng)
         polluted, pollution_t = inc.sample_arrivals(state.pollution_rate_per_h, t0_min, t1_min, rng)
         overloaded, overload_t = inc.sample_arrivals(state.overload_rate_per_h, t0_min, t1_min, rng)
@@ -287,6 +304,10 @@ class Monitoring:
         )
         return inc.Incidents.concat(new, extra)
 
+    @staticmethod
+    def _interval_rng(key: int, t0_min: float) -> np.random.Generator:
+        return np.random.default_rng([key, round(t0_min * 1000)])
+
     def _nearest(self, lon: float, lat: float) -> int:
         d2 = (self.city.lon - lon) ** 2 + (self.city.lat - lat) ** 2
         return int(np.argmin(d2))
@@ -294,7 +315,8 @@ class Monitoring:
     def _cuts(self) -> np.ndarray:
         accidents = self.open.link[self.open.link >= 0]
         count = np.bincount(accidents, minlength=self.city.num_links)
-        return self.scenario.incidents.accident_capacity_factor**count
+        # Two accidents on a link close most of it; more add nothing (traffic still moves).
+        return self.scenario.incidents.accident_capacity_factor ** np.minimum(count, 2)
 
     def _observe(self, truth: np.ndarray, allocation: np.ndarray, up_share: np.ndarray) -> float:
         if self.estimates is None:

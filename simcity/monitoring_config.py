@@ -60,11 +60,14 @@ class IncidentConfig(_Frozen):
     """Pollution episodes per node-hour at the reference emissions."""
     emissions_g_per_veh_km: NonNegative = 180.0
     reference_emissions_g_h: Positive = 2.0e5
-    overload_per_h: NonNegative = 0.02
-    """Grid overloads per node-hour at load = feeder capacity."""
+    overload_per_mw_h: NonNegative = 0.01
+    """Grid overloads per MW of node load per hour at load = feeder capacity."""
     overload_gain: NonNegative = 8.0
     feeder_margin: Positive = 1.25
     """Feeder capacity over the node's peak load at comfort temperature."""
+    hotspot_sigma: NonNegative = 0.8
+    """Log-spread of each node's fixed risk factor (dangerous junctions, old feeders);
+    drawn once per city from the scenario seed, mean 1."""
     severity_sigma: NonNegative = 0.5
     """Severity is lognormal with mean 1 and this log-spread."""
     mean_duration_min: tuple[Positive, Positive, Positive] = (45.0, 120.0, 90.0)
@@ -85,9 +88,9 @@ class MonitoringConfig(_Frozen):
     """Capacity per decision interval (streams of GPU analytics, say)."""
     report_per_min: NonNegative = 0.004
     """Detection hazard from public reports, with no sensors or monitoring."""
-    sensor_per_min: NonNegative = 0.01
+    sensor_per_min: NonNegative = 0.005
     """Extra hazard from working sensors' own alarms."""
-    unit_per_min: NonNegative = 0.08
+    unit_per_min: NonNegative = 0.2
     """Extra hazard per monitoring unit at the node (times the share of sensors up)."""
     spill: Share = 0.25
     """Neighbours' mean monitoring counts this much at a node."""

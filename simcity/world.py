@@ -144,7 +144,10 @@ class World:
         )
         self.capacity_factor = np.ones(self.city.num_links)
         """External capacity cuts (the monitoring's accident cuts multiply in)."""
-        self.feeder_kw = scenario.incidents.feeder_margin * _peak_comfort_load_kw(self)
+        event_kw = np.zeros(self.city.num_nodes)
+        for event, node in zip(scenario.events, self._event_node, strict=True):
+            event_kw[node] += event.load_kw  # feeders at venues are sized for their events
+        self.feeder_kw = scenario.incidents.feeder_margin * (_peak_comfort_load_kw(self) + event_kw)
         self.monitoring = Monitoring(
             self.city, scenario, rng if rng is not None else np.random.default_rng(scenario.seed)
         )
@@ -392,6 +395,7 @@ def monitoring_process(world: World) -> Generator[simpy.Event, None, None]:
             traffic.capacity_veh_h,
             world.node_load_kw,
             world.feeder_kw,
+            world.monitoring.hotspot,
         )
         due = [(i, t) for i, t in enumerate(planned) if t0 <= t < t1]
         outcome = world.monitoring.step(

@@ -114,3 +114,11 @@ def test_warm_start_saves_iterations() -> None:
         for r in records[30:40]
     ]
     assert warm < np.mean([c.num_iterations for c in cold])
+
+
+def test_event_load_does_not_blow_up_incident_rates() -> None:
+    world = World(load_scenario("downtown_stadium"), rng=np.random.default_rng(0))
+    records = world.run()
+    during = [r for r in records if 19.0 <= r.hour_local < 22.0]
+    assert sum(r.incidents_new for r in records) < 1000
+    assert all(np.isfinite(r.damage) for r in records) and during
