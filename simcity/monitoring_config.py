@@ -9,7 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from simcity.compute import device_profile
+from simcity.errors import SimcityError
 
 NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -110,6 +113,16 @@ class ComputeConfig(_Frozen):
     pue: Annotated[float, Field(ge=1, le=5)] = 1.2
     price_per_kwh: NonNegative = 0.15
     carbon_price_per_t: NonNegative = 100.0
+
+    @model_validator(mode="after")
+    def _known_device(self) -> ComputeConfig:
+        try:
+            device_profile(self.device, self.devices_file)
+        except SimcityError as err:
+            raise ValueError(
+                f"device {self.device!r}: {err.message} (expected {err.expected})"
+            ) from None
+        return self
 
     @field_validator("devices_file", mode="before")
     @classmethod

@@ -78,6 +78,9 @@ BAD_SCENARIOS = {
     "wrong type": ('rows = "two"', "city.rows"),
     "unknown key": ("rows = 2\nlanes_total = 4", "city.lanes_total"),
     "negative capacity": ("rows = 2\n[city.roads]\nlane_capacity_veh_h = -900", "lane_capacity"),
+    "unknown device": ('rows = 2\n[compute]\ndevice = "tpu9000"', "tpu9000"),
+    "negative budget": ("rows = 2\n[monitoring]\nbudget_units = -3", "monitoring.budget_units"),
+    "NaN price": ("rows = 2\n[compute]\nprice_per_kwh = nan", "compute.price_per_kwh"),
     "missing file": ('rows = 2\n[carbon]\nsource = "trace"\npath = "no.csv"', "carbon.path"),
 }
 
