@@ -9,6 +9,7 @@ kept between calls and only patched where they change.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -30,15 +31,22 @@ _BLOCK_CELLS = 1 << 22
 # Trees are kept between loads (so most loads only patch them) while all blocks together
 # hold at most this many cells, 20 bytes each; beyond it they are rebuilt every load.
 _KEEP_CELLS = 1 << 24
+# Demand is loaded in integer units: the total of one load is below 2**_TOTAL_BITS units,
+# so no sum overflows int64, and link sums over at most 2**22 cells split into 30-bit
+# halves stay exact in float64 (bincount).
+_TOTAL_BITS = 61
+_LOW_BITS = 30
 
 
 class PathLoader:
     """Shortest-path trees from every origin, and all-or-nothing loading along them.
 
-    Built once per `assign` call: the CSR structure is fixed and only its weights change.
-    A node that trips may not pass through is split: an origin copy (index N + k) takes its
-    outgoing links and the node keeps its incoming ones, so a path can end there but
-    never continue.
+    Built for one network's links and one set of origins (the OD rows with demand in
+    ``od_veh_h``); only link weights and demand change between loads, so one loader can
+    serve many `simcity.traffic.assign` calls (see `fits`). Its results never depend on
+    the loads it did before. A node that trips may not pass through is split: an origin
+    copy (index N + k) takes its outgoing links and the node keeps its incoming ones, so a
+    path can end there but never continue.
     """
 
     def __init__(self, network: Network, od_veh_h: np.ndarray) -> None:
@@ -52,6 +60,10 @@ class PathLoader:
         tail_ext = carrier[tail]  # (L,)
         self.num_links = tail.size
         self.num_nodes = m
+        self.network = network
+        # Copies of the structure the loader was built for (`fits`).
+        self._structure = (n, tail, head, np.array(network.through, dtype=bool))
+        self._zones = np.array(network.zone_nodes, dtype=np.int64)
 
         by_tail = np.lexsort((head, tail_ext))  # (L,) CSR position -> link
         indptr = np.zeros(m + 1, dtype=np.int32)
@@ -73,26 +85,66 @@ class PathLoader:
             links = self.in_links[self.in_start[nodes] + k]
             self.slots.append((nodes, links, tail_ext[links]))
 
-        zones = np.asarray(network.zone_nodes, dtype=np.int64)  # (Z,)
-        origin_zones = np.flatnonzero(od_veh_h.sum(axis=1) > 0)  # (O,) OD rows with demand
-        self.keep_trees = origin_zones.size * m <= _KEEP_CELLS
-        num_blocks = -(-origin_zones.size * m // _BLOCK_CELLS)
+        zones = self._zones  # (Z,)
+        self.origin_zones = _origins(od_veh_h)  # (O,) OD rows with demand
+        self._others = np.setdiff1d(np.arange(zones.size), self.origin_zones)  # (Z - O,)
+        self.keep_trees = self.origin_zones.size * m <= _KEEP_CELLS
+        num_blocks = max(1, -(-self.origin_zones.size * m // _BLOCK_CELLS))
         self.blocks = [
-            _Block(rows, carrier[zones[rows]], zones, od_veh_h[rows])
-            for rows in np.array_split(origin_zones, num_blocks)
+            _Block(rows, carrier[zones[rows]], zones)
+            for rows in np.array_split(self.origin_zones, num_blocks)
         ]
 
-    def load(self, times_min: np.ndarray, od_veh_h: np.ndarray | None = None) -> np.ndarray:
-        """All-or-nothing link flows (L,) at ``times_min``, of ``od_veh_h`` or the base demand.
+    def fits(self, network: Network, od_veh_h: np.ndarray) -> bool:
+        """Whether this loader can load ``od_veh_h`` (Z, Z) on ``network``.
 
-        Another demand may only use origins that the base demand has.
+        True when the network has the loader's nodes, links, zones and through flags
+        (capacities, times and BPR parameters may differ) and the OD rows with demand are
+        exactly the loader's origins. False for another origin set. Raises `SimcityError`
+        for another network structure.
         """
+        n, tail, head, through = self._structure
+        if network is not self.network and not (
+            network.num_nodes == n
+            and np.array_equal(network.tail, tail)
+            and np.array_equal(network.head, head)
+            and np.array_equal(network.through, through)
+            and np.array_equal(network.zone_nodes, self._zones)
+        ):
+            raise SimcityError(
+                "path loader built for another network",
+                field="loader",
+                expected="a PathLoader built for this network's nodes, links and zones",
+            )
+        return np.array_equal(_origins(od_veh_h), self.origin_zones)
+
+    def load(self, times_min: np.ndarray, od_veh_h: np.ndarray) -> np.ndarray:
+        """All-or-nothing link flows (L,) of ``od_veh_h`` (Z, Z) at link ``times_min`` (L,).
+
+        Only the loader's origins may have demand. The flows are exact sums of the demand
+        rounded to a unit of about ``2**-61`` times its total: a pure function of the
+        shortest-path trees and the demand.
+        """
+        if self._others.size and od_veh_h[self._others].any():
+            raise SimcityError(
+                "demand from an origin the path loader was not built for",
+                field="od",
+                expected="demand only from the loader's origins",
+            )
+        rows = od_veh_h[self.origin_zones]  # (O, Z)
+        total = float(rows.sum())
+        if not total > 0.0:
+            return np.zeros(self.num_links)
+        scale = math.ldexp(1.0, _TOTAL_BITS - max(math.frexp(total)[1], -900))
+        units = np.rint(rows * scale).astype(np.int64)  # (O, Z) demand in integer units
         np.maximum(times_min[self.csr_links], _MIN_SEARCH_TIME_MIN, out=self.graph.data)
-        flows = np.zeros(self.num_links + 1)  # (L + 1,) the last collects "no link"
+        flows = np.zeros(self.num_links + 1, dtype=np.int64)  # (L + 1,) last: "no link"
+        start = 0
         for block in self.blocks:
-            rows = None if od_veh_h is None else od_veh_h[block.origin_zones]
-            flows += block.load(self, rows)
-        return flows[:-1]
+            end = start + block.origins.size
+            flows += block.load(self, rows[start:end], units[start:end])
+            start = end
+        return flows[:-1] / scale
 
     def tree_links(self, pred: np.ndarray) -> np.ndarray:
         """Link (R, M) from each node's predecessor ``pred`` (R, M) to it; L where none."""
@@ -116,6 +168,11 @@ class PathLoader:
         return found
 
 
+def _origins(od_veh_h: np.ndarray) -> np.ndarray:
+    """OD rows (O,) with demand."""
+    return np.flatnonzero(od_veh_h.sum(axis=1) > 0)
+
+
 class _Block:
     """Shortest-path trees of a block of B origins, kept in rank-major (M, B) layout.
 
@@ -132,13 +189,11 @@ class _Block:
         origin_zones: np.ndarray,
         origins: np.ndarray,
         zone_nodes: np.ndarray,
-        od_veh_h: np.ndarray,
     ) -> None:
         self.origin_zones = origin_zones  # (B,) OD rows
         self.origins = origins  # (B,) node of each origin
         self.zone_nodes = zone_nodes  # (Z,)
-        self.od_veh_h = od_veh_h  # (B, Z)
-        self.checked = False
+        self.unreachable: np.ndarray | None = None  # (B, Z) no path; times never change it
         self._forget()
 
     def _forget(self) -> None:
@@ -149,12 +204,13 @@ class _Block:
         self.link = empty  # (M, B) tree link into the node at (r, o); L for none
         self.demand_slot = empty.astype(np.int64)  # (B, Z) flat load index of each destination
 
-    def load(self, loader: PathLoader, od_veh_h: np.ndarray | None) -> np.ndarray:
-        """Link flows (L + 1,) of this block's demand (or ``od_veh_h`` (B, Z)) on its trees."""
+    def load(self, loader: PathLoader, od_veh_h: np.ndarray, units: np.ndarray) -> np.ndarray:
+        """Link flows (L + 1,) in integer units of ``units`` (B, Z): ``od_veh_h`` in them."""
         dist, pred = dijkstra(loader.graph, indices=self.origins, return_predecessors=True)
         b, m = pred.shape
-        if not self.checked:
-            self._check_reachable(dist)
+        if self.unreachable is None:
+            self.unreachable = np.isinf(dist[:, self.zone_nodes])
+        self._check_reachable(od_veh_h)
         pred[pred < 0] = m
         if self.pred.size == 0:
             stale = np.arange(b)
@@ -172,17 +228,20 @@ class _Block:
         if stale.size:
             self._sort(stale, dist[stale], pred[stale], loader)
 
-        load = np.zeros((m + 1) * b)  # (M + 1, B) flat; row M takes what the roots hand on
-        load[self.demand_slot] = self.od_veh_h if od_veh_h is None else od_veh_h
+        # (M + 1, B) flat; row M takes what the roots hand on. Integer sums are exact, so
+        # the order of the walk (which depends on the trees' history) does not matter.
+        load = np.zeros((m + 1) * b, dtype=np.int64)
+        load[self.demand_slot] = units
         parent_slot = self.parent_slot
         for r in range(m - 1, 0, -1):
             load[parent_slot[r]] += load[r * b : (r + 1) * b]
-        flows = np.bincount(
-            self.link.ravel(), weights=load[: m * b], minlength=loader.num_links + 1
-        )
+        # Sum per link in two halves that float64 adds exactly.
+        cells, links, size = load[: m * b], self.link.ravel(), loader.num_links + 1
+        low = np.bincount(links, weights=cells & ((1 << _LOW_BITS) - 1), minlength=size)
+        high = np.bincount(links, weights=cells >> _LOW_BITS, minlength=size)
         if not loader.keep_trees:
             self._forget()
-        return flows
+        return (high.astype(np.int64) << _LOW_BITS) + low.astype(np.int64)
 
     def _sort(
         self, rows: np.ndarray, dist: np.ndarray, pred: np.ndarray, loader: PathLoader
@@ -211,8 +270,11 @@ class _Block:
             self.rank[rows], self.demand_slot[rows] = rank, demand_slot
             self.parent_slot[:, rows], self.link[:, rows] = parent_slot, link
 
-    def _check_reachable(self, dist: np.ndarray) -> None:
-        missing = np.isinf(dist[:, self.zone_nodes]) & (self.od_veh_h > 0)  # (B, Z)
+    def _check_reachable(self, od_veh_h: np.ndarray) -> None:
+        assert self.unreachable is not None
+        if not self.unreachable.any():
+            return
+        missing = self.unreachable & (od_veh_h > 0)  # (B, Z)
         if missing.any():
             row, dest = np.argwhere(missing)[0]
             origin = int(self.origin_zones[row])
@@ -222,4 +284,3 @@ class _Block:
                 field="od",
                 expected="a path from every origin to every destination with demand",
             )
-        self.checked = True

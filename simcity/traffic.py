@@ -75,6 +75,7 @@ def assign(
     warm_start: np.ndarray | None = None,
     warm_start_od_veh_h: np.ndarray | None = None,
     method: str = "bfw",
+    loader: PathLoader | None = None,
 ) -> Assignment:
     """Static user-equilibrium link flows by Frank–Wolfe (plain, conjugate or bi-conjugate).
 
@@ -101,6 +102,10 @@ def assign(
         method: "bfw" (bi-conjugate, Mitradjieva & Lindberg 2013), "cfw" (conjugate) or
             "fw" (plain). The conjugate ones fall back to a plain step, and restart, at an
             iteration where it would lower the objective more.
+        loader: a `simcity.paths.PathLoader` built for this network (any capacities) and
+            the same OD rows with demand, to keep between calls: it saves rebuilding and
+            re-sorting the shortest-path trees. Results are the same bits with or without
+            it, whatever it loaded before. With another origin set a new loader is used.
 
     Returns:
         The flows and times of the last iterate; ``num_iterations`` counts all-or-nothing
@@ -127,12 +132,13 @@ def assign(
         zero = np.zeros(len(network.tail))
         return Assignment(zero, bpr.time(zero), 0.0, 0, 0.0, True)
 
-    loader = PathLoader(network, od)
+    if loader is None or not loader.fits(network, od):
+        loader = PathLoader(network, od)
     flows, num_loads = _initial_flows(loader, bpr, od, warm_start, warm_start_od_veh_h)
     directions = _Directions(method)
     while True:
         times = bpr.time(flows)  # (L,)
-        aon = loader.load(times)  # (L,)
+        aon = loader.load(times, od)  # (L,)
         num_loads += 1
         total = float(flows @ times)
         gap = max(0.0, (total - float(aon @ times)) / total) if total > 0.0 else 0.0
@@ -175,7 +181,7 @@ def all_or_nothing(network: Network, od_veh_h: np.ndarray, times_min: np.ndarray
         )
     if not od.any():
         return np.zeros(len(network.tail))
-    return PathLoader(network, od).load(times)
+    return PathLoader(network, od).load(times, od)
 
 
 def relative_gap(
@@ -216,7 +222,7 @@ def _initial_flows(
                 field="warm_start_od_veh_h",
                 expected="warm_start flows with it",
             )
-        return loader.load(bpr.time(np.zeros(loader.num_links))), 1
+        return loader.load(bpr.time(np.zeros(loader.num_links)), od), 1
     warm = np.asarray(warm_start, dtype=float)
     if warm.shape != (loader.num_links,) or not np.all(np.isfinite(warm)) or (warm < 0).any():
         raise SimcityError(
@@ -225,7 +231,7 @@ def _initial_flows(
             expected=f"({loader.num_links},) link flows >= 0",
         )
     if warm_start_od_veh_h is None:
-        return loader.load(bpr.time(warm)), 1
+        return loader.load(bpr.time(warm), od), 1
     old = _demand(warm_start_od_veh_h, od.shape[0], "warm_start_od_veh_h")  # (Z, Z)
     carried = old > 0
     rho = float(np.min(od[carried] / old[carried])) if carried.any() else 0.0

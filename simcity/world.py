@@ -24,6 +24,7 @@ from simcity.cities import build_city
 from simcity.demand import city_gravity_od, event_od, od_at, zone_catchment
 from simcity.graph import City
 from simcity.monitoring import Monitoring, StepOutcome, true_state
+from simcity.paths import PathLoader
 from simcity.scenario import BUNDLED_TRACES, CarbonConfig, ConstantCarbon, DailyCarbon, Scenario
 from simcity.traffic import Assignment, assign
 
@@ -242,6 +243,7 @@ class TrafficDay:
             world.od_now(world.hour_local((k + 0.5) * world.dt_min)) for k in range(world.num_steps)
         ]
         self._baseline: list[Assignment] = []
+        self._loader: PathLoader | None = None  # shortest-path trees kept between solves
         self._cuts: OrderedDict[tuple[int, bytes], Assignment] = OrderedDict()
         self._max_cached = max_cached
 
@@ -276,6 +278,8 @@ class TrafficDay:
     ) -> Assignment:
         capacity, cfg = self.network.capacity_veh_h, self.cfg
         cut = capacity_factor is not None
+        if self._loader is None:
+            self._loader = PathLoader(self.network, self._od[step])
         return assign(
             self.network,
             self._od[step],
@@ -285,6 +289,7 @@ class TrafficDay:
             warm_start=warm_start,
             warm_start_od_veh_h=self._od[warm_step] if warm_start is not None else None,
             method=self.cfg.method,
+            loader=self._loader,
         )
 
 
