@@ -98,9 +98,9 @@ class RoadConfig(_Frozen):
     bpr_power: Annotated[float, Field(ge=1)] = 4.0
 
 
-class _GeneratedCity(_Frozen):
-    origin_lon: Lon
-    origin_lat: Lat
+class _PeopledCity(_Frozen):
+    """People, jobs, zones and road classes of a city whose graph carries none."""
+
     population: NonNegative = 100_000.0
     jobs: NonNegative = 80_000.0
     cbd_km: Positive = 1.5
@@ -108,6 +108,11 @@ class _GeneratedCity(_Frozen):
     zone_share: Annotated[float, Field(gt=0, le=1)] = 1.0
     """Share of nodes that are traffic zones; the rest hand their people to the nearest."""
     roads: RoadConfig = RoadConfig()
+
+
+class _GeneratedCity(_PeopledCity):
+    origin_lon: Lon
+    origin_lat: Lat
 
 
 class GridCity(_GeneratedCity):
@@ -146,14 +151,9 @@ class TntpCity(_Frozen):
         return _resolve_path(str(value), info, folder=True)
 
 
-class GraphmlCity(_Frozen):
+class GraphmlCity(_PeopledCity):
     source: Literal["graphml"]
     path: Path
-    population: NonNegative = 100_000.0
-    jobs: NonNegative = 80_000.0
-    cbd_km: Positive = 1.5
-    zone_share: Annotated[float, Field(gt=0, le=1)] = 1.0
-    roads: RoadConfig = RoadConfig()
 
     @field_validator("path", mode="before")
     @classmethod
