@@ -116,6 +116,7 @@ class Monitoring:
     estimates: np.ndarray | None = field(init=False)  # (N, Q)
     recent_detections: np.ndarray = field(init=False)  # (N,) decayed count
     cut_factor: np.ndarray = field(init=False)  # (L,) capacity left by open accidents
+    known_cut_factor: np.ndarray = field(init=False)  # (L,) the same, detected ones only
     neighbour_mean: csr_matrix = field(init=False)  # (N, N) row-normalised adjacency
     hotspot: np.ndarray = field(init=False)  # (N,) fixed risk factor, mean 1
     _sensor_rng: np.random.Generator = field(init=False, repr=False)
@@ -147,6 +148,7 @@ class Monitoring:
         self.estimates = None
         self.recent_detections = np.zeros(n)
         self.cut_factor = np.ones(self.city.num_links)
+        self.known_cut_factor = np.ones(self.city.num_links)
         tail, head = self.city.link_tail, self.city.link_head
         adjacency = csr_matrix(
             (np.ones(2 * len(tail)), (np.r_[tail, head], np.r_[head, tail])), shape=(n, n)
@@ -219,7 +221,8 @@ class Monitoring:
         if outcome.closed.any():
             self.closed.append(updated.select(outcome.closed))
         self.open = updated.select(~outcome.closed)
-        self.cut_factor = self._cuts()
+        self.cut_factor = self._cuts(self.open.link >= 0)
+        self.known_cut_factor = self._cuts((self.open.link >= 0) & self.open.detected)
         # What the operator now believes about every node.
         error = self._observe(state.quantities, allocation, up_share)
         units = float(allocation.sum())
@@ -312,9 +315,8 @@ class Monitoring:
         d2 = (self.city.lon - lon) ** 2 + (self.city.lat - lat) ** 2
         return int(np.argmin(d2))
 
-    def _cuts(self) -> np.ndarray:
-        accidents = self.open.link[self.open.link >= 0]
-        count = np.bincount(accidents, minlength=self.city.num_links)
+    def _cuts(self, accidents: np.ndarray) -> np.ndarray:
+        count = np.bincount(self.open.link[accidents], minlength=self.city.num_links)
         # Two accidents on a link close most of it; more add nothing (traffic still moves).
         return self.scenario.incidents.accident_capacity_factor ** np.minimum(count, 2)
 

@@ -26,7 +26,7 @@ from simcity.graph import City
 from simcity.monitoring import Monitoring, StepOutcome, true_state
 from simcity.paths import PathLoader
 from simcity.scenario import BUNDLED_TRACES, CarbonConfig, ConstantCarbon, DailyCarbon, Scenario
-from simcity.traffic import Assignment, assign
+from simcity.traffic import Assignment, assign, bpr_time
 
 
 @dataclass(frozen=True)
@@ -325,14 +325,32 @@ def _peak_comfort_load_kw(world: World) -> np.ndarray:
 
 
 def traffic_process(world: World) -> Generator[simpy.Event, None, None]:
-    """Equilibrium traffic for each interval, after the capacity cuts now in force."""
-    capacity = world.city.capacity_veh_h
+    """Equilibrium traffic for each interval, after the capacity cuts now in force.
+
+    Drivers re-route around an accident only once it is detected (and announced): the
+    equilibrium is solved with the known cuts; undetected ones only slow their links.
+    """
+    network = world.city.network
     while True:
         step = world.step_index
-        factor = world.capacity_factor * world.monitoring.cut_factor
-        result = world._day.solve(step, factor)
+        known = world.capacity_factor * world.monitoring.known_cut_factor
+        actual = world.capacity_factor * world.monitoring.cut_factor
+        result = world._day.solve(step, known)
+        if not np.array_equal(known, actual):
+            times = bpr_time(
+                result.flows_veh_h,
+                network.free_flow_time_min,
+                network.capacity_veh_h * actual,
+                network.bpr_b,
+                network.bpr_power,
+            )
+            result = result._replace(
+                times_min=times, tstt_veh_min=float(result.flows_veh_h @ times)
+            )
         world.flows_veh_h, world.times_min = result.flows_veh_h, result.times_min
-        world.traffic = TrafficSnapshot(world._day.od(step), result, capacity * factor)
+        world.traffic = TrafficSnapshot(
+            world._day.od(step), result, network.capacity_veh_h * actual
+        )
         yield world.env.timeout(world.dt_min)
 
 
