@@ -191,6 +191,10 @@ def run_command(
         console.print(f"wrote steps.csv, episodes.json and summary.json to {out}")
 
 
+def _number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+
+
 def _print_monitoring(policy: str, stats: dict[str, dict[str, float]], episodes: int) -> None:
     from agents.evaluate import KPIS
 
@@ -202,7 +206,8 @@ def _print_monitoring(policy: str, stats: dict[str, dict[str, float]], episodes:
     table.add_column("mean", justify="right")
     table.add_column("± 95%", justify="right")
     for key, label in KPIS:
-        table.add_row(label, f"{stats[key]['mean']:,.4g}", f"{stats[key]['ci95']:,.3g}")
+        mean, half = stats[key]["mean"], stats[key]["ci95"]
+        table.add_row(label, _number(mean), _number(half) if episodes > 1 else "–")
     console.print(table)
 
 
