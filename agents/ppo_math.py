@@ -1,0 +1,218 @@
+"""The math of PPO as plain functions: GAE, the clipped loss, a linear schedule.
+
+The trainer's loop calls these; the tests check them against hand-computed numbers.
+Conventions follow CleanRL's ``ppo.py`` unless a docstring says otherwise.
+
+Shapes: T rollout steps, E parallel envs, M samples in one minibatch.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+ADVANTAGE_EPS = 1e-8
+
+
+class PPOLoss(NamedTuple):
+    """The PPO loss and its parts, all 0-d tensors.
+
+    ``total``, ``policy``, ``value`` and ``entropy`` keep their graph (call
+    ``total.backward()``); ``approx_kl`` and ``clip_fraction`` are detached diagnostics.
+    """
+
+    total: torch.Tensor  # policy - ent_coef * entropy + vf_coef * value
+    policy: torch.Tensor  # clipped surrogate, as a loss (to minimise)
+    value: torch.Tensor  # 0.5 * mean squared error, clipped if asked
+    entropy: torch.Tensor  # mean entropy of the new policy
+    approx_kl: torch.Tensor  # mean of (ratio - 1) - log(ratio), Schulman's k3 estimator
+    clip_fraction: torch.Tensor  # share of samples with |ratio - 1| > clip_coef
+
+
+def compute_gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    next_value: torch.Tensor,
+    next_done: torch.Tensor,
+    *,
+    gamma: float,
+    lam: float,
+    truncated_bootstrap: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimates and value targets for one rollout (Schulman et al. 2016).
+
+    Convention: row ``t`` is one transition ``(obs_t, action_t, rewards[t])``, and
+    ``dones[t]`` is true when the episode ended *after* step ``t`` — terminated or
+    truncated. The one-step target of step ``t`` bootstraps from:
+
+    - ``values[t + 1]`` (``next_value`` for ``t = T - 1``) when ``dones[t]`` is false;
+    - ``truncated_bootstrap[t]`` when ``dones[t]`` is true. The caller puts there the
+      value of the final observation the env returned for a *truncated* (time-limit)
+      step, and 0 for a *terminated* step, whose future is worth nothing. Entries where
+      ``dones[t]`` is false are ignored. ``None`` means every episode end is terminal.
+
+    The advantage recursion stops at every episode end either way, since ``t + 1``
+    belongs to the next episode (auto-reset)::
+
+        delta_t = rewards[t] + gamma * bootstrap_t - values[t]
+        A_t = delta_t + gamma * lam * (1 - dones[t]) * A_{t+1},   A_T = 0
+
+    ``next_done`` is whether ``next_obs`` (the observation after step ``T - 1``) starts a
+    new episode. Under this convention it equals ``dones[T - 1]``; it is checked so that a
+    buffer stored the CleanRL way (``dones[t]`` = "``obs_t`` starts an episode") fails
+    loudly instead of shifting every episode end by one step.
+
+    Computed without gradient: the results are regression targets, not functions of the
+    policy being trained.
+
+    Args:
+        rewards: (T, E) reward of each step.
+        values: (T, E) critic value of ``obs_t``.
+        dones: (T, E) bool, episode ended after step ``t``.
+        next_value: (E,) critic value of ``next_obs``.
+        next_done: (E,) bool, ``next_obs`` starts a new episode.
+        gamma: discount factor.
+        lam: GAE lambda; 1 gives Monte-Carlo returns minus values, 0 the one-step TD error.
+        truncated_bootstrap: (T, E) or None, see above.
+
+    Returns:
+        ``(advantages, returns)``, both (T, E), with ``returns = advantages + values``.
+
+    Raises:
+        ValueError: on mismatched shapes or ``next_done != dones[-1]``.
+    """
+    if rewards.ndim != 2:
+        raise ValueError(f"rewards must be (T, E), got shape {tuple(rewards.shape)}")
+    num_steps, num_envs = rewards.shape
+    for name, tensor in (("values", values), ("dones", dones)):
+        if tensor.shape != rewards.shape:
+            raise ValueError(
+                f"{name} must be (T, E) = {tuple(rewards.shape)}, got {tuple(tensor.shape)}"
+            )
+    for name, tensor in (("next_value", next_value), ("next_done", next_done)):
+        if tensor.shape != (num_envs,):
+            raise ValueError(f"{name} must be (E,) = ({num_envs},), got {tuple(tensor.shape)}")
+    if truncated_bootstrap is not None and truncated_bootstrap.shape != rewards.shape:
+        raise ValueError(
+            f"truncated_bootstrap must be (T, E) = {tuple(rewards.shape)}, "
+            f"got {tuple(truncated_bootstrap.shape)}"
+        )
+    if num_steps > 0 and not torch.equal(next_done.bool(), dones[-1].bool()):
+        raise ValueError(
+            "next_done must equal dones[-1]: dones[t] means the episode ended "
+            "after step t (was the buffer stored CleanRL-style, one step late?)"
+        )
+
+    with torch.no_grad():
+        ended = dones.bool()  # (T, E)
+        next_values = torch.cat([values[1:], next_value.unsqueeze(0)], dim=0)  # (T, E)
+        end_values = (
+            torch.zeros_like(values) if truncated_bootstrap is None else truncated_bootstrap
+        )  # (T, E)
+        bootstrap = torch.where(ended, end_values, next_values)  # (T, E)
+        deltas = rewards + gamma * bootstrap - values  # (T, E)
+        carry = gamma * lam * (~ended).to(values.dtype)  # (T, E)
+
+        advantages = torch.zeros_like(values)  # (T, E)
+        last_advantage = torch.zeros_like(next_value)  # (E,)
+        for t in reversed(range(num_steps)):
+            last_advantage = deltas[t] + carry[t] * last_advantage
+            advantages[t] = last_advantage
+        returns = advantages + values  # (T, E)
+    return advantages, returns
+
+
+def standardise_advantages(advantages: torch.Tensor) -> torch.Tensor:
+    """Advantages shifted to mean 0 and scaled to (sample) std 1 within the minibatch.
+
+    Uses the unbiased std and ``ADVANTAGE_EPS`` in the denominator, as CleanRL does. A
+    minibatch of one sample has no spread; it comes back centred (zero) rather than NaN.
+    """
+    centred = advantages - advantages.mean()  # (M,)
+    if advantages.numel() < 2:
+        return centred
+    return centred / (advantages.std() + ADVANTAGE_EPS)
+
+
+def ppo_loss(
+    new_log_prob: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    new_value: torch.Tensor,
+    old_value: torch.Tensor,
+    returns: torch.Tensor,
+    entropy: torch.Tensor,
+    *,
+    clip_coef: float,
+    vf_coef: float,
+    ent_coef: float,
+    clip_value: bool,
+    normalise_advantages: bool,
+) -> PPOLoss:
+    """The clipped PPO loss on one minibatch (Schulman et al. 2017; CleanRL's ``ppo.py``).
+
+    With ``ratio = exp(new_log_prob - old_log_prob)``, the policy loss is the pessimistic
+    ``mean(max(-A * ratio, -A * clip(ratio, 1 - clip_coef, 1 + clip_coef)))``. The value
+    loss is ``0.5 * mean((new_value - returns) ** 2)``; with ``clip_value`` it takes the
+    elementwise max with the loss of ``old_value + clip(new_value - old_value, ±clip_coef)``.
+    ``total = policy - ent_coef * entropy + vf_coef * value``.
+
+    Args:
+        new_log_prob: (M,) log-probability of the taken actions under the current policy.
+        old_log_prob: (M,) the same under the policy that collected the rollout.
+        advantages: (M,) advantage estimates, e.g. from `compute_gae`.
+        new_value: (M,) current critic values.
+        old_value: (M,) critic values at collection time (used only when ``clip_value``).
+        returns: (M,) value targets.
+        entropy: (M,) entropy of the current policy at each observation.
+        clip_coef: the clip range for the ratio, and for the value change if ``clip_value``.
+        vf_coef: weight of the value loss.
+        ent_coef: weight of the entropy bonus.
+        clip_value: clip the value loss as PPO2/CleanRL do.
+        normalise_advantages: standardise ``advantages`` within this minibatch first.
+    """
+    log_ratio = new_log_prob - old_log_prob  # (M,)
+    ratio = log_ratio.exp()  # (M,)
+
+    with torch.no_grad():
+        approx_kl = ((ratio - 1.0) - log_ratio).mean()
+        clip_fraction = ((ratio - 1.0).abs() > clip_coef).to(ratio.dtype).mean()
+
+    if normalise_advantages:
+        advantages = standardise_advantages(advantages)  # (M,)
+    unclipped = -advantages * ratio  # (M,)
+    clipped = -advantages * torch.clamp(ratio, 1.0 - clip_coef, 1.0 + clip_coef)  # (M,)
+    policy = torch.max(unclipped, clipped).mean()
+
+    value_error = (new_value - returns) ** 2  # (M,)
+    if clip_value:
+        clipped_value = old_value + torch.clamp(new_value - old_value, -clip_coef, clip_coef)
+        value_error = torch.max(value_error, (clipped_value - returns) ** 2)  # (M,)
+    value = 0.5 * value_error.mean()
+
+    mean_entropy = entropy.mean()
+    total = policy - ent_coef * mean_entropy + vf_coef * value
+    return PPOLoss(
+        total=total,
+        policy=policy,
+        value=value,
+        entropy=mean_entropy,
+        approx_kl=approx_kl,
+        clip_fraction=clip_fraction,
+    )
+
+
+def linear_schedule(start: float, end: float, progress: float) -> float:
+    """The value a fraction ``progress`` of the way from ``start`` to ``end``.
+
+    ``progress`` is clamped to [0, 1], so a last update that overshoots stays at ``end``.
+
+    >>> linear_schedule(3e-4, 0.0, 0.25)
+    0.000225
+    >>> linear_schedule(1.0, 0.0, 1.5)
+    0.0
+    """
+    progress = min(max(progress, 0.0), 1.0)
+    return start + (end - start) * progress
