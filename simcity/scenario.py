@@ -34,8 +34,8 @@ from simcity.monitoring_config import (
     SensorConfig,
 )
 
-NonNegative = Annotated[float, Field(ge=0)]
-Positive = Annotated[float, Field(gt=0)]
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Share = Annotated[float, Field(ge=0, le=1)]
 Lon = Annotated[float, Field(ge=-180, le=180)]
 Lat = Annotated[float, Field(ge=-90, le=90)]
@@ -199,7 +199,7 @@ class TrafficConfig(_Frozen):
 class EnergyConfig(_Frozen):
     kw_per_resident: NonNegative = 0.45
     kw_per_job: NonNegative = 1.1
-    comfort_c: float = 21.0
+    comfort_c: Annotated[float, Field(ge=-60, le=60)] = 21.0
     cooling_per_deg_c: NonNegative = 0.03
     heating_per_deg_c: NonNegative = 0.02
     ev_share: Share = 0.08

@@ -80,6 +80,7 @@ BAD_SCENARIOS = {
     "negative capacity": ("rows = 2\n[city.roads]\nlane_capacity_veh_h = -900", "lane_capacity"),
     "unknown device": ('rows = 2\n[compute]\ndevice = "tpu9000"', "tpu9000"),
     "negative budget": ("rows = 2\n[monitoring]\nbudget_units = -3", "monitoring.budget_units"),
+    "infinite population": ("rows = 2\npopulation = inf", "city.population"),
     "NaN price": ("rows = 2\n[compute]\nprice_per_kwh = nan", "compute.price_per_kwh"),
     "missing file": ('rows = 2\n[carbon]\nsource = "trace"\npath = "no.csv"', "carbon.path"),
 }
