@@ -102,7 +102,8 @@ def run_command(
         str,
         typer.Option(
             "--policy",
-            help="Baseline: random, uniform, population, traffic, risk or oracle.",
+            help="Baseline (random, uniform, population, traffic, risk, oracle) or a trained "
+            "checkpoint file (DIR/checkpoint.pt), whose FLOPs per decision are billed.",
         ),
     ] = DEFAULT_POLICY,
     episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes (days).")] = 1,
@@ -122,7 +123,6 @@ def run_command(
     all episodes, the mean and 95% interval of damage, detection, estimation error,
     compute energy and carbon, money and reward.
     """
-    from agents.baselines import make_baseline
     from agents.evaluate import Episode, aggregate, run_episode
     from simcity.env import CityEnv
     from simcity.results import hourly_kpis, write_run
@@ -133,7 +133,7 @@ def run_command(
     scenario = load_scenario(scenario_name)
     started = time.perf_counter()
     env = CityEnv(scenario)
-    policy = make_baseline(policy_name, env, seed=seed)
+    policy = _make_policy(policy_name, env, seed)
     results: list[Episode] = []
     num_steps = scenario.time.num_steps
     with Progress(
@@ -189,6 +189,85 @@ def run_command(
         episodes_doc = [{"episode": k, "seed": r.seed, **r.summary} for k, r in enumerate(results)]
         write_run(out, rows, summary, episodes_doc)
         console.print(f"wrote steps.csv, episodes.json and summary.json to {out}")
+
+
+@app.command("train")
+@_user_errors
+def train_command(
+    scenario_name: Annotated[
+        str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
+    ] = DEFAULT_SCENARIO,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, help="Env steps in all, over all envs.")
+    ] = 100_000,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for checkpoint.pt and progress.csv.")
+    ] = Path("runs/train"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the run.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train the graph-attention policy with PPO on a scenario.
+
+    Writes OUT/checkpoint.pt (atomically, every few updates and at the end) and
+    OUT/progress.csv. With --resume and the same settings, the result is identical to
+    an uninterrupted run.
+    """
+    from agents.train import TrainConfig, UpdateStats, train
+    from simcity.scenario import load_scenario
+
+    if out.exists() and not out.is_dir():
+        raise SimcityError("exists and is not a folder", file=out, field="--out")
+    if not resume and (out / "checkpoint.pt").exists():
+        raise SimcityError(
+            "already holds a checkpoint",
+            file=out,
+            field="--out",
+            expected="--resume or a new folder",
+        )
+    scenario = load_scenario(scenario_name)
+    config = TrainConfig(total_steps=steps, seed=seed)
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[kpis]}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet or not sys.stderr.isatty(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task(f"{scenario.name} / ppo", total=config.num_updates, kpis="")
+
+        def tick(stats: UpdateStats) -> None:
+            reward = f"episode reward {stats.mean_episode_reward:.4g}  " if stats.episodes else ""
+            kpis = f"{reward}kl {stats.approx_kl:.3g}  {stats.steps_per_s:,.0f} steps/s"
+            progress.update(task, completed=stats.update, kpis=kpis)
+
+        result = train(scenario, config, out, resume=resume, progress=tick)
+    last = result.last
+    summary = f"{result.update} updates, {result.step:,} steps"
+    if last is not None and last.episodes:
+        summary += f", last mean episode reward {last.mean_episode_reward:.4g}"
+    console.print(
+        f"[green]ok[/] {summary}; wrote {result.checkpoint_path} and {result.progress_path}"
+    )
+
+
+def _make_policy(name: str, env: Any, seed: int) -> Any:
+    """A baseline by name, or a trained policy from a checkpoint file (its FLOPs billed)."""
+    from agents.baselines import make_baseline
+
+    path = Path(name)
+    if path.suffix == ".pt" or path.is_file():
+        from agents.checkpoint import TrainedPolicy
+
+        policy = TrainedPolicy.from_checkpoint(path, env)
+        env.policy_flop_per_decision = float(policy.flops_per_decision)
+        return policy
+    return make_baseline(name, env, seed=seed)
 
 
 def _number(value: float) -> str:

@@ -1,0 +1,413 @@
+"""PPO for the graph-attention policy in `CityEnv`, in one loop read top to bottom.
+
+Shapes: T rollout steps per env, E parallel envs, N nodes, F node features, G global
+features, M samples in one minibatch.
+
+Resume semantics. ``train(..., resume=True)`` continues from ``out_dir/checkpoint.pt`` and
+ends with the same parameters, bit for bit, as an uninterrupted run with the same
+`TrainConfig`. The checkpoint holds the weights, the Adam state, the step and update
+counts, torch's RNG state, and the actions taken so far in the episodes under way. Env
+state is not pickled: every episode starts from ``reset(seed=episode_seed(seed, env, k))``
+and `CityEnv` is deterministic given its seed and its actions, so a resumed run rebuilds
+the envs by resetting them with the same seeds and replaying those actions. This relies on
+every env's episodes having one fixed length (`CityEnv` days truncate after
+``time.num_steps`` and never terminate), so all envs start their episodes together.
+A resume with a larger ``total_steps`` keeps going but anneals the learning rate over the
+new length, so it is no longer identical to any uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import importlib.util
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+from agents.attention import (
+    AttentionConfig,
+    AttentionPolicy,
+    action_distribution,
+    count_flops_per_decision,
+)
+from agents.checkpoint import Checkpoint, city_neighbours, load_checkpoint, save_checkpoint
+from agents.ppo_math import compute_gae, linear_schedule, ppo_loss
+from simcity.env import CityEnv
+from simcity.errors import SimcityError
+from simcity.scenario import Scenario, load_scenario
+
+CHECKPOINT_NAME = "checkpoint.pt"
+PROGRESS_NAME = "progress.csv"
+# Settings a resume may change without breaking the run it continues.
+RESUMABLE_CHANGES = ("total_steps", "checkpoint_every")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """PPO settings; defaults follow CleanRL's ``ppo_continuous_action.py`` where it has them."""
+
+    total_steps: int = 100_000  # env steps over all envs; rounded up to whole updates
+    num_envs: int = 2
+    num_steps: int = 64  # per env per rollout
+    lr: float = 3e-4  # annealed linearly to 0 over the run
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    update_epochs: int = 4
+    num_minibatches: int = 4
+    clip_coef: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    clip_value: bool = True
+    normalise_advantages: bool = True
+    seed: int = 0
+    checkpoint_every: int = 10  # updates; a checkpoint is also written at the end
+    model: AttentionConfig = field(default_factory=AttentionConfig)
+
+    def __post_init__(self) -> None:
+        positive = ("total_steps", "num_envs", "num_steps", "update_epochs", "num_minibatches")
+        for name in (*positive, "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise SimcityError(
+                    f"is {getattr(self, name)}", field=f"train.{name}", expected=">= 1"
+                )
+        if self.batch_size % self.num_minibatches != 0:
+            raise SimcityError(
+                f"{self.num_minibatches} does not divide the batch of {self.batch_size}",
+                field="train.num_minibatches",
+                expected="a divisor of num_envs * num_steps",
+            )
+        if self.seed < 0:
+            raise SimcityError(f"is {self.seed}", field="train.seed", expected=">= 0")
+
+    @property
+    def batch_size(self) -> int:
+        return self.num_envs * self.num_steps
+
+    @property
+    def minibatch_size(self) -> int:
+        return self.batch_size // self.num_minibatches
+
+    @property
+    def num_updates(self) -> int:
+        return math.ceil(self.total_steps / self.batch_size)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (the model config nested), safe for ``weights_only`` checkpoints."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class UpdateStats:
+    """What one PPO update logs; one row of ``progress.csv``."""
+
+    update: int  # 1-based count of updates done
+    num_updates: int
+    step: int  # env steps so far, over all envs
+    lr: float
+    mean_episode_reward: float  # mean over episodes that ended in this rollout; NaN if none
+    episodes: int
+    policy_loss: float
+    value_loss: float
+    entropy: float
+    approx_kl: float
+    clip_fraction: float
+    steps_per_s: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where the run wrote its files and how far it got."""
+
+    checkpoint_path: Path
+    progress_path: Path
+    step: int
+    update: int
+    last: UpdateStats | None  # None when a resume found nothing left to do
+
+
+def episode_seed(seed: int, env_index: int, episode: int) -> int:
+    """Reset seed of episode ``episode`` of env ``env_index``: a hash, so runs never overlap."""
+    return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1)[0])
+
+
+def train(
+    scenario: str | Path | Scenario,
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: Callable[[UpdateStats], None] | None = None,
+) -> TrainResult:
+    """Train an `AttentionPolicy` with PPO; write ``checkpoint.pt`` and ``progress.csv``.
+
+    ``progress`` is called after every update. See the module doc for ``resume``.
+    """
+    torch.set_num_threads(1)  # small matrices: threads cost more than they give, and vary results
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint_path, progress_path = out_dir / CHECKPOINT_NAME, out_dir / PROGRESS_NAME
+    scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    T, E = config.num_steps, config.num_envs
+
+    # Envs: one city shared by all; we reset them ourselves to choose every episode's seed.
+    first = CityEnv(scenario)
+    city, day_len = first.city, scenario.time.num_steps
+    envs = SyncVectorEnv(
+        [lambda: first] + [lambda: CityEnv(scenario, city=city) for _ in range(E - 1)],
+        autoreset_mode=AutoresetMode.DISABLED,
+    )
+    N = city.num_nodes
+
+    # Model, optimiser, and everything a resume restores.
+    torch.manual_seed(config.seed)
+    model = AttentionPolicy(config.model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, eps=1e-5)
+    neighbours, distances = city_neighbours(city, config.model.num_neighbours)  # (N, K) x 2
+    flops = count_flops_per_decision(model, N, neighbours, distances)
+    update, step = 0, 0
+    episode_actions = torch.zeros(0, E, N + 1)  # (S, E, N + 1) of the episodes under way
+    if resume:
+        checkpoint = load_checkpoint(checkpoint_path, expected_config=config.model)
+        update, step = checkpoint.update, checkpoint.step
+        episode_actions = _check_resumable(
+            checkpoint, config, scenario.name, ((step // E) % day_len, E, N + 1)
+        )
+        model.load_state_dict(checkpoint.state_dict)
+        optimizer.load_state_dict(checkpoint.optimizer_state)
+        torch.set_rng_state(checkpoint.rng_states["torch"])
+    _start_progress_file(progress_path, keep_through_update=update if resume else 0)
+    board = _tensorboard_writer(out_dir)
+
+    def reset_envs() -> dict[str, np.ndarray]:
+        episode = (step // E) // day_len
+        seeds: list[int | None] = [episode_seed(config.seed, i, episode) for i in range(E)]
+        obs, _ = envs.reset(seed=seeds, options={"policy_flop_per_decision": flops})
+        return obs
+
+    obs = reset_envs()
+    episode_return = np.zeros(E)
+    for action in episode_actions:  # replay the episodes under way at the checkpoint
+        obs, reward, _, _, _ = envs.step(action.numpy())
+        episode_return += reward
+
+    # Rollout buffers.
+    obs_nodes = torch.zeros(T, E, N, config.model.num_node_features)  # (T, E, N, F)
+    obs_globals = torch.zeros(T, E, config.model.num_global_features)  # (T, E, G)
+    actions = torch.zeros(T, E, N + 1)  # (T, E, N + 1)
+    log_probs = torch.zeros(T, E)  # (T, E)
+    rewards = torch.zeros(T, E)  # (T, E)
+    values = torch.zeros(T, E)  # (T, E)
+    dones = torch.zeros(T, E, dtype=torch.bool)  # (T, E) episode ended after step t
+    end_values = torch.zeros(T, E)  # (T, E) value of the final obs of a truncated episode
+
+    last: UpdateStats | None = None
+    while update < config.num_updates:
+        started = time.perf_counter()
+        lr = linear_schedule(config.lr, 0.0, update / config.num_updates)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+
+        # Collect a rollout.
+        finished: list[float] = []
+        for t in range(T):
+            nodes = torch.as_tensor(obs["nodes"])  # (E, N, F)
+            globals_ = torch.as_tensor(obs["globals"])  # (E, G)
+            with torch.no_grad():
+                output = model(nodes, globals_, neighbours, distances)
+                dist = action_distribution(output.logits)
+                action = dist.sample()  # (E, N + 1)
+            obs_nodes[t], obs_globals[t], actions[t] = nodes, globals_, action
+            log_probs[t], values[t] = dist.log_prob(action), output.value
+            obs, reward, terminated, truncated, _ = envs.step(action.numpy())
+            step += E
+            rewards[t] = torch.as_tensor(reward, dtype=torch.float32)
+            episode_return += reward
+            episode_actions = torch.cat([episode_actions, action.unsqueeze(0)])
+            ended = terminated | truncated  # (E,)
+            dones[t] = torch.as_tensor(ended)
+            end_values[t] = 0.0
+            if ended.any():
+                if not ended.all():
+                    raise RuntimeError("envs fell out of step; resume needs equal episode lengths")
+                with torch.no_grad():  # obs is the final observation: DISABLED autoreset
+                    final = model(
+                        torch.as_tensor(obs["nodes"]),
+                        torch.as_tensor(obs["globals"]),
+                        neighbours,
+                        distances,
+                    ).value  # (E,)
+                end_values[t] = torch.where(torch.as_tensor(truncated), final, 0.0)
+                finished.extend(episode_return.tolist())
+                episode_return[:] = 0.0
+                episode_actions = torch.zeros(0, E, N + 1)
+                obs = reset_envs()
+
+        # Advantages. A rollout ending mid-episode bootstraps from next_value, like CleanRL.
+        with torch.no_grad():
+            next_value = model(
+                torch.as_tensor(obs["nodes"]),
+                torch.as_tensor(obs["globals"]),
+                neighbours,
+                distances,
+            ).value  # (E,)
+        advantages, returns = compute_gae(
+            rewards,
+            values,
+            dones,
+            next_value,
+            dones[-1],
+            gamma=config.gamma,
+            lam=config.gae_lambda,
+            truncated_bootstrap=end_values,
+        )  # (T, E) each
+
+        # Update: epochs of shuffled minibatches of the flattened (T * E) batch.
+        b_nodes = obs_nodes.flatten(0, 1)  # (T * E, N, F)
+        b_globals = obs_globals.flatten(0, 1)  # (T * E, G)
+        b_actions = actions.flatten(0, 1)  # (T * E, N + 1)
+        b_log_probs, b_values = log_probs.flatten(), values.flatten()  # (T * E,)
+        b_advantages, b_returns = advantages.flatten(), returns.flatten()  # (T * E,)
+        for _ in range(config.update_epochs):
+            order = torch.randperm(config.batch_size)
+            for start in range(0, config.batch_size, config.minibatch_size):
+                mb = order[start : start + config.minibatch_size]  # (M,)
+                output = model(b_nodes[mb], b_globals[mb], neighbours, distances)
+                dist = action_distribution(output.logits)
+                loss = ppo_loss(
+                    dist.log_prob(b_actions[mb]),
+                    b_log_probs[mb],
+                    b_advantages[mb],
+                    output.value,
+                    b_values[mb],
+                    b_returns[mb],
+                    dist.entropy(),
+                    clip_coef=config.clip_coef,
+                    vf_coef=config.vf_coef,
+                    ent_coef=config.ent_coef,
+                    clip_value=config.clip_value,
+                    normalise_advantages=config.normalise_advantages,
+                )
+                optimizer.zero_grad()
+                loss.total.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+        update += 1
+
+        # Log (the last minibatch's losses, as CleanRL does).
+        last = UpdateStats(
+            update=update,
+            num_updates=config.num_updates,
+            step=step,
+            lr=lr,
+            mean_episode_reward=float(np.mean(finished)) if finished else math.nan,
+            episodes=len(finished),
+            policy_loss=loss.policy.item(),
+            value_loss=loss.value.item(),
+            entropy=loss.entropy.item(),
+            approx_kl=loss.approx_kl.item(),
+            clip_fraction=loss.clip_fraction.item(),
+            steps_per_s=config.batch_size / (time.perf_counter() - started),
+        )
+        _append_progress(progress_path, last)
+        if board is not None:
+            for name, value in dataclasses.asdict(last).items():
+                board.add_scalar(f"train/{name}", value, step)
+
+        # Checkpoint every K updates and at the end.
+        if update % config.checkpoint_every == 0 or update == config.num_updates:
+            save_checkpoint(
+                checkpoint_path,
+                model_config=config.model,
+                state_dict=model.state_dict(),
+                optimizer_state=optimizer.state_dict(),
+                step=step,
+                update=update,
+                rng_states={"torch": torch.get_rng_state()},
+                extra={
+                    "train_config": config.as_dict(),
+                    "scenario": scenario.name,
+                    "flops_per_decision": flops,
+                    "episode_actions": episode_actions.clone(),
+                },
+            )
+        if progress is not None:
+            progress(last)
+    envs.close()
+    if board is not None:
+        board.close()
+    return TrainResult(checkpoint_path, progress_path, step, update, last)
+
+
+def _check_resumable(
+    checkpoint: Checkpoint, config: TrainConfig, scenario_name: str, actions_shape: tuple[int, ...]
+) -> torch.Tensor:
+    """The checkpoint's episode actions (S, E, N + 1), after checking it continues this run.
+
+    Raises:
+        SimcityError: the checkpoint is of another scenario, or its settings differ from
+            ``config`` other than in `RESUMABLE_CHANGES`.
+    """
+    path, extra = checkpoint.path, checkpoint.extra
+    saved = extra.get("train_config")
+    if not isinstance(saved, dict):
+        raise SimcityError("missing", file=path, field="extra.train_config")
+    for key, value in config.as_dict().items():
+        if key not in RESUMABLE_CHANGES and saved.get(key) != value:
+            raise SimcityError(
+                f"is {saved.get(key)!r} in the checkpoint but {value!r} now",
+                file=path,
+                field=f"train.{key}",
+                expected="the settings of the run being resumed",
+            )
+    if extra.get("scenario") != scenario_name:
+        raise SimcityError(
+            f"is {extra.get('scenario')!r}",
+            file=path,
+            field="extra.scenario",
+            expected=repr(scenario_name),
+        )
+    actions = extra.get("episode_actions")
+    if not (isinstance(actions, torch.Tensor) and tuple(actions.shape) == actions_shape):
+        raise SimcityError(
+            "does not fit this scenario and step count",
+            file=path,
+            field="extra.episode_actions",
+            expected=f"a tensor of shape {actions_shape}",
+        )
+    return actions
+
+
+def _tensorboard_writer(out_dir: Path) -> Any:
+    """A TensorBoard ``SummaryWriter`` on ``out_dir``, or None without the package installed."""
+    if importlib.util.find_spec("tensorboard") is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(log_dir=str(out_dir))
+
+
+def _start_progress_file(path: Path, keep_through_update: int) -> None:
+    """Start ``progress.csv`` afresh, keeping rows up to ``keep_through_update`` (a resume)."""
+    rows: list[dict[str, str]] = []
+    if keep_through_update > 0 and path.is_file():
+        with path.open(newline="") as f:
+            rows = [r for r in csv.DictReader(f) if int(r["update"]) <= keep_through_update]
+    names = [f.name for f in dataclasses.fields(UpdateStats)]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=names)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def _append_progress(path: Path, stats: UpdateStats) -> None:
+    with path.open("a", newline="") as f:
+        csv.writer(f).writerow(dataclasses.astuple(stats))

@@ -1,0 +1,191 @@
+"""PPO trainer: a smoke run, checkpoints that load safely, exact resume, the trained policy."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from agents.attention import AttentionConfig  # noqa: E402 (after the importorskip above)
+from agents.checkpoint import (  # noqa: E402
+    TrainedPolicy,
+    load_checkpoint,
+    save_checkpoint,
+)
+from agents.evaluate import run_episode  # noqa: E402
+from agents.policy import Policy  # noqa: E402
+from agents.train import TrainConfig, UpdateStats, train  # noqa: E402
+from simcity.env import CityEnv  # noqa: E402
+from simcity.errors import SimcityError  # noqa: E402
+from simcity.scenario import Scenario, load_scenario  # noqa: E402
+
+MODEL = AttentionConfig(d_model=16, num_heads=2, num_layers=1, num_neighbours=4)
+# 24 steps per env per rollout over 16-step days: episodes end inside rollouts and
+# rollouts end inside episodes, so both the truncation bootstrap and the replay run.
+CONFIG = TrainConfig(
+    total_steps=192,
+    num_envs=2,
+    num_steps=24,
+    update_epochs=2,
+    num_minibatches=2,
+    seed=3,
+    model=MODEL,
+)
+
+
+@pytest.fixture(scope="module")
+def short_day() -> Scenario:
+    scenario = load_scenario("tiny")
+    return scenario.model_copy(update={"time": scenario.time.model_copy(update={"num_steps": 16})})
+
+
+def test_smoke_run_writes_a_safe_checkpoint_and_progress(
+    short_day: Scenario, tmp_path: Path
+) -> None:
+    config = TrainConfig(total_steps=128, num_envs=2, num_steps=64, model=MODEL)
+    seen: list[UpdateStats] = []
+    result = train(short_day, config, tmp_path, progress=seen.append)
+    assert result.checkpoint_path == tmp_path / "checkpoint.pt"
+    assert (result.step, result.update, len(seen)) == (128, 1, 1)
+    assert seen[0].episodes == 8  # 2 envs x 64 steps of 16-step days
+    assert np.isfinite(seen[0].mean_episode_reward) and seen[0].mean_episode_reward < 0
+    raw = torch.load(result.checkpoint_path, weights_only=True)
+    assert raw["step"] == 128 and raw["update"] == 1
+    with result.progress_path.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["update"]) for r in rows] == [1]
+    assert not list(tmp_path.glob("*.tmp"))  # the atomic write cleaned up
+
+
+class StopRunError(Exception):
+    pass
+
+
+def test_resume_gives_the_same_parameters_as_an_uninterrupted_run(
+    short_day: Scenario, tmp_path: Path
+) -> None:
+    assert CONFIG.num_updates == 4
+    whole = train(short_day, CONFIG, tmp_path / "whole")
+
+    def stop_after_two(stats: UpdateStats) -> None:
+        if stats.update == 2:
+            raise StopRunError
+
+    interrupted = dict(checkpoint_every=2)
+    config = TrainConfig(**{**CONFIG.__dict__, **interrupted})
+    with pytest.raises(StopRunError):
+        train(short_day, config, tmp_path / "split", progress=stop_after_two)
+    assert load_checkpoint(tmp_path / "split" / "checkpoint.pt").update == 2
+    resumed = train(short_day, config, tmp_path / "split", resume=True)
+
+    assert (resumed.step, resumed.update) == (whole.step, whole.update)
+    a = load_checkpoint(whole.checkpoint_path)
+    b = load_checkpoint(resumed.checkpoint_path)
+    assert a.state_dict.keys() == b.state_dict.keys()
+    for key in a.state_dict:
+        assert torch.equal(a.state_dict[key], b.state_dict[key]), key
+    with resumed.progress_path.open() as f:
+        assert [int(r["update"]) for r in csv.DictReader(f)] == [1, 2, 3, 4]
+
+
+def test_a_different_run_changes_the_parameters(short_day: Scenario, tmp_path: Path) -> None:
+    """Guards the resume test: the parameters do depend on the seed."""
+    one = train(short_day, TrainConfig(**{**CONFIG.__dict__, "total_steps": 48}), tmp_path / "a")
+    two = train(
+        short_day, TrainConfig(**{**CONFIG.__dict__, "total_steps": 48, "seed": 4}), tmp_path / "b"
+    )
+    a, b = load_checkpoint(one.checkpoint_path), load_checkpoint(two.checkpoint_path)
+    assert not all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+def test_a_checkpoint_of_another_shape_is_a_clear_error(
+    short_day: Scenario, tmp_path: Path
+) -> None:
+    from agents.attention import AttentionPolicy
+
+    wide = AttentionPolicy(AttentionConfig(d_model=32, num_heads=2, num_layers=1, num_neighbours=4))
+    path = save_checkpoint(
+        tmp_path / "checkpoint.pt",
+        model_config=MODEL,  # claims d_model=16 but holds d_model=32 weights
+        state_dict=wide.state_dict(),
+        optimizer_state={},
+        step=0,
+        update=0,
+        rng_states={},
+        extra={},
+    )
+    with pytest.raises(SimcityError, match="state_dict"):
+        load_checkpoint(path)
+    with pytest.raises(SimcityError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "missing.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(SimcityError, match="cannot be read"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+def test_resume_with_another_model_is_a_clear_error(short_day: Scenario, tmp_path: Path) -> None:
+    train(short_day, TrainConfig(**{**CONFIG.__dict__, "total_steps": 48}), tmp_path)
+    other = AttentionConfig(d_model=32, num_heads=2, num_layers=1, num_neighbours=4)
+    with pytest.raises(SimcityError, match="model_config"):
+        train(short_day, TrainConfig(**{**CONFIG.__dict__, "model": other}), tmp_path, resume=True)
+    with pytest.raises(SimcityError, match=r"train\.seed"):
+        train(short_day, TrainConfig(**{**CONFIG.__dict__, "seed": 9}), tmp_path, resume=True)
+
+
+def test_trained_policy_acts_validly(short_day: Scenario, tmp_path: Path) -> None:
+    result = train(short_day, TrainConfig(**{**CONFIG.__dict__, "total_steps": 48}), tmp_path)
+    env = CityEnv(short_day)
+    policy = TrainedPolicy.from_checkpoint(result.checkpoint_path, env)
+    assert isinstance(policy, Policy)
+    assert policy.flops_per_decision > 0
+    obs, _ = env.reset(seed=0, options={"policy_flop_per_decision": policy.flops_per_decision})
+    action = policy.act(obs)
+    assert action.shape == (env.city.num_nodes + 1,)
+    assert np.all(action >= 0) and np.isclose(action.sum(), 1.0)
+    np.testing.assert_array_equal(action, policy.act(obs))  # deterministic
+    episode = run_episode(env, policy, seed=1)
+    assert len(episode.infos) == 16
+    assert all(np.isfinite(info["reward"]) for info in episode.infos)
+
+
+def test_cli_trains_and_reports_user_errors_in_one_line(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agents.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["train", "tiny", "--steps", "128", "--out", str(out), "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert (out / "checkpoint.pt").is_file() and (out / "progress.csv").is_file()
+    again = runner.invoke(app, args)  # would overwrite a run without --resume
+    assert again.exit_code == 2
+    assert "already holds a checkpoint" in again.output
+    other_seed = runner.invoke(app, [*args, "--resume", "--seed", "7"])
+    assert other_seed.exit_code == 2
+    assert "train.seed" in other_seed.output
+    assert "Traceback" not in other_seed.output
+
+
+def test_run_plays_a_trained_checkpoint_and_bills_its_flops(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agents.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "trained"
+    result = runner.invoke(app, ["train", "tiny", "--steps", "128", "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    run_out = tmp_path / "run"
+    args = ["run", "tiny", "--policy", str(out / "checkpoint.pt"), "--out", str(run_out)]
+    result = runner.invoke(app, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = (run_out / "steps.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    policy_kwh = [float(r.split(",")[header.index("compute_policy_kwh")]) for r in rows[1:]]
+    assert min(policy_kwh) > 0.0  # the policy's own inference is on the bill
