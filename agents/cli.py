@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import warnings
@@ -254,6 +255,73 @@ def train_command(
     console.print(
         f"[green]ok[/] {summary}; wrote {result.checkpoint_path} and {result.progress_path}"
     )
+
+
+@app.command("eval")
+@_user_errors
+def eval_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint.pt written by simcity train.")],
+    scenario_name: Annotated[
+        str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
+    ] = DEFAULT_SCENARIO,
+    episodes: Annotated[int, typer.Option("--episodes", min=2, help="Held-out days.")] = 10,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for eval.json and eval.csv [default: beside CHECKPOINT]."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Compare a trained policy with every baseline and the oracle on held-out seeds.
+
+    Every policy plays the same days (seeds never used in training); the table gives
+    the mean and 95% interval of each KPI. The trained policy's FLOPs are billed.
+    """
+    from agents.baselines import BASELINES, make_baseline
+    from agents.checkpoint import TrainedPolicy
+    from agents.evaluate import KPIS, compare_policies, held_out_seeds
+    from agents.policy import Policy
+    from simcity.env import CityEnv
+    from simcity.results import write_atomic
+    from simcity.scenario import load_scenario
+
+    out_dir = out if out is not None else checkpoint.parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
+    env = CityEnv(load_scenario(scenario_name))
+    trained = TrainedPolicy.from_checkpoint(checkpoint, env)
+    policies: list[tuple[Policy, float]] = [(trained, float(trained.flops_per_decision))]
+    policies += [(make_baseline(name, env, seed=0), 0.0) for name in BASELINES]
+    seeds = held_out_seeds(episodes)
+    with Progress(
+        TextColumn("[bold]eval"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet or not sys.stderr.isatty(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("eval", total=len(policies) * episodes)
+        table = compare_policies(env, policies, seeds, lambda: progress.advance(task))
+    view = Table(title=f"{env.scenario.name}: {episodes} held-out days, mean ± 95%")
+    view.add_column("policy", no_wrap=True)
+    for _, label in KPIS:
+        view.add_column(label, justify="right")
+    for name, stats in table.items():
+        cells = [f"{_number(stats[k]['mean'])} ± {_number(stats[k]['ci95'])}" for k, _ in KPIS]
+        view.add_row(name, *cells)
+    console.print(view)
+    header = ["policy"] + [f"{k}_{part}" for k, _ in KPIS for part in ("mean", "ci95")]
+    rows = [",".join(header)]
+    for name, stats in table.items():
+        values = [repr(stats[k][part]) for k, _ in KPIS for part in ("mean", "ci95")]
+        rows.append(",".join([name, *values]))
+    document = {"checkpoint": str(checkpoint), "scenario": env.scenario.name, "seeds": seeds}
+    write_atomic(out_dir / "eval.csv", "\n".join(rows) + "\n")
+    write_atomic(out_dir / "eval.json", json.dumps({**document, "table": table}, indent=2) + "\n")
+    console.print(f"wrote eval.csv and eval.json to {out_dir}")
 
 
 def _make_policy(name: str, env: Any, seed: int) -> Any:

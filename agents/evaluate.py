@@ -104,3 +104,33 @@ def aggregate(summaries: Sequence[dict[str, float]]) -> dict[str, dict[str, floa
         mean, half = mean_ci([s[key] for s in summaries])
         out[key] = {"mean": mean, "ci95": half}
     return out
+
+
+HELD_OUT_SEED_BASE = 2**32
+"""Evaluation seeds start here: training episodes reset with 32-bit hashed seeds
+(`agents.train.episode_seed`), so these are never seen in training."""
+
+
+def held_out_seeds(num: int) -> list[int]:
+    """Seeds for evaluation episodes, disjoint from every training seed."""
+    return [HELD_OUT_SEED_BASE + k for k in range(num)]
+
+
+def compare_policies(
+    env: CityEnv,
+    policies: Sequence[tuple[Policy, float]],
+    seeds: Sequence[int],
+    on_episode: Callable[[], None] | None = None,
+) -> dict[str, dict[str, dict[str, float]]]:
+    """Every policy (with its FLOPs per decision, billed) on the same seeds, aggregated."""
+    table = {}
+    for policy, flops in policies:
+        env.policy_flop_per_decision = float(flops)
+        summaries = []
+        for seed in seeds:
+            summaries.append(run_episode(env, policy, seed).summary)
+            if on_episode is not None:
+                on_episode()
+        table[policy.name] = aggregate(summaries)
+    env.policy_flop_per_decision = 0.0
+    return table

@@ -189,3 +189,27 @@ def test_run_plays_a_trained_checkpoint_and_bills_its_flops(tmp_path: Path) -> N
     header = rows[0].split(",")
     policy_kwh = [float(r.split(",")[header.index("compute_policy_kwh")]) for r in rows[1:]]
     assert min(policy_kwh) > 0.0  # the policy's own inference is on the bill
+
+
+def test_eval_compares_with_every_baseline_on_held_out_seeds(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from agents.baselines import BASELINES
+    from agents.cli import app
+    from agents.evaluate import held_out_seeds
+    from agents.train import episode_seed
+
+    runner = CliRunner()
+    out = tmp_path / "trained"
+    assert runner.invoke(app, ["train", "tiny", "--steps", "128", "--out", str(out)]).exit_code == 0
+    args = ["eval", str(out / "checkpoint.pt"), "tiny", "--episodes", "2", "--quiet"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = json.loads((out / "eval.json").read_text())
+    assert set(table["table"]) == {"trained", *BASELINES}
+    assert table["seeds"] == held_out_seeds(2)
+    # Training seeds are 32-bit hashes; evaluation seeds are all above them.
+    assert max(episode_seed(0, i, k) for i in range(2) for k in range(50)) < min(table["seeds"])
+    assert (out / "eval.csv").read_text().count("\n") == 1 + 1 + len(BASELINES)
