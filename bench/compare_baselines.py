@@ -8,7 +8,7 @@ with ``PYTHONPATH=.``):
 Episode k of every policy uses env seed ``first_seed + k`` (common random numbers: the
 same seed gives the same sensor, arrival and detection streams, so paired differences
 are much tighter than the intervals of the means). Each (policy, seed) episode runs in a
-worker process; results do not depend on which worker ran what (`simcity.world.TrafficDay`
+worker process; results do not depend on which worker ran what (`simcity.traffic_day.TrafficDay`
 is a pure function of step and capacity). Intervals are Student-t 95% half-widths.
 """
 

@@ -31,6 +31,7 @@ from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 from agents.baselines import make_baseline
+from simcity import traffic_day as traffic_day_module
 from simcity import world as world_module
 from simcity.env import CityEnv
 from simcity.monitoring import Monitoring
@@ -95,7 +96,7 @@ def timed_process(key: str, fn: Callable[[Any], Generator[Any, Any, None]]) -> C
 
 def instrument() -> None:
     """Wrap the subsystems' entry points with timers (module globals and methods)."""
-    day = world_module.TrafficDay
+    day = traffic_day_module.TrafficDay
     original_assign = day._assign
 
     def assign(self: Any, step: int, capacity_factor: Any, *args: Any, **kwargs: Any) -> Any:

@@ -8,13 +8,11 @@ runs the clock to the end of the next interval and returns what happened in it.
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Generator
 from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple
-from weakref import WeakKeyDictionary
 
 import numpy as np
 import simpy
@@ -24,9 +22,9 @@ from simcity.cities import build_city
 from simcity.demand import city_gravity_od, event_od, od_at, zone_catchment
 from simcity.graph import City
 from simcity.monitoring import Monitoring, StepOutcome, true_state
-from simcity.paths import PathLoader
 from simcity.scenario import BUNDLED_TRACES, CarbonConfig, ConstantCarbon, DailyCarbon, Scenario
-from simcity.traffic import Assignment, assign, bpr_time
+from simcity.traffic import Assignment, bpr_time
+from simcity.traffic_day import traffic_day
 
 
 @dataclass(frozen=True)
@@ -224,86 +222,6 @@ class World:
         while self.step_index < self.num_steps:
             self.advance()
         return self.records
-
-
-class TrafficDay:
-    """The equilibria of one city's day, memoised: a pure function of (step, capacity).
-
-    Without capacity cuts a step's equilibrium is the baseline chain (each step
-    warm-started from the previous step's baseline); with cuts it is solved warm-started
-    from that step's baseline to the looser incident gap or iteration limit (re-routing
-    around a cut, not a new equilibrium of the whole day). So results never depend on
-    what ran before in the process, and episodes after the first reuse the baseline day.
-    """
-
-    def __init__(self, world: World, max_cached: int = 4096):
-        self.network = world.city.network
-        self.cfg = world.scenario.traffic
-        self._od = [
-            world.od_now(world.hour_local((k + 0.5) * world.dt_min)) for k in range(world.num_steps)
-        ]
-        self._baseline: list[Assignment] = []
-        self._loader: PathLoader | None = None  # shortest-path trees kept between solves
-        self._cuts: OrderedDict[tuple[int, bytes], Assignment] = OrderedDict()
-        self._max_cached = max_cached
-
-    def od(self, step: int) -> np.ndarray:
-        return self._od[step]
-
-    def solve(self, step: int, capacity_factor: np.ndarray) -> Assignment:
-        """The equilibrium at ``step`` with link capacities scaled by ``capacity_factor``."""
-        while len(self._baseline) <= step:
-            k = len(self._baseline)
-            self._baseline.append(
-                self._assign(k, None, self._baseline[-1].flows_veh_h if k else None, k - 1)
-            )
-        if np.all(capacity_factor == 1.0):
-            return self._baseline[step]
-        key = (step, capacity_factor.tobytes())
-        if key in self._cuts:
-            self._cuts.move_to_end(key)
-            return self._cuts[key]
-        result = self._assign(step, capacity_factor, self._baseline[step].flows_veh_h, step)
-        self._cuts[key] = result
-        if len(self._cuts) > self._max_cached:
-            self._cuts.popitem(last=False)
-        return result
-
-    def _assign(
-        self,
-        step: int,
-        capacity_factor: np.ndarray | None,
-        warm_start: np.ndarray | None,
-        warm_step: int,
-    ) -> Assignment:
-        capacity, cfg = self.network.capacity_veh_h, self.cfg
-        cut = capacity_factor is not None
-        if self._loader is None:
-            self._loader = PathLoader(self.network, self._od[step])
-        return assign(
-            self.network,
-            self._od[step],
-            capacity_veh_h=capacity * capacity_factor if cut else capacity,
-            rel_gap=cfg.incident_rel_gap if cut else cfg.rel_gap,
-            max_iterations=cfg.incident_max_iterations if cut else cfg.max_iterations,
-            warm_start=warm_start,
-            warm_start_od_veh_h=self._od[warm_step] if warm_start is not None else None,
-            method=self.cfg.method,
-            loader=self._loader,
-        )
-
-
-_DAYS: WeakKeyDictionary[City, dict[tuple[object, ...], TrafficDay]] = WeakKeyDictionary()
-
-
-def traffic_day(world: World) -> TrafficDay:
-    """The shared `TrafficDay` of a world's city and traffic settings."""
-    s = world.scenario
-    key = (s.traffic, s.events, s.time)
-    days = _DAYS.setdefault(world.city, {})
-    if key not in days:
-        days[key] = TrafficDay(world)
-    return days[key]
 
 
 def _peak_comfort_load_kw(world: World) -> np.ndarray:
