@@ -50,6 +50,21 @@ def _user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _progress(quiet: bool, field: str | None = None) -> Progress:
+    """A progress bar on stderr (off when quiet or not a terminal), with one live field."""
+    extra = [TextColumn(f"{{task.fields[{field}]}}")] if field else []
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        *extra,
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet or not sys.stderr.isatty(),
+        transient=True,
+    )
+
+
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
     err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
 
@@ -137,16 +152,7 @@ def run_command(
     policy = _make_policy(policy_name, env, seed)
     results: list[Episode] = []
     num_steps = scenario.time.num_steps
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[clock]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet or not sys.stderr.isatty(),
-        transient=True,
-    ) as progress:
+    with _progress(quiet, "clock") as progress:
         task = progress.add_task(
             f"{scenario.name} / {policy_name}", total=episodes * num_steps, clock=""
         )
@@ -230,16 +236,7 @@ def train_command(
         )
     scenario = load_scenario(scenario_name)
     config = TrainConfig(total_steps=steps, seed=seed)
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[kpis]}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet or not sys.stderr.isatty(),
-        transient=True,
-    ) as progress:
+    with _progress(quiet, "kpis") as progress:
         task = progress.add_task(f"{scenario.name} / ppo", total=config.num_updates, kpis="")
 
         def tick(stats: UpdateStats) -> None:
@@ -294,15 +291,7 @@ def eval_command(
     policies: list[tuple[Policy, float]] = [(trained, float(trained.flops_per_decision))]
     policies += [(make_baseline(name, env, seed=0), 0.0) for name in BASELINES]
     seeds = held_out_seeds(episodes)
-    with Progress(
-        TextColumn("[bold]eval"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet or not sys.stderr.isatty(),
-        transient=True,
-    ) as progress:
+    with _progress(quiet) as progress:
         task = progress.add_task("eval", total=len(policies) * episodes)
         table = compare_policies(env, policies, seeds, lambda: progress.advance(task))
     view = Table(title=f"{env.scenario.name}: {episodes} held-out days, mean ± 95%")
