@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agents.tables import console, number, print_kpis, print_monitoring
 from simcity.errors import SimcityError
 
 app = typer.Typer(
@@ -24,7 +25,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
 err_console = Console(stderr=True)
 
 DEFAULT_SCENARIO = "downtown"
@@ -185,8 +185,8 @@ def run_command(
     }
     day = {k.removeprefix("city_"): v["mean"] for k, v in stats.items() if k.startswith("city_")}
     title = f"{scenario.title or scenario.name} (seed {results[-1].seed})"
-    _print_kpis(title, hourly, {**summary, **day})
-    _print_monitoring(policy_name, stats, episodes)
+    print_kpis(title, hourly, {**summary, **day})
+    print_monitoring(policy_name, stats, episodes)
     if out is not None:
         rows = [
             {"episode": k, "seed": r.seed, **info}
@@ -299,7 +299,7 @@ def eval_command(
     for _, label in KPIS:
         view.add_column(label, justify="right")
     for name, stats in table.items():
-        cells = [f"{_number(stats[k]['mean'])} ± {_number(stats[k]['ci95'])}" for k, _ in KPIS]
+        cells = [f"{number(stats[k]['mean'])} ± {number(stats[k]['ci95'])}" for k, _ in KPIS]
         view.add_row(name, *cells)
     console.print(view)
     header = ["policy"] + [f"{k}_{part}" for k, _ in KPIS for part in ("mean", "ci95")]
@@ -325,71 +325,6 @@ def _make_policy(name: str, env: Any, seed: int) -> Any:
         env.policy_flop_per_decision = float(policy.flops_per_decision)
         return policy
     return make_baseline(name, env, seed=seed)
-
-
-def _number(value: float) -> str:
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
-
-
-def _print_monitoring(policy: str, stats: dict[str, dict[str, float]], episodes: int) -> None:
-    from agents.evaluate import KPIS
-
-    table = Table(
-        title=f"{policy}: {episodes} episode(s), mean ± 95%",
-        title_justify="left",
-    )
-    table.add_column("kpi")
-    table.add_column("mean", justify="right")
-    table.add_column("± 95%", justify="right")
-    for key, label in KPIS:
-        mean, half = stats[key]["mean"], stats[key]["ci95"]
-        table.add_row(label, _number(mean), _number(half) if episodes > 1 else "–")
-    console.print(table)
-
-
-def _print_kpis(title: str, hourly: list[dict[str, float]], summary: dict[str, Any]) -> None:
-    table = Table(title=title, title_justify="left")
-    columns = [
-        ("hour", "{:02.0f}:00"),
-        ("demand veh/h", "{:,.0f}"),
-        ("travel time veh·h", "{:,.0f}"),
-        ("time index", "{:.3f}"),
-        ("mean v/c", "{:.3f}"),
-        ("load MW", "{:,.1f}"),
-        ("peak MW", "{:,.1f}"),
-        ("gCO2/kWh", "{:.0f}"),
-    ]
-    keys = [
-        "hour",
-        "demand_veh_h",
-        "travel_time_veh_h",
-        "travel_time_index",
-        "mean_vc",
-        "load_mw",
-        "peak_load_mw",
-        "carbon_g_per_kwh",
-    ]
-    for name, _ in columns:
-        table.add_column(name, justify="right")
-    for row in hourly:
-        table.add_row(*(fmt.format(row[k]) for (_, fmt), k in zip(columns, keys, strict=True)))
-    console.print(table)
-    day = Table(title="Day", title_justify="left", show_header=False)
-    day.add_column("kpi")
-    day.add_column("value", justify="right")
-    day.add_row(
-        "nodes / links / zones",
-        f"{summary['num_nodes']} / {summary['num_links']} / {summary['num_zones']}",
-    )
-    day.add_row("total travel time", f"{summary['travel_time_veh_h']:,.0f} veh·h")
-    day.add_row("mean congestion (v/c)", f"{summary['mean_vc']:.3f}")
-    day.add_row("mean travel time index", f"{summary['mean_travel_time_index']:.3f}")
-    day.add_row("peak load", f"{summary['peak_load_mw']:,.1f} MW")
-    day.add_row("energy", f"{summary['energy_mwh']:,.1f} MWh")
-    day.add_row("mean carbon intensity", f"{summary['mean_carbon_g_per_kwh']:.1f} gCO2/kWh")
-    day.add_row("emissions (city load)", f"{summary['emissions_t']:,.1f} tCO2")
-    day.add_row("wall time", f"{summary['wall_s']:.2f} s")
-    console.print(day)
 
 
 def main() -> None:
