@@ -316,3 +316,29 @@ def test_runs_in_vector_envs() -> None:
     assert np.isfinite(sync_rewards).all() and (sync_rewards <= 0).all()
     np.testing.assert_array_equal(sync_nodes, async_nodes)
     np.testing.assert_array_equal(sync_rewards, async_rewards)
+
+
+def test_oracle_anticipates_a_scheduled_incident() -> None:
+    from simcity.monitoring_config import ScheduledIncident
+
+    base = load_scenario("tiny")
+    planned = ScheduledIncident(
+        name="drill", lon=-97.7431, lat=30.2672, at="10:20", duration_min=30.0
+    )
+    quiet = base.incidents.model_copy(
+        update={
+            "accident_per_mveh_km": 0.0,
+            "pollution_per_h": 0.0,
+            "overload_per_mw_h": 0.0,
+            "scheduled": (planned,),
+        }
+    )
+    env = CityEnv(base.model_copy(update={"incidents": quiet}))
+    obs, _ = env.reset(seed=0)
+    oracle = make_baseline("oracle", env)
+    for _ in range(41):  # to 10:15, the start of the interval in which the drill begins
+        obs, *_ = env.step(oracle.act(obs))
+    assert env.world is not None
+    site = int(np.argmin((env.city.lon + 97.7431) ** 2 + (env.city.lat - 30.2672) ** 2))
+    action = oracle.act(obs)
+    assert np.argmax(action) == site and action[site] / action.sum() > 0.5
