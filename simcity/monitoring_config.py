@@ -9,21 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simcity.compute import device_profile
+from simcity.config_base import Frozen, NonNegative, Positive, Share, resolve_path
 from simcity.errors import SimcityError
 
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Share = Annotated[float, Field(ge=0, le=1)]
 
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class SensorConfig(_Frozen):
+class SensorConfig(Frozen):
     """Installed sensors per node and their reliability."""
 
     traffic_counters_per_node: Annotated[int, Field(ge=0, le=100)] = 2
@@ -34,7 +27,7 @@ class SensorConfig(_Frozen):
     mttr_h: Positive = 8.0
 
 
-class ScheduledIncident(_Frozen):
+class ScheduledIncident(Frozen):
     """An incident the scenario places at a time and place (a planned closure, a drill)."""
 
     name: str
@@ -52,7 +45,7 @@ class ScheduledIncident(_Frozen):
         return int(hours) + int(minutes) / 60
 
 
-class IncidentConfig(_Frozen):
+class IncidentConfig(Frozen):
     """Arrival rates, durations, damage and response."""
 
     accident_per_mveh_km: NonNegative = 4.0
@@ -84,7 +77,7 @@ class IncidentConfig(_Frozen):
     scheduled: tuple[ScheduledIncident, ...] = ()
 
 
-class MonitoringConfig(_Frozen):
+class MonitoringConfig(Frozen):
     """The monitoring capacity and what a unit of it does."""
 
     budget_units: NonNegative = 20.0
@@ -102,7 +95,7 @@ class MonitoringConfig(_Frozen):
     units_halving_noise: Positive = 1.0
 
 
-class ComputeConfig(_Frozen):
+class ComputeConfig(Frozen):
     """Where the analytics and the policy run, and what energy and carbon cost."""
 
     device: str = "h100_sxm"
@@ -127,17 +120,10 @@ class ComputeConfig(_Frozen):
     @field_validator("devices_file", mode="before")
     @classmethod
     def _file(cls, value: Any, info: ValidationInfo) -> Path | None:
-        if value is None:
-            return None
-        base = Path((info.context or {}).get("base_dir", Path.cwd()))
-        path = Path(str(value)).expanduser()
-        path = path if path.is_absolute() else base / path
-        if not path.is_file():
-            raise ValueError(f"no such file: {path}")
-        return path
+        return None if value is None else resolve_path(str(value), info, folder=False)
 
 
-class RewardConfig(_Frozen):
+class RewardConfig(Frozen):
     """Weights that turn the step's physical outcomes into money."""
 
     carbon_weight: NonNegative = 1.0

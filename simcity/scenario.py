@@ -15,8 +15,6 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -25,6 +23,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from simcity.config_base import Frozen, NonNegative, Positive, Share, resolve_path
 from simcity.errors import SimcityError
 from simcity.monitoring_config import (
     ComputeConfig,
@@ -34,33 +33,15 @@ from simcity.monitoring_config import (
     SensorConfig,
 )
 
-NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
-Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-Share = Annotated[float, Field(ge=0, le=1)]
 Lon = Annotated[float, Field(ge=-180, le=180)]
 Lat = Annotated[float, Field(ge=-90, le=90)]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _resolve_path(value: str, info: ValidationInfo, *, folder: bool) -> Path:
-    base = (info.context or {}).get("base_dir", Path.cwd())
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else Path(base) / path
-    if folder and not path.is_dir():
-        raise ValueError(f"no such folder: {path}")
-    if not folder and not path.is_file():
-        raise ValueError(f"no such file: {path}")
-    return path
-
-
 # --- time --------------------------------------------------------------------------
 
 
-class TimeConfig(_Frozen):
+class TimeConfig(Frozen):
     """The simulated day: local date and time zone, decision step and length."""
 
     date: dt.date = dt.date(2022, 7, 12)
@@ -86,7 +67,7 @@ class TimeConfig(_Frozen):
 # --- city --------------------------------------------------------------------------
 
 
-class RoadConfig(_Frozen):
+class RoadConfig(Frozen):
     """Road classes of generated cities: local streets and faster arterials."""
 
     speed_kmh: Positive = 30.0
@@ -98,7 +79,7 @@ class RoadConfig(_Frozen):
     bpr_power: Annotated[float, Field(ge=1)] = 4.0
 
 
-class _PeopledCity(_Frozen):
+class _PeopledCity(Frozen):
     """People, jobs, zones and road classes of a city whose graph carries none."""
 
     population: NonNegative = 100_000.0
@@ -139,7 +120,7 @@ class RandomGeometricCity(_GeneratedCity):
     """Nodes closer than this are joined (plus a spanning tree, so the city is connected)."""
 
 
-class TntpCity(_Frozen):
+class TntpCity(Frozen):
     source: Literal["tntp"]
     path: Path
     origin_lon: Lon | None = None
@@ -148,7 +129,7 @@ class TntpCity(_Frozen):
     @field_validator("path", mode="before")
     @classmethod
     def _folder(cls, value: Any, info: ValidationInfo) -> Path:
-        return _resolve_path(str(value), info, folder=True)
+        return resolve_path(str(value), info, folder=True)
 
 
 class GraphmlCity(_PeopledCity):
@@ -158,7 +139,7 @@ class GraphmlCity(_PeopledCity):
     @field_validator("path", mode="before")
     @classmethod
     def _file(cls, value: Any, info: ValidationInfo) -> Path:
-        return _resolve_path(str(value), info, folder=False)
+        return resolve_path(str(value), info, folder=False)
 
 
 CityConfig = Annotated[
@@ -169,7 +150,7 @@ CityConfig = Annotated[
 # --- traffic, energy, weather, carbon ----------------------------------------------
 
 
-class DayProfile(_Frozen):
+class DayProfile(Frozen):
     """Demand through the day, as a share of the base OD matrix (1.0 = base hour)."""
 
     night_level: NonNegative = 0.08
@@ -181,7 +162,7 @@ class DayProfile(_Frozen):
     peak_width_h: Positive = 1.2
 
 
-class TrafficConfig(_Frozen):
+class TrafficConfig(Frozen):
     demand: Literal["gravity", "tntp"] = "gravity"
     base_trips_veh_h: NonNegative = 20_000.0
     """Gravity model: total zone-to-zone trips in the base hour."""
@@ -196,7 +177,7 @@ class TrafficConfig(_Frozen):
     profile: DayProfile = DayProfile()
 
 
-class EnergyConfig(_Frozen):
+class EnergyConfig(Frozen):
     kw_per_resident: NonNegative = 0.45
     kw_per_job: NonNegative = 1.1
     comfort_c: Annotated[float, Field(ge=-60, le=60)] = 21.0
@@ -208,25 +189,25 @@ class EnergyConfig(_Frozen):
     charge_duration_h: Positive = 2.0
 
 
-class WeatherConfig(_Frozen):
+class WeatherConfig(Frozen):
     temp_mean_c: Annotated[float, Field(ge=-60, le=60)] = 18.0
     temp_amplitude_c: Annotated[float, Field(ge=0, le=40)] = 5.0
     temp_peak_hour: Annotated[float, Field(ge=0, lt=24)] = 15.0
 
 
-class ConstantCarbon(_Frozen):
+class ConstantCarbon(Frozen):
     source: Literal["constant"]
     intensity_g_per_kwh: NonNegative = 300.0
 
 
-class DailyCarbon(_Frozen):
+class DailyCarbon(Frozen):
     source: Literal["daily"]
     mean_g_per_kwh: NonNegative = 300.0
     amplitude_g_per_kwh: NonNegative = 100.0
     min_hour: Annotated[float, Field(ge=0, lt=24)] = 13.0
 
 
-class TraceCarbon(_Frozen):
+class TraceCarbon(Frozen):
     source: Literal["trace"]
     path: str
     """A CSV file (relative to the scenario file) or a bundled trace: "CISO" or "ERCO"."""
@@ -239,7 +220,7 @@ class TraceCarbon(_Frozen):
     def _trace(cls, value: str, info: ValidationInfo) -> str:
         if value.upper() in BUNDLED_TRACES:
             return value.upper()
-        return str(_resolve_path(value, info, folder=False))
+        return str(resolve_path(value, info, folder=False))
 
 
 BUNDLED_TRACES = ("CISO", "ERCO")
@@ -247,7 +228,7 @@ BUNDLED_TRACES = ("CISO", "ERCO")
 CarbonConfig = Annotated[ConstantCarbon | DailyCarbon | TraceCarbon, Field(discriminator="source")]
 
 
-class EventConfig(_Frozen):
+class EventConfig(Frozen):
     """A crowd event (game, concert): trips to a place before it, away after, extra load."""
 
     name: str
@@ -279,7 +260,7 @@ class EventConfig(_Frozen):
         return int(hours) + int(minutes) / 60
 
 
-class Scenario(_Frozen):
+class Scenario(Frozen):
     """A whole scenario. Load with `load_scenario`; vary with ``model_copy(update=...)``."""
 
     name: str = Field(min_length=1, max_length=80)
