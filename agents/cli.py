@@ -29,6 +29,9 @@ err_console = Console(stderr=True)
 
 DEFAULT_SCENARIO = "downtown"
 DEFAULT_POLICY = "risk"
+ScenarioArgument = Annotated[
+    str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -111,9 +114,7 @@ def validate_command(
 @app.command("run")
 @_user_errors
 def run_command(
-    scenario_name: Annotated[
-        str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
-    ] = DEFAULT_SCENARIO,
+    scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
     policy_name: Annotated[
         str,
         typer.Option(
@@ -201,9 +202,7 @@ def run_command(
 @app.command("train")
 @_user_errors
 def train_command(
-    scenario_name: Annotated[
-        str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
-    ] = DEFAULT_SCENARIO,
+    scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
     steps: Annotated[
         int, typer.Option("--steps", min=1, help="Env steps in all, over all envs.")
     ] = 100_000,
@@ -258,9 +257,7 @@ def train_command(
 @_user_errors
 def eval_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint.pt written by simcity train.")],
-    scenario_name: Annotated[
-        str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
-    ] = DEFAULT_SCENARIO,
+    scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
     episodes: Annotated[int, typer.Option("--episodes", min=2, help="Held-out days.")] = 10,
     out: Annotated[
         Path | None,
