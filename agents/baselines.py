@@ -288,8 +288,8 @@ class OraclePolicy:
         for planned in world.scenario.incidents.scheduled:
             due_min = ((planned.at_h - start_h) % 24.0) * 60.0
             if now <= due_min < now + dt_min:
-                d2 = (world.city.lon - planned.lon) ** 2 + (world.city.lat - planned.lat) ** 2
-                weight_new[int(np.argmin(d2)), 0] += planned.damage_per_min * planned.severity
+                site = world.city.nearest_node(planned.lon, planned.lat)
+                weight_new[site, 0] += planned.damage_per_min * planned.severity
         up_new = up[:, SENSOR_FOR_INCIDENT[_RANDOM_KINDS]]  # (N, K)
 
         chunk = cfg.budget_units / self.chunks

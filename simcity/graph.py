@@ -118,6 +118,12 @@ class City:
         values.setflags(write=False)
         return values
 
+    def nearest_node(self, lon: float, lat: float, *, zones_only: bool = False) -> int:
+        """Index of the node (or, with ``zones_only``, the zone position) nearest a point."""
+        index = self.zone_index if zones_only else slice(None)
+        d2 = (self.lon[index] - lon) ** 2 + (self.lat[index] - lat) ** 2
+        return int(np.argmin(d2))
+
     @cached_property
     def zone_index(self) -> np.ndarray:
         """Node indices of the zones, in OD-matrix order."""

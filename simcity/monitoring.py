@@ -292,7 +292,7 @@ class Monitoring:
             return new
         planned = [cfg.scheduled[i] for i, _ in scheduled]
         starts = np.array([t for _, t in scheduled])
-        nodes = np.array([self._nearest(s.lon, s.lat) for s in planned], dtype=np.int64)
+        nodes = np.array([self.city.nearest_node(s.lon, s.lat) for s in planned], dtype=np.int64)
         kinds = np.array([inc.INCIDENT_TYPES.index(s.kind) for s in planned], dtype=np.int64)
         extra = inc.Incidents(
             kind=kinds,
@@ -310,10 +310,6 @@ class Monitoring:
     @staticmethod
     def _interval_rng(key: int, t0_min: float) -> np.random.Generator:
         return np.random.default_rng([key, round(t0_min * 1000)])
-
-    def _nearest(self, lon: float, lat: float) -> int:
-        d2 = (self.city.lon - lon) ** 2 + (self.city.lat - lat) ** 2
-        return int(np.argmin(d2))
 
     def _cuts(self, accidents: np.ndarray) -> np.ndarray:
         count = np.bincount(self.open.link[accidents], minlength=self.city.num_links)

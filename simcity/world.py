@@ -132,8 +132,9 @@ class World:
         weight = self.city.population + self.city.jobs + 1e-9
         zone_weight = np.bincount(self._catchment, weights=weight, minlength=self.city.num_zones)
         self._arrival_share = weight / zone_weight[self._catchment]  # (N,) share of its zone
-        self._event_zone = [self._nearest(e.lon, e.lat, zones=True) for e in scenario.events]
-        self._event_node = [self._nearest(e.lon, e.lat, zones=False) for e in scenario.events]
+        events = scenario.events
+        self._event_zone = [self.city.nearest_node(e.lon, e.lat, zones_only=True) for e in events]
+        self._event_node = [self.city.nearest_node(e.lon, e.lat) for e in events]
         midpoints = (np.arange(self.num_steps) + 0.5) * self.dt_min
         self.carbon_g_per_kwh = carbon_intensity(scenario, midpoints)  # (T,)
         self.datacentre_g_per_kwh = (
@@ -180,11 +181,6 @@ class World:
             decay_per_min=traffic.gravity_decay_per_min,
         )
         return traffic.demand_scale * od
-
-    def _nearest(self, lon: float, lat: float, *, zones: bool) -> int:
-        index = self.city.zone_index if zones else np.arange(self.city.num_nodes)
-        d2 = (self.city.lon[index] - lon) ** 2 + (self.city.lat[index] - lat) ** 2
-        return int(np.argmin(d2))
 
     @property
     def step_index(self) -> int:
