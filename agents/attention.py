@@ -11,17 +11,22 @@ Attention. Node i attends only to its K nearest nodes by graph distance, given a
 ``neighbours`` (N, K) int64 and ``distances`` (N, K) float (see `graph_neighbours`; the node
 itself comes first at distance 0). A small MLP maps ``log1p(distance)`` to one additive bias
 per head, so each head learns how fast its attention falls off with distance. Keys and
-values are gathered explicitly, (B, N, K, H, Dh), and combined with einsum, so
-`torch.utils.flop_counter.FlopCounterMode` sees every multiply-add. Padding slots (a node
+values are gathered explicitly, (B, N, K, H, Dh), and combined by elementwise products
+and sums (batched K x Dh matmuls this small run several times slower on CPU);
+`count_flops_per_decision` counts those products and sums beside the matmuls, so no
+attention FLOP goes unbilled. Padding slots (a node
 repeated as its own neighbour after slot 0, used when fewer than K nodes are reachable) are
 masked out so an isolated node does not attend to itself K times.
 
-Heads. One allocation logit per node; the mean of the node tokens (a size-agnostic pool)
-gives the "unused" logit and the critic's value. No weight depends on N.
+Heads. One allocation logit and one value per node; the mean of the node tokens (a
+size-agnostic pool) gives the "unused" slot's logit and value. No weight depends on N.
 
-Actions. `action_distribution` turns logits (B, N + 1) into a Dirichlet over the N + 1
-slots, concentration ``softplus(logit) + min_concentration``: samples are non-negative
-weights on the simplex, exactly what `simcity.env.CityEnv` expects (only ratios matter).
+Actions. `action_distribution` is a logistic normal over the N + 1 slots: log-weights
+``z ~ Normal(logits, exp(log_std))``, independent per slot with one learned ``log_std``, and
+the env gets ``exp(z - max z)`` (`to_weights`): non-negative weights, of which only the
+ratios matter, exactly what `simcity.env.CityEnv` expects. The deterministic action is
+``softmax(logits)`` (`mean_action`). Log-probabilities and values come per slot, so the
+trainer can credit each node with its own cost (see `agents.train`).
 """
 
 from __future__ import annotations
@@ -34,22 +39,28 @@ from typing import NamedTuple
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Dirichlet
+from torch.distributions import Normal
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
+
+from simcity.env import GLOBAL_FEATURES, NODE_FEATURES
 
 
 @dataclass(frozen=True)
 class AttentionConfig:
     """Sizes of an `AttentionPolicy`; none depends on the number of nodes."""
 
-    num_node_features: int = 12
-    num_global_features: int = 7
-    d_model: int = 64
+    num_node_features: int = len(NODE_FEATURES)
+    num_global_features: int = len(GLOBAL_FEATURES)
+    d_model: int = 32
     num_heads: int = 4
     num_layers: int = 2
-    num_neighbours: int = 16
+    num_neighbours: int = 8
+    mlp_ratio: int = 2
+    """Hidden width of each block's MLP over ``d_model``."""
     dropout: float = 0.0
+    init_log_std: float = -0.5
+    """Initial log standard deviation of the log-weights (exploration)."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads != 0:
@@ -66,7 +77,7 @@ class PolicyOutput(NamedTuple):
     """What one forward pass returns."""
 
     logits: torch.Tensor  # (B, N + 1), last = "unused" slot
-    value: torch.Tensor  # (B,)
+    value: torch.Tensor  # (B, N + 1), each slot's value; last from the pooled tokens
     attention: torch.Tensor  # (B, L, H, N, K), each row sums to 1 over K
 
 
@@ -78,9 +89,8 @@ class DistanceBias(nn.Module):
         self.net = nn.Sequential(nn.Linear(1, hidden), nn.GELU(), nn.Linear(hidden, num_heads))
 
     def forward(self, distances: torch.Tensor) -> torch.Tensor:
-        """Bias (H, N, K) for distances (N, K)."""
-        bias = self.net(torch.log1p(distances.clamp_min(0.0)).unsqueeze(-1))  # (N, K, H)
-        return bias.permute(2, 0, 1)  # (H, N, K)
+        """Bias (N, K, H) for distances (N, K)."""
+        return self.net(torch.log1p(distances.clamp_min(0.0)).unsqueeze(-1))  # (N, K, H)
 
 
 class NeighbourhoodAttention(nn.Module):
@@ -100,16 +110,19 @@ class NeighbourhoodAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mixed tokens (B, N, D) and attention weights (B, H, N, K)."""
         B, N, D = x.shape
+        K = neighbours.shape[1]
         H, Dh = self.num_heads, self.head_dim
         q, k, v = self.qkv(x).view(B, N, 3, H, Dh).unbind(dim=2)  # each (B, N, H, Dh)
-        k_nb = k[:, neighbours]  # (B, N, K, H, Dh)
-        v_nb = v[:, neighbours]  # (B, N, K, H, Dh)
-        scores = torch.einsum("bnhd,bnkhd->bhnk", q, k_nb) / math.sqrt(Dh)  # (B, H, N, K)
-        scores = scores + self.bias(distances)  # (H, N, K) broadcast over B
-        scores = scores.masked_fill(mask, float("-inf"))  # (N, K) broadcast
-        attention = torch.softmax(scores, dim=-1)  # (B, H, N, K)
-        mixed = torch.einsum("bhnk,bnkhd->bnhd", self.dropout(attention), v_nb)  # (B, N, H, Dh)
-        return self.proj(mixed.reshape(B, N, D)), attention
+        index = neighbours.reshape(-1)  # (N * K,)
+        k_nb = k.index_select(1, index).view(B, N, K, H, Dh)  # (B, N, K, H, Dh)
+        v_nb = v.index_select(1, index).view(B, N, K, H, Dh)  # (B, N, K, H, Dh)
+        # Products and sums, not einsum: K x H tiny matmuls per node run far slower.
+        scores = (q.unsqueeze(2) * k_nb).sum(dim=-1) / math.sqrt(Dh)  # (B, N, K, H)
+        scores = scores + self.bias(distances)  # (N, K, H) broadcast over B
+        scores = scores.masked_fill(mask.unsqueeze(-1), float("-inf"))  # (N, K, 1) broadcast
+        attention = torch.softmax(scores, dim=2)  # (B, N, K, H), sums to 1 over K
+        mixed = (self.dropout(attention).unsqueeze(-1) * v_nb).sum(dim=2)  # (B, N, H, Dh)
+        return self.proj(mixed.reshape(B, N, D)), attention.permute(0, 3, 1, 2)  # (B, H, N, K)
 
 
 class Block(nn.Module):
@@ -121,9 +134,9 @@ class Block(nn.Module):
         self.attention = NeighbourhoodAttention(config)
         self.norm_mlp = nn.LayerNorm(config.d_model)
         self.mlp = nn.Sequential(
-            nn.Linear(config.d_model, 4 * config.d_model),
+            nn.Linear(config.d_model, config.mlp_ratio * config.d_model),
             nn.GELU(),
-            nn.Linear(4 * config.d_model, config.d_model),
+            nn.Linear(config.mlp_ratio * config.d_model, config.d_model),
             nn.Dropout(config.dropout),
         )
 
@@ -153,6 +166,11 @@ class AttentionPolicy(nn.Module):
         self.value_head = nn.Sequential(
             nn.Linear(c.d_model, c.d_model), nn.GELU(), nn.Linear(c.d_model, 1)
         )
+        self.log_std = nn.Parameter(torch.tensor(float(c.init_log_std)))
+        # Start near the uniform allocation: small logits.
+        for head in (self.node_head, self.unused_head):
+            nn.init.normal_(head.weight, std=0.01)
+            nn.init.zeros_(head.bias)
 
     def forward(
         self,
@@ -161,7 +179,7 @@ class AttentionPolicy(nn.Module):
         neighbours: torch.Tensor,
         distances: torch.Tensor,
     ) -> PolicyOutput:
-        """Logits (B, N + 1), value (B,) and attention (B, L, H, N, K).
+        """Logits (B, N + 1), values (B, N + 1) and attention (B, L, H, N, K).
 
         Args:
             nodes: (B, N, F) node features.
@@ -195,7 +213,8 @@ class AttentionPolicy(nn.Module):
         node_logits = self.node_head(x).squeeze(-1)  # (B, N)
         unused_logit = self.unused_head(pooled)  # (B, 1)
         logits = torch.cat([node_logits, unused_logit], dim=1)  # (B, N + 1)
-        value = self.value_head(pooled).squeeze(-1)  # (B,)
+        tokens = torch.cat([x, pooled.unsqueeze(1)], dim=1)  # (B, N + 1, D)
+        value = self.value_head(tokens).squeeze(-1)  # (B, N + 1)
         return PolicyOutput(logits, value, torch.stack(attentions, dim=1))  # (B, L, H, N, K)
 
     @staticmethod
@@ -267,34 +286,43 @@ def padding_mask(neighbours: torch.Tensor) -> torch.Tensor:
     return is_self
 
 
-class AllocationDistribution(Dirichlet):
-    """Dirichlet over the N + 1 action slots whose `log_prob` survives float32 underflow.
+def action_distribution(logits: torch.Tensor, log_std: torch.Tensor) -> Normal:
+    """Per-slot normal over log-weights (B, N + 1): mean ``logits``, std ``exp(log_std)``.
 
-    Samples with small concentrations can hold exact zeros; `log_prob` clamps them to the
-    smallest normal float so a stored action never gives an infinite log-probability.
+    ``log_prob`` and ``entropy`` of the result are per slot (B, N + 1); sum over the last
+    dim for the joint action. Give the env ``to_weights(sample)``.
     """
-
-    def log_prob(self, value: torch.Tensor) -> torch.Tensor:
-        tiny = torch.finfo(value.dtype).tiny
-        return super().log_prob(value.clamp_min(tiny))
-
-    @property
-    def mean_action(self) -> torch.Tensor:
-        """The deterministic action for evaluation: the Dirichlet mean (B, N + 1)."""
-        return self.mean
+    scale = log_std.exp().expand_as(logits)  # (B, N + 1)
+    return Normal(logits, scale, validate_args=False)
 
 
-def action_distribution(
-    logits: torch.Tensor, min_concentration: float = 1e-3
-) -> AllocationDistribution:
-    """Dirichlet over N + 1 slots, concentration ``softplus(logits) + min_concentration``."""
-    concentration = nn.functional.softplus(logits) + min_concentration  # (B, N + 1)
-    return AllocationDistribution(concentration, validate_args=False)
+def to_weights(log_weights: torch.Tensor) -> torch.Tensor:
+    """Env action weights from log-weights (..., N + 1): ``exp(z - max z)``, max 1."""
+    return (log_weights - log_weights.amax(dim=-1, keepdim=True)).exp()
 
 
 def mean_action(logits: torch.Tensor) -> torch.Tensor:
-    """Deterministic evaluation action (B, N + 1): the mean of `action_distribution`."""
-    return action_distribution(logits).mean_action
+    """Deterministic evaluation action (B, N + 1): ``softmax(logits)``, the allocation at
+    the distribution's mean log-weights."""
+    return torch.softmax(logits, dim=-1)
+
+
+def _mul_flop(
+    a_shape: torch.Size, b_shape: torch.Size, *args: object, out_shape: torch.Size
+) -> int:
+    """One FLOP per product (the attention's scores and value mixing)."""
+    return math.prod(out_shape)
+
+
+def _sum_flop(in_shape: torch.Size, *args: object, out_shape: torch.Size, **kwargs: object) -> int:
+    """One FLOP per addition: inputs less outputs."""
+    return math.prod(in_shape) - math.prod(out_shape)
+
+
+_ELEMENTWISE_FLOPS = {
+    torch.ops.aten.mul: _mul_flop,
+    torch.ops.aten.sum: _sum_flop,
+}
 
 
 def count_flops_per_decision(
@@ -303,14 +331,19 @@ def count_flops_per_decision(
     neighbours: torch.Tensor | np.ndarray,
     distances: torch.Tensor | np.ndarray,
 ) -> int:
-    """FLOPs of one forward pass on one observation of ``num_nodes`` nodes (B = 1)."""
+    """FLOPs of one forward pass on one observation of ``num_nodes`` nodes (B = 1).
+
+    Counted by `FlopCounterMode` on the real network, with the math attention backend:
+    its matmuls (2 per multiply-add) and, through a custom mapping, the elementwise
+    products and sums that compute the neighbourhood attention (1 each).
+    """
     c = policy.config
     param = next(policy.parameters())
     nodes = torch.zeros(1, num_nodes, c.num_node_features, dtype=param.dtype, device=param.device)
     globals_ = torch.zeros(1, c.num_global_features, dtype=param.dtype, device=param.device)
     neighbours_t = torch.as_tensor(neighbours, dtype=torch.long, device=param.device)
     distances_t = torch.as_tensor(distances, dtype=param.dtype, device=param.device)
-    counter = FlopCounterMode(display=False)
+    counter = FlopCounterMode(display=False, custom_mapping=_ELEMENTWISE_FLOPS)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         policy(nodes, globals_, neighbours_t, distances_t)
     return int(counter.get_total_flops())

@@ -14,6 +14,7 @@ policy one could deploy). Only "random" puts weight on the unused slot.
   log-scaled population and jobs features) before any estimate.
 - ``risk``: risk-greedy: the expected incident rates implied by the estimates (each kind
   scaled to sum 1: traffic exposure, emissions squared, the overload exponential), times
+  the node's risk factor estimated from the city's incident records, times
   ``1 + recent / RISK_PRIOR_DETECTIONS``, where ``recent`` is the decayed count of recent
   detections at the node: a node that keeps having incidents is likely a hotspot.
 - ``oracle``: clairvoyant and myopic (an upper bound on service, not a deployable policy).
@@ -46,7 +47,7 @@ RISK_PRIOR_DETECTIONS = 1.0
 ORACLE_CHUNKS = 64
 """Budget chunks of the oracle's greedy allocation (its resolution: budget / chunks)."""
 
-_POP, _JOBS, _CONGESTION, _LOAD, _EMISSIONS, _RECENT = (
+_POP, _JOBS, _CONGESTION, _LOAD, _EMISSIONS, _RECENT, _HISTORY = (
     NODE_FEATURES.index(name)
     for name in (
         "population",
@@ -55,6 +56,7 @@ _POP, _JOBS, _CONGESTION, _LOAD, _EMISSIONS, _RECENT = (
         "load_ratio_est",
         "emissions_est",
         "recent_detections",
+        "risk_history",
     )
 )
 _RANDOM_KINDS = np.array([inc.ACCIDENT, inc.POLLUTION, inc.GRID_OVERLOAD])  # (K,)
@@ -150,8 +152,9 @@ class TrafficPolicy:
 
 
 class RiskPolicy:
-    """Risk-greedy: expected incident rates from the estimates, raised where incidents
-    were recently detected (a sign of a hotspot): ``prior_i * (1 + k * recent_i)``."""
+    """Risk-greedy: expected incident rates from the estimates, times the records' risk
+    factor, raised where incidents were recently detected (a sign of a hotspot):
+    ``prior_i * history_i * (1 + k * recent_i)``."""
 
     name = "risk"
 
@@ -180,7 +183,7 @@ class RiskPolicy:
             prior = _activity(nodes)
         total = prior.sum()
         prior = prior / total if total > 0.0 else np.full(len(prior), 1.0 / len(prior))
-        return _on_nodes(prior * (1.0 + recent / self.prior_detections))
+        return _on_nodes(prior * nodes[:, _HISTORY] * (1.0 + recent / self.prior_detections))
 
 
 def _fixed_exposure_gain(hazard_per_min: np.ndarray, exposure_min: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ from simcity.env import CityEnv
 from simcity.errors import SimcityError
 from simcity.graph import City
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 2  # 2: logistic-normal actions, per-slot values
 _KEYS = ("model_config", "state_dict", "optimizer_state", "step", "update", "rng_states", "extra")
 
 
@@ -181,7 +181,7 @@ def city_neighbours(city: City, num_neighbours: int) -> tuple[torch.Tensor, torc
 
 
 class TrainedPolicy:
-    """A trained `AttentionPolicy` playing deterministically (the Dirichlet mean).
+    """A trained `AttentionPolicy` playing deterministically (softmax of its logits).
 
     Follows the `agents.policy.Policy` protocol. ``flops_per_decision`` is what one `act`
     costs; pass it to the env as ``policy_flop_per_decision`` so the env bills it.
@@ -209,7 +209,7 @@ class TrainedPolicy:
         """Nothing to reset: the policy is deterministic and has no memory."""
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Action weights (N + 1,): the mean of the policy's Dirichlet."""
+        """Action weights (N + 1,): the allocation at the mean log-weights."""
         nodes = torch.as_tensor(obs["nodes"], dtype=torch.float32).unsqueeze(0)  # (1, N, F)
         globals_ = torch.as_tensor(obs["globals"], dtype=torch.float32).unsqueeze(0)  # (1, G)
         with torch.no_grad():

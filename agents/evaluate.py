@@ -43,6 +43,7 @@ def run_episode(
     infos: list[dict[str, Any]] = []
     while True:
         obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        info = {key: value for key, value in info.items() if key != "node_cost"}  # scalars only
         infos.append(info)
         if on_step is not None:
             on_step(info)

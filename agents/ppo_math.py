@@ -8,6 +8,7 @@ Shapes: T rollout steps, E parallel envs, M samples in one minibatch.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -216,3 +217,42 @@ def linear_schedule(start: float, end: float, progress: float) -> float:
     """
     progress = min(max(progress, 0.0), 1.0)
     return start + (end - start) * progress
+
+
+class RunningStd:
+    """Running standard deviation of every value seen (Chan et al.'s parallel update).
+
+    The trainer divides value targets by it, so the critic learns numbers of order 1
+    whatever the scenario's money scale; its state is three floats, saved in checkpoints.
+
+    >>> s = RunningStd()
+    >>> s.update(torch.tensor([1.0, 3.0])); s.update(torch.tensor([5.0, 7.0]))
+    >>> round(s.std, 6)  # population std of 1, 3, 5, 7
+    2.236068
+    """
+
+    def __init__(self, count: float = 0.0, mean: float = 0.0, m2: float = 0.0) -> None:
+        self.count, self.mean, self.m2 = count, mean, m2
+
+    @property
+    def std(self) -> float:
+        """Standard deviation so far; 1 before any spread was seen."""
+        if self.count < 2 or self.m2 <= 0.0:
+            return 1.0
+        return math.sqrt(self.m2 / self.count)
+
+    def update(self, values: torch.Tensor) -> None:
+        x = values.detach().double().flatten()
+        n = x.numel()
+        if n == 0:
+            return
+        mean = float(x.mean())
+        m2 = float(((x - mean) ** 2).sum())
+        total = self.count + n
+        delta = mean - self.mean
+        self.m2 += m2 + delta * delta * self.count * n / total
+        self.mean += delta * n / total
+        self.count = total
+
+    def state(self) -> list[float]:
+        return [self.count, self.mean, self.m2]

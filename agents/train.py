@@ -3,6 +3,18 @@
 Shapes: T rollout steps per env, E parallel envs, N nodes, F node features, G global
 features, M samples in one minibatch.
 
+Credit per node. With ``TrainConfig.node_credit`` (the default) every action slot is
+credited with its own cost, as in multi-agent PPO with shared weights (one "agent" per
+node): the env's ``info["node_cost"]`` splits each step's cost over the nodes (the damage
+of incidents there, its estimation error, compute in proportion to its units), node i's
+log-weight is trained on the advantage of its own cost under its own value head, and the
+"unused" slot on the whole city's reward. A node's allocation mostly changes its own
+incidents' detection, so this cuts the variance of a 225-dimensional joint action's
+policy gradient by orders of magnitude; what it leaves out is a node's effect on its
+neighbours (monitoring spill) and, through the shared budget, on every other node. With
+``node_credit=False`` it is textbook PPO on the joint action (summed log-probabilities,
+one value). Value targets are divided by a running std of the returns (`RunningStd`).
+
 Resume semantics. ``train(..., resume=True)`` continues from ``out_dir/checkpoint.pt`` and
 ends with the same parameters, bit for bit, as an uninterrupted run with the same
 `TrainConfig`. The checkpoint holds the weights, the Adam state, the step and update
@@ -35,11 +47,13 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from agents.attention import (
     AttentionConfig,
     AttentionPolicy,
+    PolicyOutput,
     action_distribution,
     count_flops_per_decision,
+    to_weights,
 )
 from agents.checkpoint import Checkpoint, city_neighbours, load_checkpoint, save_checkpoint
-from agents.ppo_math import compute_gae, linear_schedule, ppo_loss
+from agents.ppo_math import RunningStd, compute_gae, linear_schedule, ppo_loss
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
 from simcity.scenario import Scenario, load_scenario
@@ -55,19 +69,20 @@ class TrainConfig:
     """PPO settings; defaults follow CleanRL's ``ppo_continuous_action.py`` where it has them."""
 
     total_steps: int = 100_000  # env steps over all envs; rounded up to whole updates
-    num_envs: int = 2
-    num_steps: int = 64  # per env per rollout
+    num_envs: int = 4
+    num_steps: int = 96  # per env per rollout (one day of 15-min steps)
     lr: float = 3e-4  # annealed linearly to 0 over the run
-    gamma: float = 0.99
-    gae_lambda: float = 0.95
+    gamma: float = 0.95  # incidents last hours, not days: a horizon of ~5 h at 15 min
+    gae_lambda: float = 0.9
     update_epochs: int = 4
     num_minibatches: int = 4
     clip_coef: float = 0.2
     ent_coef: float = 0.0
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
-    clip_value: bool = True
+    clip_value: bool = False  # targets are normalised by a running std instead
     normalise_advantages: bool = True
+    node_credit: bool = True  # each slot's own cost and advantage (module doc); False: joint
     seed: int = 0
     checkpoint_every: int = 10  # updates; a checkpoint is also written at the end
     model: AttentionConfig = field(default_factory=AttentionConfig)
@@ -117,7 +132,8 @@ class UpdateStats:
     episodes: int
     policy_loss: float
     value_loss: float
-    entropy: float
+    entropy: float  # per slot
+    action_std: float  # of the log-weights
     approx_kl: float
     clip_fraction: float
     steps_per_s: float
@@ -137,6 +153,22 @@ class TrainResult:
 def episode_seed(seed: int, env_index: int, episode: int) -> int:
     """Reset seed of episode ``episode`` of env ``env_index``: a hash, so runs never overlap."""
     return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1)[0])
+
+
+def slot_rewards(
+    reward: np.ndarray, node_cost: np.ndarray, scale: float, node_credit: bool
+) -> torch.Tensor:
+    """Rewards per action slot (E, S) from the env's reward (E,) and ``node_cost`` (E, N).
+
+    With ``node_credit``, S = N + 1: node i earns ``-node_cost_i * scale * N`` (its own
+    cost, scaled so that the mean over nodes equals the env's reward) and the "unused"
+    slot the env's reward. Otherwise S = 1: the env's reward.
+    """
+    if not node_credit:
+        return torch.as_tensor(reward, dtype=torch.float32).unsqueeze(1)  # (E, 1)
+    n = node_cost.shape[1]
+    per_node = -np.asarray(node_cost, dtype=np.float64) * scale * n  # (E, N)
+    return torch.as_tensor(np.concatenate([per_node, reward[:, None]], axis=1), dtype=torch.float32)
 
 
 def train(
@@ -166,6 +198,16 @@ def train(
         autoreset_mode=AutoresetMode.DISABLED,
     )
     N = city.num_nodes
+    S = N + 1 if config.node_credit else 1  # action slots credited separately
+
+    def per_slot(tensor: torch.Tensor) -> torch.Tensor:
+        """Per-slot log-probs or values (..., N + 1) as the (..., S) the loss uses."""
+        if config.node_credit:
+            return tensor
+        return tensor.sum(-1, keepdim=True)  # joint log-probability
+
+    def slot_values(value: torch.Tensor) -> torch.Tensor:
+        return value if config.node_credit else value[..., -1:]  # (..., S)
 
     # Model, optimiser, and everything a resume restores.
     torch.manual_seed(config.seed)
@@ -173,6 +215,7 @@ def train(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, eps=1e-5)
     neighbours, distances = city_neighbours(city, config.model.num_neighbours)  # (N, K) x 2
     flops = count_flops_per_decision(model, N, neighbours, distances)
+    returns_std = RunningStd()
     update, step = 0, 0
     episode_actions = torch.zeros(0, E, N + 1)  # (S, E, N + 1) of the episodes under way
     if resume:
@@ -184,8 +227,10 @@ def train(
         model.load_state_dict(checkpoint.state_dict)
         optimizer.load_state_dict(checkpoint.optimizer_state)
         torch.set_rng_state(checkpoint.rng_states["torch"])
+        returns_std = RunningStd(*checkpoint.extra["returns_std"])
     _start_progress_file(progress_path, keep_through_update=update if resume else 0)
     board = _tensorboard_writer(out_dir)
+    reward_scale = scenario.reward.scale
 
     def reset_envs() -> dict[str, np.ndarray]:
         episode = (step // E) // day_len
@@ -193,21 +238,26 @@ def train(
         obs, _ = envs.reset(seed=seeds, options={"policy_flop_per_decision": flops})
         return obs
 
+    def act(obs: dict[str, np.ndarray]) -> PolicyOutput:
+        return model(
+            torch.as_tensor(obs["nodes"]), torch.as_tensor(obs["globals"]), neighbours, distances
+        )
+
     obs = reset_envs()
     episode_return = np.zeros(E)
     for action in episode_actions:  # replay the episodes under way at the checkpoint
-        obs, reward, _, _, _ = envs.step(action.numpy())
+        obs, reward, _, _, _ = envs.step(to_weights(action).numpy())
         episode_return += reward
 
     # Rollout buffers.
     obs_nodes = torch.zeros(T, E, N, config.model.num_node_features)  # (T, E, N, F)
     obs_globals = torch.zeros(T, E, config.model.num_global_features)  # (T, E, G)
-    actions = torch.zeros(T, E, N + 1)  # (T, E, N + 1)
-    log_probs = torch.zeros(T, E)  # (T, E)
-    rewards = torch.zeros(T, E)  # (T, E)
-    values = torch.zeros(T, E)  # (T, E)
+    actions = torch.zeros(T, E, N + 1)  # (T, E, N + 1) log-weights
+    log_probs = torch.zeros(T, E, S)  # (T, E, S)
+    rewards = torch.zeros(T, E, S)  # (T, E, S)
+    values = torch.zeros(T, E, S)  # (T, E, S)
     dones = torch.zeros(T, E, dtype=torch.bool)  # (T, E) episode ended after step t
-    end_values = torch.zeros(T, E)  # (T, E) value of the final obs of a truncated episode
+    end_values = torch.zeros(T, E, S)  # (T, E, S) value of a truncated episode's final obs
 
     last: UpdateStats | None = None
     while update < config.num_updates:
@@ -215,6 +265,7 @@ def train(
         lr = linear_schedule(config.lr, 0.0, update / config.num_updates)
         for group in optimizer.param_groups:
             group["lr"] = lr
+        std = returns_std.std  # critic outputs are in units of this std
 
         # Collect a rollout.
         finished: list[float] = []
@@ -222,14 +273,15 @@ def train(
             nodes = torch.as_tensor(obs["nodes"])  # (E, N, F)
             globals_ = torch.as_tensor(obs["globals"])  # (E, G)
             with torch.no_grad():
-                output = model(nodes, globals_, neighbours, distances)
-                dist = action_distribution(output.logits)
+                output = act(obs)
+                dist = action_distribution(output.logits, model.log_std)
                 action = dist.sample()  # (E, N + 1)
             obs_nodes[t], obs_globals[t], actions[t] = nodes, globals_, action
-            log_probs[t], values[t] = dist.log_prob(action), output.value
-            obs, reward, terminated, truncated, _ = envs.step(action.numpy())
+            log_probs[t] = per_slot(dist.log_prob(action))
+            values[t] = slot_values(output.value) * std
+            obs, reward, terminated, truncated, info = envs.step(to_weights(action).numpy())
             step += E
-            rewards[t] = torch.as_tensor(reward, dtype=torch.float32)
+            rewards[t] = slot_rewards(reward, info["node_cost"], reward_scale, config.node_credit)
             episode_return += reward
             episode_actions = torch.cat([episode_actions, action.unsqueeze(0)])
             ended = terminated | truncated  # (E,)
@@ -239,57 +291,52 @@ def train(
                 if not ended.all():
                     raise RuntimeError("envs fell out of step; resume needs equal episode lengths")
                 with torch.no_grad():  # obs is the final observation: DISABLED autoreset
-                    final = model(
-                        torch.as_tensor(obs["nodes"]),
-                        torch.as_tensor(obs["globals"]),
-                        neighbours,
-                        distances,
-                    ).value  # (E,)
-                end_values[t] = torch.where(torch.as_tensor(truncated), final, 0.0)
+                    final = slot_values(act(obs).value) * std  # (E, S)
+                end_values[t] = torch.where(torch.as_tensor(truncated)[:, None], final, 0.0)
                 finished.extend(episode_return.tolist())
                 episode_return[:] = 0.0
                 episode_actions = torch.zeros(0, E, N + 1)
                 obs = reset_envs()
 
-        # Advantages. A rollout ending mid-episode bootstraps from next_value, like CleanRL.
+        # Advantages per slot: GAE over (T, E * S), every slot of an env sharing its dones.
         with torch.no_grad():
-            next_value = model(
-                torch.as_tensor(obs["nodes"]),
-                torch.as_tensor(obs["globals"]),
-                neighbours,
-                distances,
-            ).value  # (E,)
+            next_value = slot_values(act(obs).value) * std  # (E, S)
+        slot_dones = dones.repeat_interleave(S, dim=1)  # (T, E * S)
         advantages, returns = compute_gae(
-            rewards,
-            values,
-            dones,
-            next_value,
-            dones[-1],
+            rewards.flatten(1),
+            values.flatten(1),
+            slot_dones,
+            next_value.flatten(),
+            slot_dones[-1],
             gamma=config.gamma,
             lam=config.gae_lambda,
-            truncated_bootstrap=end_values,
-        )  # (T, E) each
+            truncated_bootstrap=end_values.flatten(1),
+        )  # (T, E * S) each
+        returns_std.update(returns)
+        std = returns_std.std
 
         # Update: epochs of shuffled minibatches of the flattened (T * E) batch.
         b_nodes = obs_nodes.flatten(0, 1)  # (T * E, N, F)
         b_globals = obs_globals.flatten(0, 1)  # (T * E, G)
         b_actions = actions.flatten(0, 1)  # (T * E, N + 1)
-        b_log_probs, b_values = log_probs.flatten(), values.flatten()  # (T * E,)
-        b_advantages, b_returns = advantages.flatten(), returns.flatten()  # (T * E,)
+        b_log_probs = log_probs.flatten(0, 1)  # (T * E, S)
+        b_values = values.flatten(0, 1) / std  # (T * E, S), in the new units
+        b_advantages = advantages.view(T * E, S)  # (T * E, S)
+        b_returns = returns.view(T * E, S) / std  # (T * E, S)
         for _ in range(config.update_epochs):
             order = torch.randperm(config.batch_size)
             for start in range(0, config.batch_size, config.minibatch_size):
                 mb = order[start : start + config.minibatch_size]  # (M,)
                 output = model(b_nodes[mb], b_globals[mb], neighbours, distances)
-                dist = action_distribution(output.logits)
+                dist = action_distribution(output.logits, model.log_std)
                 loss = ppo_loss(
-                    dist.log_prob(b_actions[mb]),
-                    b_log_probs[mb],
-                    b_advantages[mb],
-                    output.value,
-                    b_values[mb],
-                    b_returns[mb],
-                    dist.entropy(),
+                    per_slot(dist.log_prob(b_actions[mb])).flatten(),  # (M * S,)
+                    b_log_probs[mb].flatten(),
+                    b_advantages[mb].flatten(),
+                    slot_values(output.value).flatten(),
+                    b_values[mb].flatten(),
+                    b_returns[mb].flatten(),
+                    per_slot(dist.entropy()).flatten(),
                     clip_coef=config.clip_coef,
                     vf_coef=config.vf_coef,
                     ent_coef=config.ent_coef,
@@ -312,7 +359,8 @@ def train(
             episodes=len(finished),
             policy_loss=loss.policy.item(),
             value_loss=loss.value.item(),
-            entropy=loss.entropy.item(),
+            entropy=loss.entropy.item() / (S if not config.node_credit else 1),
+            action_std=model.log_std.exp().item(),
             approx_kl=loss.approx_kl.item(),
             clip_fraction=loss.clip_fraction.item(),
             steps_per_s=config.batch_size / (time.perf_counter() - started),
@@ -337,6 +385,7 @@ def train(
                     "scenario": scenario.name,
                     "flops_per_decision": flops,
                     "episode_actions": episode_actions.clone(),
+                    "returns_std": returns_std.state(),
                 },
             )
         if progress is not None:

@@ -13,7 +13,10 @@ Action: N + 1 non-negative weights, one per node and a last "unused" slot. The b
     ValueError (never a silent NaN).
 Reward: minus the step's cost in money (incident damage + estimation-error cost + compute
     energy cost + carbon cost x carbon_weight), times ``reward.scale``. `info` carries every
-    term and its physical quantity. The day ends with ``truncated=True``.
+    term and its physical quantity, and ``node_cost`` (N,): the cost split over the nodes
+    (each node's damage and estimation error, compute in proportion to its units; it sums
+    to ``cost_total`` but for compute spent with no units anywhere). It is the only array
+    in `info`. The day ends with ``truncated=True``.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ NODE_FEATURES: tuple[str, ...] = (
     "open_detected",  # open incidents already detected here, / 3
     "previous_allocation",  # last step's units here / budget
     "has_air_quality",  # an air-quality station is installed
+    "risk_history",  # the city's incident records' estimate of the node's risk factor
+    "unwatched",  # expected undetected incidents per unit arrival rate, / its maximum
 )
 GLOBAL_FEATURES: tuple[str, ...] = (
     "time_sin",  # sin(2 pi hour / 24)
@@ -142,12 +147,24 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         estimation = reward_cfg.estimation_cost * self.city.num_nodes * record.estimation_error
         carbon = reward_cfg.carbon_weight * record.compute_carbon_cost
         info: dict[str, Any] = record.as_dict()
+        compute_cost = record.compute_energy_cost + carbon
+        units = self.world.allocation if self.world is not None else np.zeros(self.city.num_nodes)
+        total_units = units.sum()
+        outcome = self.world.outcome if self.world is not None else None
+        node_cost = (
+            (outcome.damage_by_node + reward_cfg.estimation_cost * outcome.error_by_node)
+            if outcome is not None
+            else np.zeros(self.city.num_nodes)
+        )
+        if total_units > 0:
+            node_cost = node_cost + compute_cost * units / total_units
         info.update(
             cost_damage=record.damage,
             cost_estimation=estimation,
             cost_energy=record.compute_energy_cost,
             cost_carbon=carbon,
             cost_total=record.damage + estimation + record.compute_energy_cost + carbon,
+            node_cost=node_cost,
         )
         return info
 
@@ -169,6 +186,8 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 detected_open / 3.0,
                 world.allocation / max(self.budget_units, 1e-9),
                 mon.installed[:, 1] > 0,
+                mon.risk_history,
+                mon.unwatched / mon.unwatched_max_min,
             ]
         )
         step = world.step_index

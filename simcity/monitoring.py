@@ -52,6 +52,10 @@ class StepOutcome(NamedTuple):
     """Mean absolute estimation error over nodes and quantities."""
     bill: ComputeBill
     units_used: float
+    damage_by_node: np.ndarray
+    """(N,) damage accrued over the interval by incidents at each node."""
+    error_by_node: np.ndarray
+    """(N,) mean absolute estimation error over the node's quantities."""
 
 
 def true_state(
@@ -119,6 +123,8 @@ class Monitoring:
     known_cut_factor: np.ndarray = field(init=False)  # (L,) the same, detected ones only
     neighbour_mean: csr_matrix = field(init=False)  # (N, N) row-normalised adjacency
     hotspot: np.ndarray = field(init=False)  # (N,) fixed risk factor, mean 1
+    risk_history: np.ndarray = field(init=False)  # (N,) records' estimate of the hotspot
+    unwatched: np.ndarray = field(init=False)  # (N,) expected undetected per unit rate, min
     _sensor_rng: np.random.Generator = field(init=False, repr=False)
     _noise_rng: np.random.Generator = field(init=False, repr=False)
     _arrival_key: int = field(init=False, repr=False)
@@ -136,6 +142,10 @@ class Monitoring:
         sigma = self.scenario.incidents.hotspot_sigma
         city_rng = np.random.default_rng([self.scenario.seed, 0x40757])
         self.hotspot = city_rng.lognormal(-0.5 * sigma**2, sigma, size=n)
+        history = self.scenario.incidents.history_per_node
+        counts = city_rng.poisson(self.hotspot * history)
+        # Posterior mean under a Gamma(1, 1) prior on the factor: shrinks sparse records.
+        self.risk_history = (counts + 1.0) / (history + 1.0)
         compute = self.scenario.compute
         self.device = device_profile(compute.device, compute.devices_file)
         self.installed = np.zeros((n, sensors.NUM_KINDS), dtype=np.int64)
@@ -147,6 +157,10 @@ class Monitoring:
         self.closed = []
         self.estimates = None
         self.recent_detections = np.zeros(n)
+        mon = self.scenario.monitoring
+        self.unwatched = np.full(
+            n, 1.0 / (mon.report_per_min + mon.sensor_per_min + self._close_per_min)
+        )
         self.cut_factor = np.ones(self.city.num_links)
         self.known_cut_factor = np.ones(self.city.num_links)
         tail, head = self.city.link_tail, self.city.link_head
@@ -156,6 +170,16 @@ class Monitoring:
         adjacency.data[:] = 1.0  # parallel pairs count once
         degree = np.asarray(adjacency.sum(axis=1)).ravel()
         self.neighbour_mean = csr_matrix(adjacency.multiply(1.0 / np.maximum(degree, 1.0)[:, None]))
+
+    @property
+    def _close_per_min(self) -> float:
+        """Rate at which an incident of mean duration closes by itself (1/min)."""
+        return 1.0 / float(np.mean(self.scenario.incidents.mean_duration_min))
+
+    @property
+    def unwatched_max_min(self) -> float:
+        """`unwatched` of a node never watched, with no sensors (its upper bound)."""
+        return 1.0 / (self.scenario.monitoring.report_per_min + self._close_per_min)
 
     @property
     def sensors_up_share(self) -> np.ndarray:
@@ -201,6 +225,7 @@ class Monitoring:
             unit_per_min=mon.unit_per_min,
             spill=mon.spill,
         )
+        before = self.open.damage
         outcome = inc.advance_incidents(
             self.open,
             hazard,
@@ -211,6 +236,10 @@ class Monitoring:
             response_duration_factor=cfg.response_duration_factor,
         )
         updated = outcome.incidents
+        damage_by_node = np.bincount(
+            updated.node, weights=updated.damage - before, minlength=self.city.num_nodes
+        )
+        self._update_unwatched(allocation, nbr, up_share, dt_min)
         delays = (updated.detected_min - updated.start_min)[outcome.newly_detected]
         missed = int((outcome.closed & ~updated.detected).sum())
         decay = 0.5 ** (dt_min / 120.0)
@@ -224,7 +253,7 @@ class Monitoring:
         self.cut_factor = self._cuts(self.open.link >= 0)
         self.known_cut_factor = self._cuts((self.open.link >= 0) & self.open.detected)
         # What the operator now believes about every node.
-        error = self._observe(state.quantities, allocation, up_share)
+        error_by_node = self._observe(state.quantities, allocation, up_share)
         units = float(allocation.sum())
         compute = self.scenario.compute
         bill = bill_step(
@@ -247,9 +276,11 @@ class Monitoring:
             num_missed=missed,
             num_open=self.open.num,
             detection_delays_min=delays,
-            estimation_error=error,
+            estimation_error=float(error_by_node.mean()),
             bill=bill,
             units_used=units,
+            damage_by_node=damage_by_node,
+            error_by_node=error_by_node,
         )
 
     def _arrivals(
@@ -316,7 +347,39 @@ class Monitoring:
         # Two accidents on a link close most of it; more add nothing (traffic still moves).
         return self.scenario.incidents.accident_capacity_factor ** np.minimum(count, 2)
 
-    def _observe(self, truth: np.ndarray, allocation: np.ndarray, up_share: np.ndarray) -> float:
+    def _update_unwatched(
+        self, allocation: np.ndarray, nbr: np.ndarray, up_share: np.ndarray, dt_min: float
+    ) -> None:
+        """Advance the search belief `unwatched` over an interval of ``dt_min``.
+
+        An operator who knows the detection model but not where incidents are expects
+        ``r u_i`` undetected incidents at a node with arrival rate r, where ``u_i`` follows
+        ``du/dt = 1 - k_i u`` with ``k_i`` = detection hazard (sensors averaged over the
+        incident kinds, monitoring with spill) + the closing rate of a mean incident; it is
+        integrated exactly over the interval. Detections do not change it: Poisson
+        incidents found and not found are independent.
+        """
+        mon = self.scenario.monitoring
+        up = up_share[:, SENSOR_FOR_INCIDENT[:3]].mean(axis=1)  # (N,)
+        k = (
+            inc.detection_hazard_per_min(
+                allocation,
+                nbr,
+                up,
+                report_per_min=mon.report_per_min,
+                sensor_per_min=mon.sensor_per_min,
+                unit_per_min=mon.unit_per_min,
+                spill=mon.spill,
+            )
+            + self._close_per_min
+        )
+        decay = np.exp(-k * dt_min)
+        self.unwatched = self.unwatched * decay + (1.0 - decay) / k
+
+    def _observe(
+        self, truth: np.ndarray, allocation: np.ndarray, up_share: np.ndarray
+    ) -> np.ndarray:
+        """Update the estimates; return the absolute error per node (N,), mean over Q."""
         if self.estimates is None:
             # The operator starts from city-wide averages.
             self.estimates = np.broadcast_to(truth.mean(axis=0), truth.shape).copy()
@@ -331,7 +394,7 @@ class Monitoring:
             noise_sd=mon.noise_sd * np.maximum(truth.mean(axis=0), 1e-3),
             units_halving_noise=mon.units_halving_noise,
         )
-        return float(np.abs(self.estimates - truth).mean())
+        return np.abs(self.estimates - truth).mean(axis=1)
 
     def all_incidents(self) -> inc.Incidents:
         """Every incident of the episode so far, closed and open."""

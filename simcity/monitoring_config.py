@@ -64,6 +64,11 @@ class IncidentConfig(Frozen):
     hotspot_sigma: NonNegative = 0.8
     """Log-spread of each node's fixed risk factor (dangerous junctions, old feeders);
     drawn once per city from the scenario seed, mean 1."""
+    history_per_node: NonNegative = 8.0
+    """Incidents a node of mean risk has in the city's records (some years of them); the
+    records are Poisson counts at each node's risk factor, fixed per city, and the env
+    shows their empirical-Bayes estimate of the factor (feature ``risk_history``).
+    0 = no records: the feature is 1 everywhere."""
     severity_sigma: NonNegative = 0.5
     """Severity is lognormal with mean 1 and this log-spread."""
     mean_duration_min: tuple[Positive, Positive, Positive] = (45.0, 120.0, 90.0)

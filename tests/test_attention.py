@@ -15,6 +15,7 @@ from agents.attention import (  # noqa: E402 (after the importorskip above)
     action_distribution,
     count_flops_per_decision,
     mean_action,
+    to_weights,
 )
 
 torch.set_num_threads(1)
@@ -76,7 +77,7 @@ def test_same_weights_run_on_any_size(policy: AttentionPolicy) -> None:
         n, k = rows * cols, CONFIG.num_neighbours
         out = policy(*grid_inputs(rows, cols, k))
         assert out.logits.shape == (2, n + 1)
-        assert out.value.shape == (2,)
+        assert out.value.shape == (2, n + 1)
         assert out.attention.shape == (2, CONFIG.num_layers, CONFIG.num_heads, n, k)
         assert torch.isfinite(out.logits).all() and torch.isfinite(out.value).all()
 
@@ -99,7 +100,8 @@ def test_node_logits_are_permutation_equivariant(policy: AttentionPolicy) -> Non
     out_perm = policy(nodes[:, perm], globals_, inverse[neighbours[perm]], distances[perm])
     torch.testing.assert_close(out_perm.logits[:, :16], out.logits[:, perm])
     torch.testing.assert_close(out_perm.logits[:, 16], out.logits[:, 16])
-    torch.testing.assert_close(out_perm.value, out.value)
+    torch.testing.assert_close(out_perm.value[:, :16], out.value[:, perm])
+    torch.testing.assert_close(out_perm.value[:, 16], out.value[:, 16])
     assert not torch.allclose(out.logits[:, :16], out.logits[:, perm])  # the check can fail
 
 
@@ -112,28 +114,57 @@ def test_flops_grow_linearly_in_nodes(policy: AttentionPolicy) -> None:
     assert 1.8 <= flops[1] / flops[0] <= 2.2
 
 
-def test_dirichlet_action_is_finite_and_on_the_simplex(policy: AttentionPolicy) -> None:
+def test_flops_count_every_layer_and_the_attention(policy: AttentionPolicy) -> None:
+    """The counter's total equals a hand count of the network, attention included."""
+    rows, cols, k = 4, 4, CONFIG.num_neighbours
+    n = rows * cols
+    _, _, neighbours, distances = grid_inputs(rows, cols, k, batch=1)
+    c = CONFIG
+    d, h, f, g = c.d_model, c.num_heads, c.num_node_features, c.num_global_features
+    hidden = 16  # DistanceBias
+    per_layer = (
+        n * 2 * d * 3 * d  # qkv
+        + n * k * (2 * hidden + 2 * hidden * h)  # distance bias MLP on (N, K)
+        + n * k * d
+        + n * k * h * (c.head_dim - 1)  # scores: products and sums over Dh
+        + n * k * d
+        + n * (k - 1) * d  # value mixing: products and sums over K
+        + n * 2 * d * d  # output projection
+        + n * 2 * 2 * d * c.mlp_ratio * d  # MLP
+    )
+    expected = (
+        n * 2 * f * d  # node embedding
+        + 2 * g * d  # global embedding
+        + c.num_layers * per_layer
+        + n * 2 * d  # node logits
+        + 2 * d  # unused logit
+        + (n + 1) * (2 * d * d + 2 * d)  # value head on every slot
+    )
+    assert count_flops_per_decision(policy, n, neighbours, distances) == expected
+
+
+def test_logistic_normal_action(policy: AttentionPolicy) -> None:
     logits = policy(*grid_inputs(15, 15, CONFIG.num_neighbours)).logits
-    distribution = action_distribution(logits)
-    action = distribution.sample()
-    assert action.shape == logits.shape and torch.all(action >= 0)
-    torch.testing.assert_close(action.sum(-1), torch.ones(2))
-    assert torch.isfinite(distribution.log_prob(action)).all()
+    distribution = action_distribution(logits, policy.log_std)
+    log_weights = distribution.sample()
+    assert log_weights.shape == logits.shape
+    weights = to_weights(log_weights)
+    assert torch.all(weights >= 0) and torch.all(weights.amax(-1) == 1)
+    log_prob = distribution.log_prob(log_weights)
+    assert log_prob.shape == logits.shape and torch.isfinite(log_prob).all()
     assert torch.isfinite(distribution.entropy()).all()
-    # A stored action with exact zeros (float32 underflow) still has a finite log-probability.
-    zeros = torch.zeros_like(action)
-    zeros[:, -1] = 1
-    assert torch.isfinite(distribution.log_prob(zeros)).all()
+    # The same std on every slot, from the model's one learned parameter.
+    torch.testing.assert_close(distribution.stddev, policy.log_std.exp().expand_as(logits))
     deterministic = mean_action(logits)
-    torch.testing.assert_close(deterministic, distribution.mean_action)
     torch.testing.assert_close(deterministic.sum(-1), torch.ones(2))
+    torch.testing.assert_close(deterministic, to_weights(logits) / to_weights(logits).sum(-1, True))
 
 
 def test_gradients_reach_every_parameter(policy: AttentionPolicy) -> None:
     trained = AttentionPolicy(CONFIG)
     trained.load_state_dict(policy.state_dict())
     out = trained(*grid_inputs(4, 4, CONFIG.num_neighbours))
-    distribution = action_distribution(out.logits)
+    distribution = action_distribution(out.logits, trained.log_std)
     loss = -distribution.log_prob(distribution.sample()).mean() + out.value.square().mean()
     loss.backward()
     for name, param in trained.named_parameters():

@@ -104,11 +104,15 @@ def test_traffic_and_risk_follow_the_features(tiny: CityEnv) -> None:
     # Risk prior: traffic shares 1.824/2.04 = 0.89412 and 0.10588 at nodes 3 and 4, no
     # emissions, and equal overload shares 1/16 everywhere (all loads estimated 0).
     # Three recent detections at node 9 (feature 0.75) multiply its 1/16 by 1 + 3.
+    # The records' risk factor multiplies: 1 everywhere but 2.5 at node 3.
     nodes[9, NODE_FEATURES.index("recent_detections")] = 0.75
+    nodes[:, NODE_FEATURES.index("risk_history")] = 1.0
+    nodes[3, NODE_FEATURES.index("risk_history")] = 2.5
     risk = make_baseline("risk", tiny).act({"nodes": nodes, "globals": obs["globals"]})
     weights = np.full(TINY_NODES, 0.0625)
     weights[3] += 0.894118
     weights[4] += 0.105882
+    weights[3] *= 2.5
     weights[9] *= 4.0
     np.testing.assert_allclose(risk[:-1] / risk.sum(), weights / weights.sum(), rtol=1e-5)
 
@@ -250,6 +254,51 @@ def test_cost_terms_sum_to_the_reward() -> None:
         assert info["cost_damage"] == info["damage"]
         assert info["cost_energy"] == info["compute_energy_cost"] > 0
         assert info["cost_estimation"] == pytest.approx(0.5 * 16 * info["estimation_error"])
+        # The split over nodes: every unit of cost lands on some node (units are in use).
+        assert info["node_cost"].shape == (16,) and np.all(info["node_cost"] >= 0)
+        assert info["node_cost"].sum() == pytest.approx(info["cost_total"], rel=1e-9)
+
+
+def test_node_cost_follows_the_incidents() -> None:
+    """All damage of `toy_hotspot` is at node 9, so its node cost carries all of it."""
+    env = CityEnv("toy_hotspot")
+    env.reset(seed=0)
+    damage = np.zeros(16)
+    for _ in range(8):
+        *_, info = env.step(np.ones(17))
+        damage += info["node_cost"]
+        assert info["damage"] == pytest.approx(info["node_cost"][9] - _not_damage(env, info, 9))
+    assert damage[9] > 0 and np.delete(damage, 9).max() < 0.01 * damage[9]
+
+
+def _not_damage(env: CityEnv, info: dict[str, Any], node: int) -> float:
+    """Node cost other than damage: estimation error and the compute share."""
+    assert env.world is not None and env.world.outcome is not None
+    units = env.world.allocation
+    compute = (info["cost_energy"] + info["cost_carbon"]) * units[node] / units.sum()
+    return env.scenario.reward.estimation_cost * env.world.outcome.error_by_node[node] + compute
+
+
+def test_unwatched_grows_unwatched_and_falls_where_watched() -> None:
+    """The search belief: exact solution of du/dt = 1 - k u over each interval."""
+    env = CityEnv("tiny")
+    obs, _ = env.reset(seed=0)
+    assert env.world is not None
+    mon, cfg = env.world.monitoring, env.scenario.monitoring
+    column = NODE_FEATURES.index("unwatched")
+    before = mon.unwatched.copy()
+    action = np.zeros(17)
+    action[3] = 1.0  # the whole budget on node 3
+    obs, *_ = env.step(action)
+    after = mon.unwatched
+    assert after[3] < before[3] and after[0] >= before[0]  # no monitoring: no faster
+    np.testing.assert_allclose(obs["nodes"][:, column], after / mon.unwatched_max_min, rtol=1e-6)
+    # Node 3 by hand (sensors all up on the first step): k = report + up (sensor + unit a).
+    air = mon.installed[3, 1] > 0
+    up = (1.0 + float(air) + 1.0) / 3.0
+    k = cfg.report_per_min + up * (cfg.sensor_per_min + cfg.unit_per_min * 20.0) + 1.0 / 85.0
+    expected = before[3] * np.exp(-15 * k) + (1 - np.exp(-15 * k)) / k
+    assert after[3] == pytest.approx(expected, rel=1e-9)
 
 
 # -- the Gymnasium contract --------------------------------------------------------------
@@ -275,7 +324,10 @@ def assert_identical(a: list[Any], b: list[Any]) -> None:
         obs_x, obs_y = x[0], y[0]
         for key in obs_x:
             assert obs_x[key].tobytes() == obs_y[key].tobytes()
-        assert x[1:] == y[1:]  # rewards, flags and infos: Python floats compare exactly
+        info_x, info_y = dict(x[-1]), dict(y[-1])
+        cost_x, cost_y = info_x.pop("node_cost", None), info_y.pop("node_cost", None)
+        assert (cost_x is None and cost_y is None) or cost_x.tobytes() == cost_y.tobytes()
+        assert (*x[1:-1], info_x) == (*y[1:-1], info_y)  # Python floats compare exactly
 
 
 @pytest.mark.parametrize("name", list(bundled_scenarios()))

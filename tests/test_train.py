@@ -11,12 +11,13 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from agents.attention import AttentionConfig  # noqa: E402 (after the importorskip above)
+from agents.baselines import make_baseline  # noqa: E402
 from agents.checkpoint import (  # noqa: E402
     TrainedPolicy,
     load_checkpoint,
     save_checkpoint,
 )
-from agents.evaluate import run_episode  # noqa: E402
+from agents.evaluate import held_out_seeds, run_episode  # noqa: E402
 from agents.policy import Policy  # noqa: E402
 from agents.train import TrainConfig, UpdateStats, train  # noqa: E402
 from simcity.env import CityEnv  # noqa: E402
@@ -213,3 +214,31 @@ def test_eval_compares_with_every_baseline_on_held_out_seeds(tmp_path: Path) -> 
     # Training seeds are 32-bit hashes; evaluation seeds are all above them.
     assert max(episode_seed(0, i, k) for i in range(2) for k in range(50)) < min(table["seeds"])
     assert (out / "eval.csv").read_text().count("\n") == 1 + 1 + len(BASELINES)
+
+
+def test_short_training_finds_the_one_hotspot(tmp_path: Path) -> None:
+    """Every incident of `toy_hotspot` is at node 9: a short run must learn to watch it."""
+    config = TrainConfig(total_steps=7680, num_envs=2, num_steps=96, lr=3e-3, model=MODEL)
+    result = train("toy_hotspot", config, tmp_path)
+    env = CityEnv("toy_hotspot")
+    trained = TrainedPolicy.from_checkpoint(result.checkpoint_path, env)
+    shares: list[float] = []
+
+    class Watched:
+        name = "watched"
+
+        def reset(self, seed: int | None) -> None:
+            trained.reset(seed)
+
+        def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+            action = trained.act(obs)
+            shares.append(action[9] / action.sum())
+            return action
+
+    seeds = held_out_seeds(3)
+    damage = {
+        policy.name: np.mean([run_episode(env, policy, seed).summary["damage"] for seed in seeds])
+        for policy in (Watched(), make_baseline("uniform", env), make_baseline("random", env))
+    }
+    assert np.mean(shares) > 0.5  # most of the budget on the hotspot
+    assert damage["watched"] < 0.6 * min(damage["uniform"], damage["random"])
