@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
 from agents.ppo_math import (
     PPOLoss,
+    RunningStd,
     compute_gae,
     linear_schedule,
     ppo_loss,
     standardise_advantages,
 )
+from agents.train import slot_rewards
 
 # One env, three steps, shared by the GAE cases. gamma * lam = 0.72.
 GAMMA, LAM = 0.9, 0.8
@@ -254,3 +257,29 @@ def test_linear_schedule() -> None:
     assert linear_schedule(1.0, 3.0, 0.5) == pytest.approx(2.0)
     assert linear_schedule(1.0, 0.0, 1.2) == 0.0
     assert linear_schedule(1.0, 0.0, -0.1) == 1.0
+
+
+def test_running_std_matches_the_std_of_everything_seen() -> None:
+    generator = torch.Generator().manual_seed(0)
+    chunks = [torch.randn(n, generator=generator) * 3 + 5 for n in (1, 7, 64, 3)]
+    running = RunningStd()
+    assert running.std == 1.0  # nothing seen yet
+    for chunk in chunks:
+        running.update(chunk)
+    everything = torch.cat(chunks).double()
+    assert running.std == pytest.approx(everything.std(unbiased=False).item(), rel=1e-12)
+    assert RunningStd(*running.state()).std == running.std  # what a checkpoint restores
+
+
+def test_slot_rewards_credit_each_node_with_its_own_cost() -> None:
+    reward = np.array([-0.6, -0.3])  # (E,) = -cost_total * scale
+    node_cost = np.array([[100.0, 500.0, 0.0], [0.0, 0.0, 300.0]])  # (E, N)
+    per_slot = slot_rewards(reward, node_cost, scale=0.001, node_credit=True)  # (E, N + 1)
+    # Node i earns -cost_i * scale * N; the unused slot the city's reward.
+    torch.testing.assert_close(
+        per_slot,
+        torch.tensor([[-0.3, -1.5, 0.0, -0.6], [0.0, 0.0, -0.9, -0.3]]),
+    )
+    assert per_slot[:, :3].mean(1).tolist() == pytest.approx(reward.tolist())
+    joint = slot_rewards(reward, node_cost, scale=0.001, node_credit=False)
+    torch.testing.assert_close(joint, torch.tensor([[-0.6], [-0.3]]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +243,23 @@ def test_short_training_finds_the_one_hotspot(tmp_path: Path) -> None:
     }
     assert np.mean(shares) > 0.5  # most of the budget on the hotspot
     assert damage["watched"] < 0.6 * min(damage["uniform"], damage["random"])
+
+
+def test_joint_ppo_runs_too(short_day: Scenario, tmp_path: Path) -> None:
+    """``node_credit=False``: one log-probability and one value per env step."""
+    config = TrainConfig(**{**CONFIG.__dict__, "total_steps": 48, "node_credit": False})
+    seen: list[UpdateStats] = []
+    train(short_day, config, tmp_path, progress=seen.append)
+    assert len(seen) == 1 and math.isfinite(seen[0].value_loss)
+    assert math.isfinite(seen[0].approx_kl) and seen[0].entropy > 0
+
+
+def test_async_envs_give_the_same_run(short_day: Scenario, tmp_path: Path) -> None:
+    """Env workers in processes change where envs run, not what they return."""
+    config = TrainConfig(**{**CONFIG.__dict__, "total_steps": 48})
+    sync = train(short_day, config, tmp_path / "sync")
+    parallel = train(
+        short_day, TrainConfig(**{**config.__dict__, "async_envs": True}), tmp_path / "a"
+    )
+    a, b = load_checkpoint(sync.checkpoint_path), load_checkpoint(parallel.checkpoint_path)
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
