@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agents import sweep_cli
 from agents.tables import console, number, print_kpis, print_monitoring
 from simcity.errors import SimcityError
 
@@ -322,6 +323,9 @@ def _make_policy(name: str, env: Any, seed: int) -> Any:
         env.policy_flop_per_decision = float(policy.flops_per_decision)
         return policy
     return make_baseline(name, env, seed=seed)
+
+
+sweep_cli.register(app)
 
 
 def main() -> None:
