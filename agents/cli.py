@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agents import sweep_cli
+from agents import green_cli, sweep_cli
 from agents.tables import console, number, print_kpis, print_monitoring
 from simcity.errors import SimcityError
 
@@ -326,6 +326,7 @@ def _make_policy(name: str, env: Any, seed: int) -> Any:
 
 
 sweep_cli.register(app)
+green_cli.register(app)
 
 
 def main() -> None:

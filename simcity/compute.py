@@ -12,6 +12,11 @@ the load needs them, so a step's energy is
     E = n_on × idle_power_w × seconds + (max_power_w - idle_power_w) × flop / achievable_flop_s
 
 and the dynamic part depends only on the FLOPs, not on how they are spread over the step.
+Int8 work (a quantised policy's matmuls) runs at the device's int8 rate: a profile with
+``peak_int8_op_s`` bills each int8 op as ``peak_flop_s / peak_int8_op_s`` FLOPs at its own
+precision (`DeviceProfile.billed_flop`), the same utilisation assumed for both, so callers
+hand `bill_step` (and the env) FLOP-equivalents; a profile without an int8 figure bills an
+int8 op as one FLOP.
 `bill_step` applies it to one simulation step; `NvmlEnergyMeter` measures real joules with
 NVML's energy counter where a GPU exists, and `calibrate_profile` fits a profile to them.
 Money is in one unspecified currency: ``price_per_kwh`` and ``carbon_price_per_t`` share it.
@@ -67,6 +72,9 @@ class DeviceProfile(BaseModel):
     """Achievable share of `peak_flop_s` for the workload, (0, 1]."""
     idle_power_w: _NonNegative
     max_power_w: _Positive
+    peak_int8_op_s: _Positive | None = None
+    """Dense peak int8 ops/s (sparse datasheet figures halved), or None where the datasheet
+    gives none: then an int8 op is billed as one FLOP (see `billed_flop`)."""
     memory_gb: _NonNegative | None = None
     """Informational only."""
     source: str = ""
@@ -84,6 +92,33 @@ class DeviceProfile(BaseModel):
     def achievable_flop_s(self) -> float:
         """FLOP/s one device sustains when fully busy: ``peak_flop_s × utilisation``."""
         return self.peak_flop_s * self.utilisation
+
+    def billed_flop(self, flop: float, int8_op: float = 0.0) -> float:
+        """FLOPs at `precision` that cost what ``flop`` FLOPs plus ``int8_op`` int8 ops cost.
+
+        >>> gpu = DeviceProfile(name="toy", precision="bf16", peak_flop_s=100e12,
+        ...                     peak_int8_op_s=200e12, utilisation=0.5, idle_power_w=10,
+        ...                     max_power_w=60)
+        >>> gpu.billed_flop(1e6, int8_op=4e6)  # int8 at twice the rate: 4e6 ops cost 2e6
+        3000000.0
+        """
+        flop = _nonnegative("flop", flop)
+        int8_op = _nonnegative("int8_op", int8_op)
+        ratio = 1.0 if self.peak_int8_op_s is None else self.peak_flop_s / self.peak_int8_op_s
+        return flop + int8_op * ratio
+
+    def busy_energy_j(self, flop: float, int8_op: float = 0.0) -> float:
+        """Joules at the device that ``flop`` FLOPs and ``int8_op`` int8 ops add to its idle
+        draw: ``(max_power_w - idle_power_w) × billed_flop / achievable_flop_s``, the
+        marginal energy of work on a device that is on anyway (e.g. one policy decision).
+
+        >>> gpu = DeviceProfile(name="toy", precision="fp16", peak_flop_s=100e12,
+        ...                     utilisation=0.5, idle_power_w=10, max_power_w=60)
+        >>> gpu.busy_energy_j(1e12)  # 50 W for 1e12 / 5e13 s
+        1.0
+        """
+        busy_s = self.billed_flop(flop, int8_op) / self.achievable_flop_s
+        return (self.max_power_w - self.idle_power_w) * busy_s
 
 
 class ComputeBill(NamedTuple):
