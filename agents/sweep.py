@@ -17,7 +17,8 @@ Every combination is a run (`RunSpec`), numbered in the order scenario, policy, 
 --seed SEED --episodes EPISODES`` on the scenario with the overrides applied
 (`simcity.overrides`), a checkpoint's FLOPs per decision billed; its result is the mean
 over its episodes of every KPI of `agents.evaluate.episode_summary`. `run_one` is pure,
-so a run gives the same numbers bit for bit in any process, on any backend.
+so a run gives the same numbers bit for bit in any process, on any backend, whatever ran
+there before (runs in one process share a city's memoised traffic day, for speed only).
 
 `run_sweep` runs the runs in local processes or on Ray (`agents.sweep_backends`); a run
 whose worker dies is retried and its attempts recorded. `agents.sweep_results` writes
@@ -31,6 +32,7 @@ import itertools
 import os
 import tomllib
 import warnings
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,10 +44,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agents.baselines import BASELINES, make_baseline
 from agents.evaluate import run_episode
 from agents.policy import Policy
+from simcity.cities import build_city
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
+from simcity.graph import City
 from simcity.overrides import override_scenario
-from simcity.scenario import bundled_dir, bundled_scenarios, load_scenario
+from simcity.scenario import Scenario, bundled_dir, bundled_scenarios, load_scenario
 
 Backend = Literal["process", "ray"]
 Status = Literal["ok", "error", "failed"]
@@ -278,12 +282,34 @@ def play(
     scenario = override_scenario(
         load_scenario(spec.scenario_source), spec.overrides, base_dir=spec.base_dir
     )
-    env = CityEnv(scenario)
+    env = CityEnv(scenario, city=_city(scenario, spec.scenario_source))
     with _policy(spec, env) as policy:
         summaries = [
             run_episode(env, policy, spec.seed + k, on_step).summary for k in range(spec.episodes)
         ]
     return {key: float(np.mean([s[key] for s in summaries])) for key in summaries[0]}
+
+
+_CITIES: OrderedDict[tuple[Any, ...], City] = OrderedDict()
+CITIES_KEPT = 2
+"""Cities a process keeps for its next runs (the least recently used goes first)."""
+
+
+def _city(scenario: Scenario, source: str) -> City:
+    """The scenario's city, shared by the runs in this process that build the same one.
+
+    They then share its memoised traffic day (`simcity.traffic_day`), a pure function of
+    step and capacity cuts, so sharing changes no number, only the time: a later run of a
+    city skips the day's equilibria that an earlier run solved.
+    """
+    key = (scenario.city, scenario.seed, scenario.name, scenario.node_names, source)
+    city = _CITIES.pop(key, None)
+    if city is None:
+        city = build_city(scenario, file=source)
+    _CITIES[key] = city
+    while len(_CITIES) > CITIES_KEPT:
+        _CITIES.popitem(last=False)
+    return city
 
 
 @contextlib.contextmanager
@@ -327,7 +353,9 @@ def run_sweep(
     is a Ray cluster's (``ray`` backend only; a local Ray with ``workers`` CPUs when None).
     ``on_result`` is called in this process as each run ends. ``kill_first_attempt`` is
     fault injection: the first attempt of each of these run ids SIGKILLs its worker after
-    the second step of its first episode.
+    the second step of its first episode. Local workers import the caller's main module,
+    as `multiprocessing` does, so a script must guard its work with
+    ``if __name__ == "__main__":``.
     """
     from agents import sweep_backends
 

@@ -4,13 +4,15 @@ Both backends play every attempt through `attempt` and retry a run only when its
 dies (killed, out of memory, a crash in native code): a run that raises would raise again,
 so it is recorded as an error at once. A death costs only that run's attempt.
 
-- ``process``: one child process per attempt, at most ``workers`` alive. The child sends
-  its result through its own pipe and exits; a child that exits without a complete result
-  died, whatever its exit status, and its run goes back to the front of the queue.
-  (`concurrent.futures.ProcessPoolExecutor` breaks the whole pool when one worker dies,
-  and `multiprocessing.Pool` waits forever for the lost task.) Children fork from a
-  forkserver that has already imported simcity, so an attempt starts in milliseconds and
-  never inherits the threads of the parent.
+- ``process``: ``workers`` worker processes, each with its own pipe, each sent one run at
+  a time, so we always know which run a worker holds. A worker whose pipe closes or whose
+  process ends before it sent a whole result died, whatever its exit status: its run goes
+  back to the front of the queue and a fresh worker takes the next. (A shared task queue
+  cannot tell which task a dead worker took: `concurrent.futures.ProcessPoolExecutor`
+  breaks the whole pool, `multiprocessing.Pool` waits forever for the lost task.)
+  Workers fork from a forkserver that has already imported simcity, so they start fast
+  and never inherit the parent's threads; a worker keeps its last cities between runs
+  (`agents.sweep`), so later runs of a city skip the traffic equilibria already solved.
 - ``ray``: one task per run with Ray's ``max_retries`` (retried on worker or node death,
   never on an exception). Each attempt first asks a small actor for its attempt number,
   so retries that Ray makes out of sight are still counted.
@@ -18,6 +20,7 @@ so it is recorded as an error at once. A death costs only that run's attempt.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -86,11 +89,12 @@ def _result(spec: RunSpec, outcome: Outcome, attempts: int, failures: list[str])
 
 
 @dataclass
-class _Attempt:
-    spec: RunSpec
-    number: int
+class _Worker:
+    """A worker process, our end of its pipe, and the run and attempt it holds."""
+
     process: BaseProcess
     conn: Connection
+    job: tuple[RunSpec, int] | None = None
 
 
 def _context() -> BaseContext:
@@ -101,11 +105,26 @@ def _context() -> BaseContext:
     return context
 
 
-def _child(spec: RunSpec, kill: bool, conn: Connection) -> None:
-    try:
-        conn.send(attempt(spec, kill))
-    finally:
-        conn.close()
+def _serve(conn: Connection) -> None:
+    """A worker's loop: play each (spec, kill) it is sent, send back the `Outcome`."""
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        conn.send(attempt(*job))
+
+
+def _start_worker(context: BaseContext, number: int) -> _Worker:
+    ours, theirs = context.Pipe()
+    process = context.Process(  # type: ignore[attr-defined]
+        target=_serve, args=(theirs,), name=f"simcity-sweep-{number}", daemon=True
+    )
+    process.start()
+    theirs.close()  # the worker holds the only other end: its death means EOF here
+    return _Worker(process, ours)
 
 
 def run_processes(
@@ -116,64 +135,75 @@ def run_processes(
     kill: frozenset[int],
     on_result: OnResult,
 ) -> list[RunResult]:
-    """Every run in child processes, ``workers`` at a time; see the module doc."""
+    """Every run in ``workers`` worker processes, one run at a time each; see module doc."""
     context = _context()
     queue = deque((spec, 1) for spec in specs)
     failures: dict[int, list[str]] = {spec.run_id: [] for spec in specs}
-    running: list[_Attempt] = []
+    idle: list[_Worker] = []
+    busy: list[_Worker] = []
+    started = 0
     results: list[RunResult] = []
     try:
-        while queue or running:
-            while queue and len(running) < workers:
+        while queue or busy:
+            while queue and len(busy) < workers:
+                while idle and not idle[-1].process.is_alive():  # died between runs
+                    _stop(idle.pop())
+                if not idle:
+                    started += 1
+                    idle.append(_start_worker(context, started))
+                worker = idle.pop()
                 spec, number = queue.popleft()
-                receiver, sender = context.Pipe(duplex=False)
-                process = context.Process(  # type: ignore[attr-defined]
-                    target=_child,
-                    args=(spec, number == 1 and spec.run_id in kill, sender),
-                    name=f"simcity-sweep-run-{spec.run_id}",
-                    daemon=True,
-                )
-                process.start()
-                sender.close()  # the child holds the only writer: its death means EOF here
-                running.append(_Attempt(spec, number, process, receiver))
-            ready = set(wait([a.conn for a in running] + [a.process.sentinel for a in running]))
-            for done in [a for a in running if a.conn in ready or a.process.sentinel in ready]:
-                running.remove(done)
-                outcome = _receive(done)
-                run_failures = failures[done.spec.run_id]
+                worker.job = (spec, number)
+                busy.append(worker)
+                with contextlib.suppress(OSError):  # it died just now: the wait sees it
+                    worker.conn.send((spec, number == 1 and spec.run_id in kill))
+            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
+            for worker in [w for w in busy if w.conn in ready or w.process.sentinel in ready]:
+                busy.remove(worker)
+                assert worker.job is not None
+                spec, number = worker.job
+                worker.job = None
+                outcome = _receive(worker)
                 if outcome is not None:
-                    result = _result(done.spec, outcome, done.number, run_failures)
+                    idle.append(worker)
+                    result = _result(spec, outcome, number, failures[spec.run_id])
                 else:
-                    run_failures.append(
-                        f"attempt {done.number}: worker died ({_exit(done.process.exitcode)})"
-                    )
-                    if done.number <= retries:
-                        queue.appendleft((done.spec, done.number + 1))
+                    _stop(worker, wait_s=5.0)  # reaped, so its exit status is known
+                    why = _exit(worker.process.exitcode)
+                    failures[spec.run_id].append(f"attempt {number}: worker died ({why})")
+                    if number <= retries:
+                        queue.appendleft((spec, number + 1))
                         continue
-                    result = RunResult(done.spec, "failed", done.number, tuple(run_failures))
+                    result = RunResult(spec, "failed", number, tuple(failures[spec.run_id]))
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
     finally:
-        for left in running:
-            left.process.kill()
-            left.process.join()
-            left.conn.close()
+        for worker in idle + busy:
+            _stop(worker, wait_s=0.0 if worker.job else 5.0)
     return results
 
 
-def _receive(done: _Attempt) -> Outcome | None:
-    """The attempt's outcome, or None when its process died without sending one whole."""
+def _receive(worker: _Worker) -> Outcome | None:
+    """The worker's outcome, or None when it died without sending one whole."""
     try:
-        # Ready, or EOF, at once once the child is gone; the wait only guards against a
-        # writer end leaked to some other process, which would make recv block forever.
-        message = done.conn.recv() if done.conn.poll(1.0) else None
+        # Ready, or EOF, at once when the worker is gone; the wait only guards against a
+        # copy of its end leaked to another process, which would make recv block forever.
+        message = worker.conn.recv() if worker.conn.poll(1.0) else None
     except (EOFError, OSError):
         message = None
-    finally:
-        done.conn.close()
-    done.process.join()
     return message if isinstance(message, Outcome) else None
+
+
+def _stop(worker: _Worker, wait_s: float = 0.0) -> None:
+    """End a worker: ask it to stop, kill it if it has not within ``wait_s``."""
+    with contextlib.suppress(OSError):
+        worker.conn.send(None)
+    worker.process.join(wait_s)
+    if worker.process.is_alive():
+        worker.process.kill()
+        worker.process.join()
+    worker.conn.close()
 
 
 def _exit(code: int | None) -> str:

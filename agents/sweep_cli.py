@@ -44,7 +44,8 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--workers",
                 min=1,
-                help="Runs at a time, and the CPUs of a local Ray (default: the CPUs here).",
+                help="Worker processes, or the CPUs of a local Ray (default: the CPUs here); "
+                "a Ray cluster (--address) uses all of its CPUs.",
             ),
         ] = None,
         address: Annotated[
@@ -70,7 +71,7 @@ def register(app: typer.Typer) -> None:
         OUT/results.json, sorted by run id and the same on every backend and worker
         count. A run whose worker dies is retried; exits 1 when a run still failed.
         """
-        from agents.sweep import expand, load_sweep, run_sweep
+        from agents.sweep import default_workers, expand, load_sweep, run_sweep
         from agents.sweep_results import write_results
         from simcity.results import write_atomic
 
@@ -107,7 +108,7 @@ def register(app: typer.Typer) -> None:
             "sweep": str(sweep.file),
             "name": sweep.name,
             "backend": backend.value,
-            "workers": workers,
+            "workers": workers if workers is not None else default_workers(),
             "address": address,
             "retries": retries,
             "runs": len(results),

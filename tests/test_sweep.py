@@ -34,13 +34,15 @@ from simcity.scenario import bundled_scenarios, load_scenario
 
 runner = CliRunner()
 
-# Two hours of the tiny town from 08:00 with grid overloads made common: about 18
-# incidents a run, so the policies' service differs, in a few hundredths of a second.
+# Two hours of the tiny town from 08:00 with incidents made common (about 30 a run,
+# accidents among them that close lanes, so traffic re-routes), in a few hundredths of a
+# second a run.
 SHORT_DAY = """
 [grid]
 "time.num_steps" = 8
 "time.start_hour" = 8
 "incidents.overload_per_mw_h" = 2
+"incidents.accident_per_mveh_km" = 5000
 "reward.carbon_weight" = [0, 10]
 """
 SMALL = f"""
@@ -181,6 +183,21 @@ def test_a_run_is_simcity_run_on_the_overridden_scenario(small_specs: list[RunSp
     assert kpis == {k: float(np.mean([s[k] for s in summaries])) for k in summaries[0]}
     assert kpis["city_num_steps"] == 8 and kpis["incidents"] >= 10
     assert scenario.reward.carbon_weight == 10
+
+
+def test_runs_that_share_a_warm_city_match_fresh_ones(small_specs: list[RunSpec]) -> None:
+    import agents.sweep
+    from simcity.traffic_day import _DAYS
+
+    fresh = []
+    for spec in small_specs:
+        agents.sweep._CITIES.clear()
+        fresh.append(run_one(spec).kpis)
+    agents.sweep._CITIES.clear()
+    warm = [run_one(spec).kpis for spec in small_specs]  # one city, its traffic day memoised
+    assert warm == fresh
+    (city,) = agents.sweep._CITIES.values()
+    assert any(day._cuts for day in _DAYS[city].values())  # re-routing solves were reused
 
 
 def test_a_checkpoint_policy_bills_its_flops(tmp_path: Path) -> None:
