@@ -291,6 +291,11 @@ def play(
 
 
 _CITIES: OrderedDict[tuple[Any, ...], City] = OrderedDict()
+_NOT_CITY = frozenset(
+    {"title", "description", "time", "traffic", "energy", "weather", "carbon", "events"}
+    | {"sensors", "incidents", "monitoring", "compute", "datacentre_carbon", "reward"}
+)
+"""Scenario fields `simcity.cities.build_city` does not read; any other field keys a city."""
 CITIES_KEPT = 2
 """Cities a process keeps for its next runs (the least recently used goes first)."""
 
@@ -302,7 +307,8 @@ def _city(scenario: Scenario, source: str) -> City:
     step and capacity cuts, so sharing changes no number, only the time: a later run of a
     city skips the day's equilibria that an earlier run solved.
     """
-    key = (scenario.city, scenario.seed, scenario.name, scenario.node_names, source)
+    fields = (name for name in type(scenario).model_fields if name not in _NOT_CITY)
+    key = (*((name, getattr(scenario, name)) for name in fields), source)
     city = _CITIES.pop(key, None)
     if city is None:
         city = build_city(scenario, file=source)

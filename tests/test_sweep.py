@@ -352,6 +352,10 @@ def test_ray_backend_without_ray_is_a_clear_error(
 
 
 def test_the_sweep_is_a_python_api() -> None:
-    sweep = Sweep(("tiny",), ("uniform",), (0,), grid=(("time.num_steps", (4, 8)),))
-    results = run_sweep(expand(sweep), "process", workers=2)
-    assert [r.kpis["city_num_steps"] for r in results] == [4, 8]
+    axes = (("time.num_steps", (4, 8)), ("city.rows", (3, 4)))
+    specs = expand(Sweep(("tiny",), ("uniform",), (0,), grid=axes))
+    results = run_sweep(specs, "process", workers=1)  # one worker keeps both cities
+    assert [r.kpis["city_num_steps"] for r in results] == [4, 4, 8, 8]
+    for spec, result in zip(specs, results, strict=True):
+        env = CityEnv(override_scenario(load_scenario("tiny"), spec.overrides))
+        assert result.kpis == run_episode(env, make_baseline("uniform", env, seed=0), 0).summary
