@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agents import green_cli, sweep_cli
+from agents import green_cli, sweep_cli, viz_cli
 from agents.tables import console, number, print_kpis, print_monitoring
 from simcity.errors import SimcityError
 
@@ -130,7 +130,8 @@ def run_command(
         Path | None,
         typer.Option(
             "--out",
-            help="Folder for steps.csv, episodes.json and summary.json (written atomically).",
+            help="Folder for steps.csv, episodes.json, summary.json and, for maps and "
+            "reports, the last episode's city.json, day.npz and incidents.csv (all atomic).",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -142,6 +143,7 @@ def run_command(
     compute energy and carbon, money and reward.
     """
     from agents.evaluate import Episode, aggregate, run_episode
+    from simcity.daylog import DayRecorder
     from simcity.env import CityEnv
     from simcity.results import hourly_kpis, write_run
     from simcity.scenario import load_scenario
@@ -153,6 +155,7 @@ def run_command(
     env = CityEnv(scenario)
     policy = _make_policy(policy_name, env, seed)
     results: list[Episode] = []
+    recorder = DayRecorder() if out is not None else None
     num_steps = scenario.time.num_steps
     with _progress(quiet, "clock") as progress:
         task = progress.add_task(
@@ -160,6 +163,9 @@ def run_command(
         )
 
         def tick(info: dict[str, Any]) -> None:
+            if recorder is not None:
+                assert env.world is not None
+                recorder.record(env.world)
             hour = info["hour_local"]
             progress.update(task, advance=1, clock=f"{int(hour):02d}:{int(hour % 1 * 60):02d}")
 
@@ -196,8 +202,9 @@ def run_command(
             for info in r.infos
         ]
         episodes_doc = [{"episode": k, "seed": r.seed, **r.summary} for k, r in enumerate(results)]
-        write_run(out, rows, summary, episodes_doc)
-        console.print(f"wrote steps.csv, episodes.json and summary.json to {out}")
+        assert recorder is not None
+        write_run(out, rows, summary, episodes_doc, day=recorder.day_log(results[-1].seed))
+        console.print(f"wrote the run's steps, episodes, summary and last day to {out}")
 
 
 @app.command("train")
@@ -327,6 +334,7 @@ def _make_policy(name: str, env: Any, seed: int) -> Any:
 
 sweep_cli.register(app)
 green_cli.register(app)
+viz_cli.register(app)
 
 
 def main() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
@@ -15,7 +17,7 @@ from simcity.generators import (
     ring_radial_layout,
     to_km,
 )
-from simcity.graph import City
+from simcity.graph import NODE_NAME, City
 from simcity.graphml import read_graphml
 from simcity.scenario import (
     GraphmlCity,
@@ -30,6 +32,28 @@ from simcity.tntp import read_tntp
 
 def build_city(scenario: Scenario, *, file: str = "<scenario>") -> City:
     """The city of a scenario; generated cities are seeded by ``scenario.seed``."""
+    city = _build_city(scenario, file=file)
+    return name_nodes(city, scenario.node_names, file=file) if scenario.node_names else city
+
+
+def name_nodes(city: City, names: Sequence[tuple[str, str]], *, file: str) -> City:
+    """The city with some nodes renamed: ``(node id, name)`` pairs, ids as text."""
+    by_id = {str(node): node for node in city.node_ids}
+    graph = city.graph.copy()  # unfrozen, nodes and links in the same order
+    for key, name in names:
+        if key not in by_id:
+            sample = ", ".join(list(by_id)[:3])
+            raise SimcityError(
+                f"no node {key!r} in the city",
+                file=file,
+                field=f"node_names.{key}",
+                expected=f"a node id of the city ({sample}, ...)",
+            )
+        graph.nodes[by_id[key]][NODE_NAME] = name
+    return City(city.name, graph, od_veh_h=city.od_veh_h, source=city.source)
+
+
+def _build_city(scenario: Scenario, *, file: str) -> City:
     cfg = scenario.city
     rng = np.random.default_rng([scenario.seed, 0xC17])
     if isinstance(cfg, TntpCity):

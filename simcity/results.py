@@ -9,12 +9,15 @@ import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from simcity.errors import SimcityError
 from simcity.world import StepRecord
+
+if TYPE_CHECKING:
+    from simcity.daylog import DayLog
 
 
 def hourly_kpis(records: Sequence[StepRecord], dt_min: float) -> list[dict[str, float]]:
@@ -64,15 +67,27 @@ def day_summary(records: Sequence[StepRecord], dt_min: float) -> dict[str, float
 
 def write_atomic(path: Path, text: str) -> None:
     """Write text to ``path`` through a temporary file in the same folder, then rename."""
+    write_atomic_bytes(path, text.encode("utf-8"))
+
+
+def write_atomic_bytes(path: Path, data: bytes) -> None:
+    """Write bytes to ``path`` through a temporary file in the same folder, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def steps_csv(rows: Sequence[dict[str, Any]]) -> str:
@@ -89,10 +104,60 @@ def write_run(
     rows: Sequence[dict[str, Any]],
     summary: dict[str, Any],
     episodes: Sequence[dict[str, Any]] = (),
+    day: DayLog | None = None,
 ) -> None:
-    """Write ``steps.csv``, ``episodes.json`` and ``summary.json``, each atomically."""
+    """Write ``steps.csv``, ``episodes.json`` and ``summary.json``, each atomically.
+
+    With ``day`` (the last episode's `DayLog`), also the files that maps and reports
+    read: ``city.json``, ``day.npz`` and ``incidents.csv`` (see `simcity.daylog`).
+    """
     if out_dir.exists() and not out_dir.is_dir():
         raise SimcityError("output path exists and is not a folder", file=out_dir, field="--out")
     write_atomic(out_dir / "steps.csv", steps_csv(rows))
     write_atomic(out_dir / "episodes.json", json.dumps(list(episodes), indent=2) + "\n")
+    if day is not None:
+        from simcity.daylog import write_day_log
+
+        write_day_log(out_dir, day)
     write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """``summary.json`` of a run folder; `SimcityError` when missing or malformed."""
+    path = run_dir / "summary.json"
+    expected = "a run folder written by `simcity run --out`"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SimcityError("missing file", file=path, expected=expected) from None
+    except json.JSONDecodeError as err:
+        raise SimcityError(f"not valid JSON: {err}", file=path, expected=expected) from None
+    if not isinstance(summary, dict):
+        raise SimcityError("is not a JSON object", file=path, expected=expected)
+    return summary
+
+
+def read_steps(run_dir: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named numeric columns of a run folder's ``steps.csv`` (every episode's steps)."""
+    path = run_dir / "steps.csv"
+    expected = "a run folder written by `simcity run --out`"
+    try:
+        with path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            header = reader.fieldnames or []
+    except FileNotFoundError:
+        raise SimcityError("missing file", file=path, expected=expected) from None
+    table = {}
+    for column in columns:
+        if column not in header:
+            raise SimcityError("missing column", file=path, field=column, expected=expected)
+        try:
+            table[column] = np.array([float(row[column]) for row in rows])
+        except (TypeError, ValueError):
+            raise SimcityError(
+                "has a value that is not a number", file=path, field=column, expected=expected
+            ) from None
+    if not rows:
+        raise SimcityError("has no steps", file=path, expected=expected)
+    return table

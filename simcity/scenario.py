@@ -36,6 +36,7 @@ from simcity.monitoring_config import (
 Lon = Annotated[float, Field(ge=-180, le=180)]
 Lat = Annotated[float, Field(ge=-90, le=90)]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
+MAX_NAME = 200
 
 
 # --- time --------------------------------------------------------------------------
@@ -281,6 +282,28 @@ class Scenario(Frozen):
     datacentre_carbon: CarbonConfig | None = None
     """The data centre's grid when it differs from the city's (same table as [carbon])."""
     reward: RewardConfig = RewardConfig()
+    node_names: tuple[tuple[str, str], ...] = ()
+    """Names of nodes for maps and reports, from the ``[node_names]`` table: node id =
+    name. Ids are the city graph's: ``0``, ``1``, ... for generated cities, TNTP node
+    numbers, GraphML node ids (whose own ``name`` tags are kept otherwise)."""
+
+    @field_validator("node_names", mode="before")
+    @classmethod
+    def _named(cls, value: Any) -> tuple[tuple[str, str], ...]:
+        if isinstance(value, dict):
+            value = list(value.items())
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in value
+        ):
+            raise ValueError("expected a table of node id = name")
+        names = []
+        for node, name in value:
+            if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME:
+                raise ValueError(f"node {node!r}: a name is 1 to {MAX_NAME} characters of text")
+            if any(ord(c) < 32 or ord(c) == 127 for c in name):
+                raise ValueError(f"node {node!r}: a name is one line without control characters")
+            names.append((str(node), name))
+        return tuple(names)
 
     @model_validator(mode="after")
     def _consistent(self) -> Scenario:
