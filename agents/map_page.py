@@ -52,8 +52,9 @@ def panel(day: DayLog, frames: Frames, start: int, title: str, subtitle: str) ->
 <div class="simcity-bar" style="{_gradient(RISK_STOPS)}"></div>
 <div class="simcity-ticks"><span>0</span><span>{frames.risk_scale:.2g}+</span></div>
 <div class="simcity-key">Dot area: monitoring units (largest {frames.units_scale:.3g})</div>
-<div class="simcity-key"><span style="{ring} rgb{DETECTED_RGB}"></span> detected ({detected})
-&nbsp; <span style="{ring} rgb{MISSED_RGB}"></span> missed ({missed})</div>
+<div class="simcity-key">Incidents of the day:
+<span style="{ring} rgb{DETECTED_RGB}"></span> {detected} detected,
+<span style="{ring} rgb{MISSED_RGB}"></span> {missed} missed</div>
 </div>"""
 
 

@@ -114,10 +114,6 @@ def _json_for_html(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def _fmt(value: float) -> str:
-    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
 def _node_tips(day: DayLog) -> list[str]:
     """Each node's figures over the day, as plain text (the map adds the frame's)."""
     n = day.num_nodes

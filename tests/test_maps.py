@@ -6,11 +6,13 @@ installed by ``.ci/run``); they skip where there is none, except on CI.
 
 from __future__ import annotations
 
+import doctest
 import json
 import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
+from types import ModuleType
 
 import networkx as nx
 import numpy as np
@@ -18,6 +20,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from agents import mapframes, maps
 from agents.baselines import make_baseline
 from agents.cli import app
 from agents.evaluate import run_episode
@@ -240,6 +243,12 @@ def test_graphml_name_tags_are_kept(tmp_path: Path) -> None:
 
 
 # --- frames and projection -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("module", [mapframes, maps])
+def test_examples_in_the_docstrings(module: ModuleType) -> None:
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0
 
 
 def test_frames_have_known_means(day: DayLog) -> None:
