@@ -21,6 +21,13 @@ masked out so an isolated node does not attend to itself K times.
 Heads. One allocation logit and one value per node; the mean of the node tokens (a
 size-agnostic pool) gives the "unused" slot's logit and value. No weight depends on N.
 
+Prior. With ``AttentionConfig.prior = "risk"`` (the default) the node logits are the
+network's output plus the log-weights of the risk heuristic (`prior_log_weights`):
+residual policy learning (Silver et al. 2018; Johannink et al. 2019). A fresh policy
+plays like the heuristic, and PPO learns where to depart from it (the search belief
+``unwatched``, the kinds of sensor a node has, ...), instead of first relearning from
+noisy rewards what the heuristic already knows. ``prior=None`` is the network alone.
+
 Actions. `action_distribution` is a logistic normal over the N + 1 slots: log-weights
 ``z ~ Normal(logits, exp(log_std))``, independent per slot with one learned ``log_std``, and
 the env gets ``exp(z - max z)`` (`to_weights`): non-negative weights, of which only the
@@ -43,7 +50,10 @@ from torch.distributions import Normal
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from agents.baselines import risk_weights
 from simcity.env import GLOBAL_FEATURES, NODE_FEATURES
+
+PRIORS = (None, "risk")
 
 
 @dataclass(frozen=True)
@@ -61,12 +71,17 @@ class AttentionConfig:
     dropout: float = 0.0
     init_log_std: float = -0.5
     """Initial log standard deviation of the log-weights (exploration)."""
+    prior: str | None = "risk"
+    """Heuristic whose log-weights are added to the node logits (residual policy
+    learning: the network learns corrections to it); None: the network alone."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads != 0:
             raise ValueError(
                 f"d_model {self.d_model} must be divisible by num_heads {self.num_heads}"
             )
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior {self.prior!r}; expected one of {sorted(PRIORS, key=str)}")
 
     @property
     def head_dim(self) -> int:
@@ -211,6 +226,8 @@ class AttentionPolicy(nn.Module):
         x = self.norm(x)  # (B, N, D)
         pooled = x.mean(dim=1)  # (B, D)
         node_logits = self.node_head(x).squeeze(-1)  # (B, N)
+        if c.prior is not None:
+            node_logits = node_logits + prior_log_weights(nodes, c.prior)  # (B, N)
         unused_logit = self.unused_head(pooled)  # (B, 1)
         logits = torch.cat([node_logits, unused_logit], dim=1)  # (B, N + 1)
         tokens = torch.cat([x, pooled.unsqueeze(1)], dim=1)  # (B, N + 1, D)
@@ -284,6 +301,25 @@ def padding_mask(neighbours: torch.Tensor) -> torch.Tensor:
     )  # (N, K)
     is_self[:, 0] = False
     return is_self
+
+
+PRIOR_FLOOR = 0.05
+"""Share of the mean weight every node keeps under a prior, so the network can move it."""
+
+
+def prior_log_weights(nodes: torch.Tensor, prior: str) -> torch.Tensor:
+    """Log-weights (B, N) of heuristic ``prior`` for node features (B, N, F), no gradient.
+
+    ``log(w / mean(w) + PRIOR_FLOOR)`` from `agents.baselines.risk_weights`, computed in
+    NumPy (about 30 operations per node, not counted by `count_flops_per_decision`:
+    under 0.1% of the network's FLOPs).
+    """
+    if prior != "risk":
+        raise ValueError(f"unknown prior {prior!r}")
+    weights = risk_weights(nodes.detach().cpu().numpy())  # (B, N)
+    mean = np.maximum(weights.mean(axis=-1, keepdims=True), 1e-12)
+    log_weights = np.log(weights / mean + PRIOR_FLOOR)
+    return torch.as_tensor(log_weights, dtype=nodes.dtype, device=nodes.device)
 
 
 def action_distribution(logits: torch.Tensor, log_std: torch.Tensor) -> Normal:

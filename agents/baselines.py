@@ -72,7 +72,7 @@ def _on_nodes(weights: np.ndarray) -> np.ndarray:
 
 def _activity(nodes: np.ndarray) -> np.ndarray:
     """Exposure proxy per node (N,): mean of the log-scaled population and jobs features."""
-    return 0.5 * (nodes[:, _POP] + nodes[:, _JOBS])
+    return 0.5 * (nodes[..., _POP] + nodes[..., _JOBS])
 
 
 class RandomPolicy:
@@ -166,24 +166,35 @@ class RiskPolicy:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Expected rates times a boost per recent detection (class doc)."""
-        nodes = obs["nodes"].astype(np.float64)  # (N, F)
-        share = np.clip(nodes[:, _RECENT], 0.0, 1.0 - 1e-6)
-        recent = share / (1.0 - share)  # undo the feature's x / (1 + x)
-        # Expected incident rates from the estimates, each kind scaled to sum to 1.
-        parts = np.stack(
-            [
-                _traffic_risk(nodes[:, _CONGESTION]),
-                np.minimum(nodes[:, _EMISSIONS], 3.0) ** 2,
-                np.exp(8.0 * (np.minimum(nodes[:, _LOAD], 1.5) - 1.0)),
-            ]
-        )
-        sums = parts.sum(axis=1, keepdims=True)
-        prior = np.divide(parts, sums, out=np.zeros_like(parts), where=sums > 0).sum(axis=0)
-        if not prior.sum() > 0.0:
-            prior = _activity(nodes)
-        total = prior.sum()
-        prior = prior / total if total > 0.0 else np.full(len(prior), 1.0 / len(prior))
-        return _on_nodes(prior * nodes[:, _HISTORY] * (1.0 + recent / self.prior_detections))
+        return _on_nodes(risk_weights(obs["nodes"], self.prior_detections))
+
+
+def risk_weights(nodes: np.ndarray, prior_detections: float = RISK_PRIOR_DETECTIONS) -> np.ndarray:
+    """The risk policy's node weights (..., N) for node features (..., N, F), any batch.
+
+    Expected incident rates from the estimates (each kind scaled to sum 1 over the
+    nodes), or activity before any estimate, times the records' risk factor, times
+    ``1 + recent / prior_detections``. `agents.attention` uses it as an optional prior.
+    """
+    nodes = np.asarray(nodes, dtype=np.float64)  # (..., N, F)
+    share = np.clip(nodes[..., _RECENT], 0.0, 1.0 - 1e-6)
+    recent = share / (1.0 - share)  # undo the feature's x / (1 + x)
+    parts = np.stack(
+        [
+            _traffic_risk(nodes[..., _CONGESTION]),
+            np.minimum(nodes[..., _EMISSIONS], 3.0) ** 2,
+            np.exp(8.0 * (np.minimum(nodes[..., _LOAD], 1.5) - 1.0)),
+        ],
+        axis=-2,
+    )  # (..., 3, N)
+    sums = parts.sum(axis=-1, keepdims=True)
+    prior = np.divide(parts, sums, out=np.zeros_like(parts), where=sums > 0).sum(axis=-2)
+    empty = ~(prior.sum(axis=-1, keepdims=True) > 0.0)  # (..., 1) nothing estimated yet
+    prior = np.where(empty, _activity(nodes), prior)
+    total = prior.sum(axis=-1, keepdims=True)
+    even = np.full_like(prior, 1.0 / prior.shape[-1])
+    prior = np.divide(prior, total, out=even, where=total > 0.0)
+    return prior * nodes[..., _HISTORY] * (1.0 + recent / prior_detections)
 
 
 def _fixed_exposure_gain(hazard_per_min: np.ndarray, exposure_min: np.ndarray) -> np.ndarray:
