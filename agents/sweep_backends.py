@@ -13,9 +13,12 @@ so it is recorded as an error at once. A death costs only that run's attempt.
   Workers fork from a forkserver that has already imported simcity, so they start fast
   and never inherit the parent's threads; a worker keeps its last cities between runs
   (`agents.sweep`), so later runs of a city skip the traffic equilibria already solved.
-- ``ray``: one task per run with Ray's ``max_retries`` (retried on worker or node death,
-  never on an exception). Each attempt first asks a small actor for its attempt number,
-  so retries that Ray makes out of sight are still counted.
+- ``ray``: one task per attempt. Ray's own ``max_retries`` is 0: the driver resubmits a
+  run whose task failed with a system error (worker or node died, out of memory), so it
+  knows every attempt and why it failed. (Ray's retries are out of sight; counting them
+  takes a blocking call from inside the task, during which Ray hands the task's CPU to
+  another queued task, in a new worker process with cold caches.) Ray reuses its worker
+  processes between tasks, so they keep their cities too.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from agents.sweep import RunResult, RunSpec, play
+from agents.sweep import RunResult, RunSpec, Status, play
 from simcity.errors import SimcityError
 
 OnResult = Callable[[RunResult], None] | None
@@ -218,27 +221,6 @@ def _exit(code: int | None) -> str:
 # --- Ray ---------------------------------------------------------------------------
 
 
-class AttemptCounter:
-    """Attempts started per run id; lives in one Ray actor while the sweep runs."""
-
-    def __init__(self) -> None:
-        self.counts: dict[int, int] = {}
-
-    def begin(self, run_id: int) -> int:
-        self.counts[run_id] = self.counts.get(run_id, 0) + 1
-        return self.counts[run_id]
-
-    def attempts(self, run_id: int) -> int:
-        return self.counts.get(run_id, 0)
-
-
-def _ray_attempt(spec: RunSpec, counter: Any, kill: bool) -> tuple[int, Outcome]:
-    import ray
-
-    number = int(ray.get(counter.begin.remote(spec.run_id)))
-    return number, attempt(spec, kill and number == 1)
-
-
 def run_ray(
     specs: Sequence[RunSpec],
     *,
@@ -270,30 +252,39 @@ def run_ray(
             raise SimcityError(
                 f"cannot start or reach Ray: {err}", field="--address", expected="ray://HOST:PORT"
             ) from None
+    task: Any = ray.remote(num_cpus=1, max_retries=0)(attempt)
+    pending = {task.remote(spec, spec.run_id in kill): (spec, 1) for spec in specs}
+    failures: dict[int, list[str]] = {spec.run_id: [] for spec in specs}
+    results: list[RunResult] = []
     try:
-        counter: Any = ray.remote(num_cpus=0)(AttemptCounter).remote()
-        task = ray.remote(num_cpus=1, max_retries=retries, retry_exceptions=False)(_ray_attempt)
-        pending = {task.remote(spec, counter, spec.run_id in kill): spec for spec in specs}
-        results: list[RunResult] = []
         while pending:
-            done, _ = ray.wait(list(pending), num_returns=1)
-            spec = pending.pop(done[0])
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            spec, number = pending.pop(ref)
             try:
-                number, outcome = ray.get(done[0])
-                died = [f"attempt {k}: worker died" for k in range(1, number)]
-                result = _result(spec, outcome, number, died)
+                outcome = ray.get(ref)
             except ray.exceptions.RayError as err:
-                number = int(ray.get(counter.attempts.remote(spec.run_id)))
-                reason = (
-                    str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                # `attempt` catches the run's own exceptions, so this is the worker, its
+                # node or its memory, or (RayTaskError) the task could not even start.
+                text = str(err).strip()
+                reason = f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
+                died = not isinstance(err, ray.exceptions.RayTaskError)
+                failures[spec.run_id].append(
+                    f"attempt {number}: " + (f"worker died ({reason})" if died else reason)
                 )
-                died = [f"attempt {k}: worker died" for k in range(1, number)]
-                died.append(f"attempt {number}: worker died ({type(err).__name__}: {reason})")
-                result = RunResult(spec, "failed", number, tuple(died))
+                if died and number <= retries:
+                    pending[task.remote(spec, False)] = (spec, number + 1)
+                    continue
+                status: Status = "failed" if died else "error"
+                result = RunResult(spec, status, number, tuple(failures[spec.run_id]))
+            else:
+                result = _result(spec, outcome, number, failures[spec.run_id])
             results.append(result)
             if on_result is not None:
                 on_result(result)
         return results
     finally:
+        for ref in pending:  # only when interrupted
+            with contextlib.suppress(Exception):
+                ray.cancel(ref, force=True)
         if started:
             ray.shutdown()

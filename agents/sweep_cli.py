@@ -133,39 +133,50 @@ def _kill_ids() -> frozenset[int]:
         ) from None
 
 
+SUMMARY_KPIS: tuple[tuple[str, str], ...] = (
+    ("damage", "damage $"),
+    ("detection_rate", "detected"),
+    ("mean_detection_delay_min", "delay min"),
+    ("compute_kgco2", "kgCO2"),
+    ("money", "cost $"),
+)
+
+
 def _print_summary(results: list[RunResult], name: str, wall_s: float, backend: str) -> None:
-    """Mean ± 95% of the KPIs over seeds, per scenario, policy and overrides."""
+    """Mean KPIs over seeds per cell of the grid; only what varies gets a column."""
     from rich.table import Table
 
-    from agents.evaluate import KPIS, mean_ci
     from agents.tables import console, number
 
-    groups: dict[tuple[str, str, str], list[dict[str, float]]] = {}
-    for result in results:
+    def cell_of(result: RunResult) -> tuple[str, ...]:
         spec = result.spec
-        label = ", ".join(f"{k}={_value(v)}" for k, v in spec.overrides)
-        cell = groups.setdefault((spec.scenario, spec.policy, label), [])
+        return (spec.scenario, spec.policy, *(_value(v) for _, v in spec.overrides))
+
+    keys = ["scenario", "policy", *(k for k, _ in results[0].spec.overrides)] if results else []
+    cells: dict[tuple[str, ...], list[dict[str, float]]] = {}
+    for result in results:
+        kpis = cells.setdefault(cell_of(result), [])
         if result.status == "ok":
-            cell.append(result.kpis)
+            kpis.append(result.kpis)
+    varying = [i for i in range(len(keys)) if len({c[i] for c in cells}) > 1]
     retried = sum(r.attempts > 1 for r in results)
     table = Table(
-        title=f"sweep {name}: {len(results)} runs on {backend} in {wall_s:.1f} s"
-        f" ({retried} retried); mean ± 95% over seeds",
+        title=f"sweep {name}: {len(results)} runs on {backend} in {wall_s:.1f} s, "
+        f"{retried} retried; means over seeds",
         title_justify="left",
     )
-    for column in ("scenario", "policy", "overrides", "runs"):
-        table.add_column(column)
-    for _, label in KPIS:
+    for i in varying:
+        header = keys[i].rsplit(".", 1)[-1]
+        table.add_column(header, min_width=len(header))
+    table.add_column("ok", justify="right")
+    for _, label in SUMMARY_KPIS:
         table.add_column(label, justify="right")
-    for (scenario, policy, label), kpis in groups.items():
-        cells = []
-        for key, _ in KPIS:
-            if not kpis:
-                cells.append("–")
-                continue
-            mean, half = mean_ci([k[key] for k in kpis])
-            cells.append(f"{number(mean)} ± {number(half)}" if len(kpis) > 1 else number(mean))
-        table.add_row(scenario, policy, label, str(len(kpis)), *cells)
+    for cell, kpis in cells.items():
+        means = [
+            number(sum(k[key] for k in kpis) / len(kpis)) if kpis else "–"
+            for key, _ in SUMMARY_KPIS
+        ]
+        table.add_row(*(cell[i] for i in varying), str(len(kpis)), *means)
     console.print(table)
 
 

@@ -302,6 +302,7 @@ def test_sweep_command_writes_results_and_a_summary(tmp_path: Path) -> None:
     result = runner.invoke(app, ["sweep", str(path), "--workers", "2", "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert "sweep small_test: 8 runs on process" in result.output
+    assert "carbon_weight" in result.output and "random" in result.output  # what varies
     rows = list(csv.DictReader((out / "results.csv").open()))
     assert len(rows) == 8 and {row["status"] for row in rows} == {"ok"}
     meta = json.loads((out / "sweep.json").read_text())
