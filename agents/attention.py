@@ -21,12 +21,12 @@ masked out so an isolated node does not attend to itself K times.
 Heads. One allocation logit and one value per node; the mean of the node tokens (a
 size-agnostic pool) gives the "unused" slot's logit and value. No weight depends on N.
 
-Prior. With ``AttentionConfig.prior = "risk"`` (the default) the node logits are the
-network's output plus the log-weights of the risk heuristic (`prior_log_weights`):
-residual policy learning (Silver et al. 2018; Johannink et al. 2019). A fresh policy
-plays like the heuristic, and PPO learns where to depart from it (the search belief
-``unwatched``, the kinds of sensor a node has, ...), instead of first relearning from
-noisy rewards what the heuristic already knows. ``prior=None`` is the network alone.
+Prior. With ``AttentionConfig.prior = "risk"`` the node logits are the network's output
+plus the log-weights of the risk heuristic (`prior_log_weights`): residual policy
+learning (Silver et al. 2018; Johannink et al. 2019), so a fresh policy plays like the
+heuristic and PPO learns where to depart from it. Off by default (``None``, the network
+alone): on ``downtown`` 96k steps of PPO moved the residual policy from the heuristic's
+cost to the uniform allocation's, worse than the network alone (bench/learning.py).
 
 Actions. `action_distribution` is a logistic normal over the N + 1 slots: log-weights
 ``z ~ Normal(logits, exp(log_std))``, independent per slot with one learned ``log_std``, and
@@ -71,7 +71,7 @@ class AttentionConfig:
     dropout: float = 0.0
     init_log_std: float = -0.5
     """Initial log standard deviation of the log-weights (exploration)."""
-    prior: str | None = "risk"
+    prior: str | None = None
     """Heuristic whose log-weights are added to the node logits (residual policy
     learning: the network learns corrections to it); None: the network alone."""
 
