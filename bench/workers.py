@@ -47,9 +47,11 @@ def env_steps_per_s(scenario_name: str, workers: int, steps: int, parallel: bool
         envs.reset(seed=list(range(workers)))
         for _ in range(scenario.time.num_steps):  # warm-up day: traffic caches fill
             envs.step(action)
-        envs.reset(seed=list(range(workers, 2 * workers)))
+        day = scenario.time.num_steps
         started = time.perf_counter()
-        for _ in range(steps):
+        for k in range(steps):
+            if k % day == 0:  # a new day (episode) for every env
+                envs.reset(seed=[(k // day + 1) * workers + i for i in range(workers)])
             envs.step(action)
         return steps * workers / (time.perf_counter() - started)
     finally:
