@@ -105,7 +105,7 @@ def make_compressed(
             done["finetune"] = _distill_facts(options.distill, result.epoch_losses)
         return model, done
     student_config = smaller_config(teacher.config)
-    changes = {
+    changes: dict[str, Any] = {
         key: value
         for key, value in (
             ("d_model", options.d_model),
