@@ -1,13 +1,14 @@
 """`simcity calibrate`: measured joules per policy decision and per perception call.
 
 On an NVIDIA GPU, NVML's board energy counter (`simcity.measure.NvmlEnergyMeter`) is read
-around back-to-back calls of two models, run at the precision of the base profile:
+around back-to-back calls of two models:
 
 - the allocation policy (a checkpoint, or a fresh default `AttentionPolicy`) deciding on
-  the scenario's city, B = 1, as the env bills it;
-- a perception model: a YOLO-like convolutional backbone (`perception_model`: stride-2
-  Conv-BatchNorm-SiLU stages) on a batch of camera frames, the stand-in for what one
-  monitoring unit runs (the scenario's ``analytics_flop_per_unit_min``).
+  the scenario's city, B = 1, as it plays: in float32 (a heuristic prior, where the config
+  has one, is computed in NumPy on the CPU, round trip included);
+- a perception model at the base profile's precision: a YOLO-like convolutional backbone
+  (`perception_model`: stride-2 Conv-BatchNorm-SiLU stages) on a batch of camera frames,
+  the stand-in for what one monitoring unit runs (``analytics_flop_per_unit_min``).
 
 FLOPs of both are counted with `torch.utils.flop_counter` on the same inputs. The busy run of
 the perception model fits the profile (`simcity.measure.calibrate_profile` with its FLOPs,
@@ -153,12 +154,12 @@ def calibrate_device(
     neighbours, distances = city_neighbours(env.city, policy.config.num_neighbours)
     policy_flop = count_flops_per_decision(policy, env.city.num_nodes, neighbours, distances)
     obs, _ = env.reset(seed=0)
-    policy = policy.to(device=target, dtype=dtype)
+    policy = policy.to(device=target)
     inputs = (
-        torch.as_tensor(obs["nodes"]).unsqueeze(0).to(target, dtype),
-        torch.as_tensor(obs["globals"]).unsqueeze(0).to(target, dtype),
+        torch.as_tensor(obs["nodes"]).unsqueeze(0).to(target),
+        torch.as_tensor(obs["globals"]).unsqueeze(0).to(target),
         neighbours.to(target),
-        distances.to(target, dtype),
+        distances.to(target),
     )
 
     def decide() -> None:

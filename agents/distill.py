@@ -34,9 +34,9 @@ from simcity.errors import SimcityError
 class DistillConfig:
     """How much teacher data to collect and how long to fit it."""
 
-    episodes: int = 8
+    episodes: int = 16
     explore_share: float = 0.5
-    epochs: int = 20
+    epochs: int = 40
     batch_size: int = 32
     lr: float = 3e-3
     value_weight: float = 0.1

@@ -7,15 +7,26 @@ Attention. For each of the ``top`` nodes given the most units, the weights with 
 attended to each of its K neighbours (`agents.attention.PolicyOutput.attention`), per layer
 and head and averaged over both; padding slots are dropped.
 
-Features. Integrated gradients (Sundararajan, Taly & Yan, "Axiomatic attribution for deep
-networks", ICML 2017) of the node's allocation share, ``softmax(logits)[i]``, with respect to
-every input: ``(x - x0) * mean over the path x0 -> x of the gradient``, the path integral
-taken by S-point Gauss-Legendre quadrature (Captum's default rule; Captum itself is not
-used: for one scalar of a two-input model this is the whole algorithm, and it would add
-matplotlib and more to the dependencies). The baseline ``x0`` is all zeros (no people, no
-sensors up, no detections, globals 0). Attributions sum to ``f(x) - f(x0)`` up to the
-quadrature error, reported as ``delta`` (completeness). A node feature's importance is
-the sum over nodes of its absolute attributions; ``own`` is the part at the node itself.
+Features, two ways.
+
+- Integrated gradients (Sundararajan, Taly & Yan, "Axiomatic attribution for deep
+  networks", ICML 2017) of the node's allocation share, ``softmax(logits)[i]``, with
+  respect to every input: ``(x - x0) * mean over the path x0 -> x of the gradient``, the
+  path integral taken by S-point Gauss-Legendre quadrature (Captum's default rule; Captum
+  itself is not used: for one scalar of a two-input model this is the whole algorithm, and
+  it would add matplotlib and more to the dependencies). The baseline ``x0`` is all zeros
+  (no people, no sensors up, no detections, globals 0). A policy with a heuristic prior
+  (`AttentionConfig.prior`) adds log-weights computed in NumPy, with no gradient and with
+  jumps (at all-zero estimates); integrated gradients attribute the network's part, with
+  the prior's log-weights held at their values for this observation. Attributions then
+  sum to ``f(x) - f(x0)`` of that function up to the quadrature error, reported as
+  ``delta`` (completeness). A node feature's importance is the sum over nodes of its
+  absolute attributions; ``own`` is the part at the node itself.
+- Ablation (occlusion) of the whole policy, prior included: ``ablation`` is the node's
+  share now minus its share with that feature set to 0 at every node (for a global, the
+  global set to 0). One batched forward pass covers every feature.
+
+Features are listed by integrated-gradient importance.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.attention import AttentionPolicy
+from agents.attention import AttentionPolicy, prior_log_weights
 from agents.checkpoint import TrainedPolicy
 from agents.compress import is_int8
 from simcity.env import GLOBAL_FEATURES, NODE_FEATURES, CityEnv
@@ -59,6 +70,7 @@ class FeatureAttribution:
     attribution: float  # signed, summed over nodes
     importance: float  # absolute, summed over nodes
     own: float  # signed, at the explained node itself (0 for globals)
+    ablation: float  # share now - share with the feature zeroed everywhere (whole policy)
 
 
 @dataclass(frozen=True)
@@ -139,6 +151,9 @@ def explain_decision(
     share = torch.softmax(out.logits[0], dim=-1)[:-1]  # (N,)
     attention = out.attention[0]  # (L, H, N, K)
     chosen = torch.argsort(share, descending=True, stable=True)[: min(top, city.num_nodes)]
+    ablated = _ablation_shares(model, x, g, neighbours, distances)  # (F + G, N)
+    prior = getattr(model.config, "prior", None)
+    prior_now = None if prior is None else prior_log_weights(x.unsqueeze(0), prior)  # (1, N)
     lon, lat = city.lon, city.lat
     explained = []
     for i in chosen.tolist():
@@ -147,11 +162,16 @@ def explain_decision(
             nodes: torch.Tensor, globals_: torch.Tensor, node: int = i
         ) -> torch.Tensor:
             logits = model(nodes, globals_, neighbours, distances).logits  # (S, N + 1)
+            if prior is not None and prior_now is not None:  # hold the prior at x
+                shift = prior_now - prior_log_weights(nodes, prior)  # (S, N), no gradient
+                logits = logits + torch.nn.functional.pad(shift, (0, 1))  # (S, N + 1)
             return torch.softmax(logits, dim=-1)[:, node]  # (S,)
 
         (node_attr, global_attr), delta = integrated_gradients(
             allocation_share, (x, g), (torch.zeros_like(x), torch.zeros_like(g)), steps
         )  # (N, F), (G,)
+        effect = (share[i] - ablated[:, i]).tolist()  # (F + G,)
+        num_f = len(NODE_FEATURES)
         features = [
             FeatureAttribution(
                 name,
@@ -159,11 +179,12 @@ def explain_decision(
                 float(node_attr[:, f].sum()),
                 float(node_attr[:, f].abs().sum()),
                 float(node_attr[i, f]),
+                effect[f],
             )
             for f, name in enumerate(NODE_FEATURES)
         ] + [
-            FeatureAttribution(name, "global", float(a), abs(float(a)), 0.0)
-            for name, a in zip(GLOBAL_FEATURES, global_attr.tolist(), strict=True)
+            FeatureAttribution(name, "global", float(a), abs(float(a)), 0.0, effect[num_f + k])
+            for k, (name, a) in enumerate(zip(GLOBAL_FEATURES, global_attr.tolist(), strict=True))
         ]
         features.sort(key=lambda item: item.importance, reverse=True)
         links = []
@@ -195,6 +216,26 @@ def explain_decision(
             )
         )
     return explained
+
+
+def _ablation_shares(
+    model: AttentionPolicy,
+    x: torch.Tensor,
+    g: torch.Tensor,
+    neighbours: torch.Tensor,
+    distances: torch.Tensor,
+) -> torch.Tensor:
+    """Node shares (F + G, N) with one feature zeroed everywhere per row, node features
+    first, in one batched forward pass."""
+    num_f, num_g = x.shape[1], g.shape[0]
+    nodes = x.unsqueeze(0).repeat(num_f + num_g, 1, 1)  # (F + G, N, F)
+    globals_ = g.unsqueeze(0).repeat(num_f + num_g, 1)  # (F + G, G)
+    rows = torch.arange(num_f)
+    nodes[rows, :, rows] = 0.0
+    globals_[num_f + torch.arange(num_g), torch.arange(num_g)] = 0.0
+    with torch.no_grad():
+        logits = model(nodes, globals_, neighbours, distances).logits  # (F + G, N + 1)
+    return torch.softmax(logits, dim=-1)[:, :-1]
 
 
 def decision_step(scenario: Scenario, at: str) -> int:

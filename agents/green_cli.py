@@ -68,8 +68,8 @@ def register(app: typer.Typer) -> None:
         ] = True,
         rollouts: Annotated[
             int, typer.Option("--rollouts", min=1, help="distill: teacher days of data.")
-        ] = 8,
-        epochs: Annotated[int, typer.Option("--epochs", min=1, help="distill: epochs.")] = 20,
+        ] = 16,
+        epochs: Annotated[int, typer.Option("--epochs", min=1, help="distill: epochs.")] = 40,
         seed: SeedOption = 0,
     ) -> None:
         """Make a cheaper policy (int8, pruned or distilled) and compare it with the original.
@@ -118,8 +118,9 @@ def register(app: typer.Typer) -> None:
         """Explain one decision: whom the top nodes attended to, which features drove it.
 
         Plays the policy to --at, then gives, for the nodes given the most units, their
-        attention over their neighbours (per layer and head, and the mean) and integrated
-        gradients of their allocation with respect to every input feature.
+        attention over their neighbours (per layer and head, and the mean), integrated
+        gradients (IG) of their allocation share with respect to every input feature, and
+        the change in that share when a feature is zeroed everywhere (ablation).
         """
         from agents.compress import load_policy
         from agents.explain import explain_at, write_explanation
@@ -274,7 +275,8 @@ def node_table(node: Any, time_local: str) -> Table:
         f"(IG completeness gap {node.delta:.2g})",
         title_justify="left",
     )
-    for column in ("attends to", "weight", "min away", "feature", "attribution", "at node"):
+    columns = ("attends to", "weight", "min away", "feature", "IG", "IG at node", "ablation")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("attends to", "feature") else "right")
     links, features = node.attention[:8], node.features[:8]
     for k in range(max(len(links), len(features))):
@@ -284,8 +286,11 @@ def node_table(node: Any, time_local: str) -> Table:
             f"node {link.neighbour}" if link else "",
             f"{link.weight:.3f}" if link else "",
             f"{link.distance_min:.2f}" if link else "",
-            f"{feature.feature} ({feature.kind})" if feature else "",
+            (feature.feature + (" (global)" if feature.kind == "global" else ""))
+            if feature
+            else "",
             f"{feature.attribution:+.3g}" if feature else "",
             f"{feature.own:+.3g}" if feature and feature.kind == "node" else "",
+            f"{feature.ablation:+.3g}" if feature else "",
         )
     return table

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from simcity.errors import SimcityError
 from simcity.scenario import load_scenario
 
 REPO = Path(__file__).parents[1]
-SMALL = AttentionConfig(d_model=16, num_heads=2, num_layers=1, num_neighbours=4)
+SMALL = AttentionConfig(d_model=16, num_heads=2, num_layers=1, num_neighbours=4, prior=None)
 runner = CliRunner()
 
 
@@ -64,10 +65,35 @@ def test_the_only_feature_that_matters_ranks_first(feature: str) -> None:
     for node in explained:
         assert node.features[0].feature == feature and node.features[0].importance > 1e-4
         assert all(f.importance == 0.0 for f in node.features[1:])
+        assert node.features[0].ablation != 0.0  # zeroing it moves the share...
+        assert all(f.ablation == 0.0 for f in node.features[1:])  # ...and nothing else does
         assert abs(node.delta) < 1e-3 * max(node.share, 1e-3)
         assert len(node.features) == len(NODE_FEATURES) + len(GLOBAL_FEATURES)
         assert sum(link.weight for link in node.attention) == pytest.approx(1.0, abs=1e-5)
         assert node.attention[0].weight >= node.attention[-1].weight
+
+
+def test_a_heuristic_prior_shows_in_the_ablation_not_in_the_gradients() -> None:
+    """Network silenced, the allocation is the risk prior's: integrated gradients of the
+    network find nothing, and zeroing a feature moves the share only where the risk
+    heuristic reads that feature (risk history yes, the last allocation no)."""
+    model = fresh_student(replace(SMALL, prior="risk"), 0)
+    with torch.no_grad():
+        for head in (model.node_head, model.unused_head):
+            head.weight.zero_()
+            head.bias.zero_()
+    env = CityEnv("tiny")
+    obs, _ = env.reset(seed=0)
+    for _ in range(8):
+        obs, *_ = env.step(env.action_space.sample())
+    neighbours, distances = city_neighbours(env.city, SMALL.num_neighbours)
+    (node,) = explain_decision(model.eval(), obs, env, neighbours, distances, top=1)
+    by_name = {f.feature: f for f in node.features}
+    assert all(f.importance == 0.0 for f in node.features)
+    assert abs(node.delta) < 1e-6
+    assert by_name["risk_history"].ablation > 0.0
+    for unread in ("previous_allocation", "air_quality_up", "unwatched", "time_sin"):
+        assert by_name[unread].ablation == 0.0
 
 
 def test_decision_step_reads_local_clock_time() -> None:
@@ -115,7 +141,7 @@ def test_explain_cli_writes_map_ready_files(tmp_path: Path) -> None:
     args = ["explain", str(checkpoint), str(scenario), "--at", "01:10", "--top", "2"]
     result = runner.invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "01:00 node" in result.output and "risk_history" in result.output
+    assert "01:00 node" in result.output and "completeness gap" in result.output
     document = json.loads((out / "explain.json").read_text())
     assert document["step"] == 4 and document["time_local"] == "01:00"
     assert [n["features"][0]["feature"] for n in document["nodes"]] == ["risk_history"] * 2
