@@ -316,7 +316,7 @@ def prior_log_weights(nodes: torch.Tensor, prior: str) -> torch.Tensor:
     """
     if prior != "risk":
         raise ValueError(f"unknown prior {prior!r}")
-    weights = risk_weights(nodes.detach().cpu().numpy())  # (B, N)
+    weights = risk_weights(nodes.detach().float().cpu().numpy())  # (B, N)
     mean = np.maximum(weights.mean(axis=-1, keepdims=True), 1e-12)
     log_weights = np.log(weights / mean + PRIOR_FLOOR)
     return torch.as_tensor(log_weights, dtype=nodes.dtype, device=nodes.device)

@@ -281,7 +281,7 @@ def eval_command(
     the mean and 95% interval of each KPI. The trained policy's FLOPs are billed.
     """
     from agents.baselines import BASELINES, make_baseline
-    from agents.checkpoint import TrainedPolicy
+    from agents.compress import load_policy
     from agents.evaluate import KPIS, compare_policies, held_out_seeds
     from agents.policy import Policy
     from simcity.env import CityEnv
@@ -292,7 +292,7 @@ def eval_command(
     if out_dir.exists() and not out_dir.is_dir():
         raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
     env = CityEnv(load_scenario(scenario_name))
-    trained = TrainedPolicy.from_checkpoint(checkpoint, env)
+    trained = load_policy(checkpoint, env, name="trained")
     policies: list[tuple[Policy, float]] = [(trained, float(trained.flops_per_decision))]
     policies += [(make_baseline(name, env, seed=0), 0.0) for name in BASELINES]
     seeds = held_out_seeds(episodes)
@@ -324,9 +324,9 @@ def _make_policy(name: str, env: Any, seed: int) -> Any:
 
     path = Path(name)
     if path.suffix == ".pt" or path.is_file():
-        from agents.checkpoint import TrainedPolicy
+        from agents.compress import load_policy
 
-        policy = TrainedPolicy.from_checkpoint(path, env)
+        policy = load_policy(path, env, name="trained")
         env.policy_flop_per_decision = float(policy.flops_per_decision)
         return policy
     return make_baseline(name, env, seed=seed)

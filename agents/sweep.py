@@ -327,12 +327,12 @@ def _policy(spec: RunSpec, env: CityEnv) -> Iterator[Policy]:
         return
     import torch
 
-    from agents.checkpoint import TrainedPolicy
+    from agents.compress import load_policy
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        policy = TrainedPolicy.from_checkpoint(spec.policy_source, env)
+        policy = load_policy(spec.policy_source, env, name="trained")
         env.policy_flop_per_decision = float(policy.flops_per_decision)
         yield policy
     finally:
