@@ -143,3 +143,11 @@ def test_empty_graph_exits_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["validate", str(scenario)])
     assert result.exit_code == 2, result.output
     assert "empty.graphml" in result.output
+
+
+def test_error_text_in_brackets_is_printed_not_parsed_as_markup(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "x"\n[time]\ndt_min = "[bold]15"\n')
+    result = runner.invoke(app, ["validate", str(bad)])
+    assert result.exit_code == 2
+    assert "[bold]15" in result.output
