@@ -263,6 +263,61 @@ def train_command(
     )
 
 
+@app.command("finetune")
+@_user_errors
+def finetune_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint trained on another city.")],
+    scenario_name: ScenarioArgument,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Env steps for each run.")] = 20_000,
+    freeze_encoder: Annotated[
+        bool, typer.Option("--freeze-encoder", help="Train only the heads.")
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="Folder for both runs.")] = Path(
+        "runs/finetune"
+    ),
+    episodes: Annotated[int, typer.Option("--episodes", min=2, help="Held-out days.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of both runs.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Adapt a trained policy to another city; compare with zero-shot and from scratch.
+
+    Trains the checkpoint's weights and a fresh policy of the same shape for --steps env
+    steps each on SCENARIO, plays the checkpoint zero-shot, both runs, uniform and risk on
+    the same held-out days, and writes OUT/finetune.json and OUT/curves.png.
+    """
+    from agents.finetune import finetune
+    from agents.train import TrainConfig
+
+    if out.exists() and not out.is_dir():
+        raise SimcityError("exists and is not a folder", file=out, field="--out")
+    if (out / "finetuned" / "checkpoint.pt").exists():
+        raise SimcityError("already holds a fine-tuning run", file=out, field="--out")
+    num_updates = 2 * TrainConfig(total_steps=steps).num_updates
+    with _progress(quiet, "kpis") as progress:
+        task = progress.add_task("finetune + scratch", total=num_updates, kpis="")
+        doc = finetune(
+            checkpoint,
+            scenario_name,
+            out,
+            steps=steps,
+            freeze_encoder=freeze_encoder,
+            seed=seed,
+            episodes=episodes,
+            progress=lambda name, stats: progress.update(task, advance=1, kpis=name),
+        )
+    table = Table(title=f"{doc['scenario']}: total cost per day, {episodes} held-out days")
+    table.add_column("policy")
+    table.add_column("cost $ (mean +- 95%)", justify="right")
+    table.add_column("damage $", justify="right")
+    for name, kpis in doc["kpis"].items():
+        money, damage = kpis["money"], kpis["damage"]
+        table.add_row(
+            name, f"{money['mean']:,.0f} +- {money['ci95']:,.0f}", f"{damage['mean']:,.0f}"
+        )
+    console.print(table)
+    console.print(f"wrote {out / 'finetune.json'} and {out / 'curves.png'}")
+
+
 @app.command("eval")
 @_user_errors
 def eval_command(

@@ -87,6 +87,8 @@ class TrainConfig:
     normalise_advantages: bool = True
     node_credit: bool = True  # each slot's own cost and advantage (module doc); False: joint
     async_envs: bool = False  # envs in worker processes (AsyncVectorEnv), same results
+    init_from: str | None = None  # checkpoint whose weights start the run (fine-tuning)
+    freeze_encoder: bool = False  # train only the heads (and the action std)
     seed: int = 0
     checkpoint_every: int = 10  # updates; a checkpoint is also written at the end
     model: AttentionConfig = field(default_factory=AttentionConfig)
@@ -223,7 +225,15 @@ def train(
     # Model, optimiser, and everything a resume restores.
     torch.manual_seed(config.seed)
     model = AttentionPolicy(config.model)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, eps=1e-5)
+    if config.init_from is not None:  # fine-tuning: start from another run's weights
+        model.load_state_dict(
+            load_checkpoint(config.init_from, expected_config=config.model).state_dict
+        )
+    if config.freeze_encoder:
+        for module in (model.node_embed, model.global_embed, model.blocks):
+            module.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trainable, lr=config.lr, eps=1e-5)
     neighbours, distances = city_neighbours(city, config.model.num_neighbours)  # (N, K) x 2
     flops = count_flops_per_decision(model, N, neighbours, distances)
     returns_std = RunningStd()
@@ -356,7 +366,7 @@ def train(
                 )
                 optimizer.zero_grad()
                 loss.total.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 optimizer.step()
         update += 1
 
