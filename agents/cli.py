@@ -17,7 +17,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agents import green_cli, sweep_cli, viz_cli
+from agents import green_cli, pareto_cli, sweep_cli, viz_cli
 from agents.tables import console, number, print_kpis, print_monitoring
 from simcity.errors import SimcityError
 
@@ -390,6 +390,7 @@ def _make_policy(name: str, env: Any, seed: int) -> Any:
 
 
 sweep_cli.register(app)
+pareto_cli.register(app)
 green_cli.register(app)
 viz_cli.register(app)
 
