@@ -31,8 +31,7 @@ import numpy as np
 from simcity.errors import SimcityError
 from simcity.graph import NODE_NAME
 from simcity.incidents import INCIDENT_TYPES
-from simcity.monitoring import true_state
-from simcity.results import write_atomic, write_atomic_bytes
+from simcity.results import read_csv_rows, write_atomic, write_atomic_bytes
 
 if TYPE_CHECKING:
     from simcity.world import World
@@ -110,34 +109,21 @@ class DayRecorder:
         """Read the step ``world`` has just simulated (a new world starts a new day)."""
         if world is not self._world:
             self._world, self._steps = world, []
-        traffic, mon, city = world.traffic, world.monitoring, world.city
-        assert traffic is not None and world.records, "record after a step"
-        flows, times = traffic.assignment.flows_veh_h, traffic.assignment.times_min
-        state = true_state(
-            city,
-            world.scenario,
-            flows,
-            times,
-            traffic.capacity_veh_h,
-            world.node_load_kw,
-            world.feeder_kw,
-            mon.hotspot,
-        )
+        traffic, state, outcome = world.traffic, world.state, world.outcome
+        assert traffic is not None and state is not None and outcome is not None, "after a step"
         accidents = np.bincount(
-            city.link_head, weights=state.accident_rate_per_h, minlength=city.num_nodes
+            world.city.link_head, weights=state.accident_rate_per_h, minlength=world.city.num_nodes
         )
-        truth = state.quantities
-        estimates = truth if mon.estimates is None else mon.estimates
         self._steps.append(
             {
                 "time_min": np.array(world.records[-1].time_min),
                 "hour_local": np.array(world.records[-1].hour_local),
                 "allocation": np.array(world.allocation, dtype=np.float32),
                 "risk_per_h": accidents + state.pollution_rate_per_h + state.overload_rate_per_h,
-                "congestion": truth[:, 0],
-                "load_ratio": truth[:, 1],
-                "estimation_error": np.abs(estimates - truth).mean(axis=1),
-                "link_vc": flows / traffic.capacity_veh_h,
+                "congestion": state.quantities[:, 0],
+                "load_ratio": state.quantities[:, 1],
+                "estimation_error": outcome.error_by_node,
+                "link_vc": traffic.assignment.flows_veh_h / traffic.capacity_veh_h,
             }
         )
 
@@ -304,16 +290,7 @@ def _read_day(path: Path, num_nodes: int, num_links: int) -> dict[str, Any]:
 
 
 def _read_incidents(path: Path, num_nodes: int) -> dict[str, np.ndarray]:
-    try:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            header = reader.fieldnames or []
-    except FileNotFoundError:
-        raise _fail("missing file", path) from None
-    for key in INCIDENT_COLUMNS:
-        if key not in header:
-            raise _fail("missing column", path, key)
+    rows = read_csv_rows(path, INCIDENT_COLUMNS, _EXPECTED)
     columns = {k: [row[k] or "" for row in rows] for k in INCIDENT_COLUMNS}
     try:
         table: dict[str, np.ndarray] = {

@@ -21,7 +21,7 @@ from simcity import carbon, energy
 from simcity.cities import build_city
 from simcity.demand import city_gravity_od, event_od, od_at, zone_catchment
 from simcity.graph import City
-from simcity.monitoring import Monitoring, StepOutcome, true_state
+from simcity.monitoring import Monitoring, StepOutcome, TrueState, true_state
 from simcity.scenario import BUNDLED_TRACES, CarbonConfig, ConstantCarbon, DailyCarbon, Scenario
 from simcity.traffic import Assignment, bpr_time
 from simcity.traffic_day import traffic_day
@@ -154,6 +154,8 @@ class World:
         self.allocation = np.zeros(self.city.num_nodes)
         self.policy_flop_per_decision = 0.0
         self.outcome: StepOutcome | None = None
+        self.state: TrueState | None = None
+        """The last interval's true per-node quantities and incident rates."""
         self._day = traffic_day(self)
         self.flows_veh_h = np.zeros(self.city.num_links)
         self.times_min = np.array(self.city.free_flow_time_min)
@@ -344,7 +346,7 @@ def monitoring_process(world: World) -> Generator[simpy.Event, None, None]:
             policy_flop=world.policy_flop_per_decision,
             intensity_g_per_kwh=float(world.datacentre_g_per_kwh[step]),
         )
-        world.outcome = outcome
+        world.state, world.outcome = state, outcome
         total_kw = float(world.node_load_kw.sum())
         energy_kwh = total_kw * world.dt_min / 60.0
         intensity = float(world.carbon_g_per_kwh[step])
