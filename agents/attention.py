@@ -124,9 +124,9 @@ class NeighbourhoodAttention(nn.Module):
         self, x: torch.Tensor, neighbours: torch.Tensor, distances: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Mixed tokens (B, N, D) and attention weights (B, H, N, K)."""
-        B, N, D = x.shape
+        B, N, _ = x.shape
         K = neighbours.shape[1]
-        H, Dh = self.num_heads, self.head_dim
+        H, Dh = self.num_heads, self.head_dim  # H * Dh is D, or less in a pruned copy
         q, k, v = self.qkv(x).view(B, N, 3, H, Dh).unbind(dim=2)  # each (B, N, H, Dh)
         index = neighbours.reshape(-1)  # (N * K,)
         k_nb = k.index_select(1, index).view(B, N, K, H, Dh)  # (B, N, K, H, Dh)
@@ -137,7 +137,7 @@ class NeighbourhoodAttention(nn.Module):
         scores = scores.masked_fill(mask.unsqueeze(-1), float("-inf"))  # (N, K, 1) broadcast
         attention = torch.softmax(scores, dim=2)  # (B, N, K, H), sums to 1 over K
         mixed = (self.dropout(attention).unsqueeze(-1) * v_nb).sum(dim=2)  # (B, N, H, Dh)
-        return self.proj(mixed.reshape(B, N, D)), attention.permute(0, 3, 1, 2)  # (B, H, N, K)
+        return self.proj(mixed.reshape(B, N, H * Dh)), attention.permute(0, 3, 1, 2)  # (B, H, N, K)
 
 
 class Block(nn.Module):

@@ -29,9 +29,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
-import os
-import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -49,7 +46,7 @@ from agents.attention import (
     NeighbourhoodAttention,
     count_flops_per_decision,
 )
-from agents.checkpoint import TrainedPolicy, load_checkpoint
+from agents.checkpoint import TrainedPolicy, load_checkpoint, save_torch_atomic
 from simcity.compute import DeviceProfile, device_profile
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
@@ -77,25 +74,6 @@ class PrunedAttention(NeighbourhoodAttention):
         self.proj = nn.Linear(inner, config.d_model)
         hidden = _linear(self.bias.net[0]).out_features
         self.bias.net[2] = nn.Linear(hidden, num_heads)
-
-    def forward(
-        self, x: torch.Tensor, neighbours: torch.Tensor, distances: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Mixed tokens (B, N, D) and attention weights (B, H, N, K); as the parent's, but
-        the heads' concatenation is H * Dh wide, not D."""
-        B, N, _ = x.shape
-        K = neighbours.shape[1]
-        H, Dh = self.num_heads, self.head_dim
-        q, k, v = self.qkv(x).view(B, N, 3, H, Dh).unbind(dim=2)  # each (B, N, H, Dh)
-        index = neighbours.reshape(-1)  # (N * K,)
-        k_nb = k.index_select(1, index).view(B, N, K, H, Dh)  # (B, N, K, H, Dh)
-        v_nb = v.index_select(1, index).view(B, N, K, H, Dh)  # (B, N, K, H, Dh)
-        scores = (q.unsqueeze(2) * k_nb).sum(dim=-1) / math.sqrt(Dh)  # (B, N, K, H)
-        scores = scores + self.bias(distances)  # (N, K, H) broadcast over B
-        scores = scores.masked_fill(mask.unsqueeze(-1), float("-inf"))
-        attention = torch.softmax(scores, dim=2)  # (B, N, K, H)
-        mixed = (self.dropout(attention).unsqueeze(-1) * v_nb).sum(dim=2)  # (B, N, H, Dh)
-        return self.proj(mixed.reshape(B, N, H * Dh)), attention.permute(0, 3, 1, 2)
 
 
 def _linear(module: nn.Module) -> nn.Linear:
@@ -284,17 +262,7 @@ def save_compressed(
         "state_dict": model.state_dict(),
         "extra": extra,
     }
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            torch.save(payload, tmp)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-    return path
+    return save_torch_atomic(payload, path)
 
 
 def load_model(path: str | Path) -> tuple[AttentionPolicy, dict[str, Any]]:
