@@ -77,6 +77,11 @@ def save_checkpoint(
         "rng_states": rng_states,
         "extra": extra,
     }
+    return save_torch_atomic(payload, path)
+
+
+def save_torch_atomic(payload: dict[str, Any], path: Path) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, synced, then renamed onto it."""
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as tmp:

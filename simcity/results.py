@@ -137,10 +137,8 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def read_steps(run_dir: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
-    """The named numeric columns of a run folder's ``steps.csv`` (every episode's steps)."""
-    path = run_dir / "steps.csv"
-    expected = "a run folder written by `simcity run --out`"
+def read_csv_rows(path: Path, columns: Sequence[str], expected: str) -> list[dict[str, str]]:
+    """The rows of a CSV file that must exist and have ``columns``; else a `SimcityError`."""
     try:
         with path.open(newline="", encoding="utf-8") as f:
             reader = csv.DictReader(f)
@@ -148,10 +146,19 @@ def read_steps(run_dir: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
             header = reader.fieldnames or []
     except FileNotFoundError:
         raise SimcityError("missing file", file=path, expected=expected) from None
-    table = {}
     for column in columns:
         if column not in header:
             raise SimcityError("missing column", file=path, field=column, expected=expected)
+    return rows
+
+
+def read_steps(run_dir: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
+    """The named numeric columns of a run folder's ``steps.csv`` (every episode's steps)."""
+    path = run_dir / "steps.csv"
+    expected = "a run folder written by `simcity run --out`"
+    rows = read_csv_rows(path, columns, expected)
+    table = {}
+    for column in columns:
         try:
             table[column] = np.array([float(row[column]) for row in rows])
         except (TypeError, ValueError):
