@@ -1,4 +1,5 @@
-"""The HTML report of a run: KPIs, figures, the costliest incidents, training, the map.
+"""The HTML report of a run: KPIs, figures, the costliest incidents, training, the map,
+capacity by hour (beside other runs), and a Pareto front.
 
 One self-contained file: figures are embedded PNGs (``data:`` URLs) and the interactive
 map sits in an ``iframe`` whose ``srcdoc`` holds the whole map page. The template is
@@ -10,7 +11,7 @@ from __future__ import annotations
 import base64
 import csv
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,15 @@ import numpy as np
 
 from agents.mapframes import clock
 from agents.maps import map_html
-from agents.report_figures import STEP_COLUMNS, heatmap_figure, kpi_figure, training_figure
+from agents.report_figures import (
+    STEP_COLUMNS,
+    capacity_figure,
+    heatmap_figure,
+    kpi_figure,
+    pareto_figure,
+    training_figure,
+)
+from agents.report_sections import HourlyCapacity, ParetoPoints, read_capacity, read_pareto
 from agents.static_map import figure_png, static_map
 from simcity.daylog import DayLog, read_day_log
 from simcity.errors import SimcityError
@@ -74,6 +83,21 @@ iframe { width: 100%; height: 640px; border: 1px solid #d1d5db; border-radius: 4
 <h2>Through the day</h2>
 <img src="data:image/png;base64,{{ kpi_png }}"
  alt="Damage, incidents, compute energy and carbon, carbon intensity and capacity used by hour">
+<h2>Capacity by hour</h2>
+<img src="data:image/png;base64,{{ capacity_png }}"
+ alt="Monitoring units used by local hour of day, with the grid carbon intensity">
+<p class="note">Mean monitoring units used in each run's {{ num_extreme }} dirtiest and
+{{ num_extreme }} cleanest local hours of its own data-centre carbon trace (hourly means
+over its days); a ratio below 1 means the policy moves capacity to cleaner hours.</p>
+<table>
+<tr><th>run</th><th>units, dirtiest h</th><th>units, cleanest h</th><th>dirtiest / cleanest</th>
+<th>gCO2/kWh, dirtiest h</th><th>gCO2/kWh, cleanest h</th></tr>
+{% for row in capacity %}<tr><td>{{ row.label }}</td><td>{{ row.dirty }}</td>
+<td>{{ row.clean }}</td><td>{{ row.ratio }}</td><td>{{ row.dirty_g }}</td>
+<td>{{ row.clean_g }}</td></tr>
+{% endfor %}</table>
+{% if flat %}<p class="note">Flat carbon trace in {{ flat }}: the dirtiest and cleanest
+hours are equally dirty there, so that split says nothing about carbon.</p>{% endif %}
 <h2>Where the monitoring went</h2>
 <img src="data:image/png;base64,{{ heatmap_png }}" alt="Monitoring units per node and step">
 <h2>Map</h2>
@@ -88,6 +112,19 @@ hover for each node's, road's and incident's figures.</p>
 <td>{{ row.start }}</td><td class="{{ row.status }}">{{ row.outcome }}</td>
 <td>{{ row.damage }}</td></tr>
 {% endfor %}</table>{% else %}<p class="note">No incidents.</p>{% endif %}
+{% if pareto %}<h2>Pareto front</h2>
+<p class="note">From {{ pareto.path }}: {{ pareto.points | length }} points,
+{{ pareto.front | length }} non-dominated in service cost, compute kgCO2 and money (the
+dotted line joins them in this plane).</p>
+<img src="data:image/png;base64,{{ pareto_png }}"
+ alt="Pareto front: service cost against compute kgCO2">
+<table>
+<tr><th>policy</th><th>kind</th><th>carbon weight</th><th>budget, units</th>
+<th>service cost $</th><th>compute kgCO2</th><th>total cost $</th></tr>
+{% for row in pareto_rows %}<tr><td>{{ row.policy }}</td><td>{{ row.kind }}</td>
+<td>{{ row.weight }}</td><td>{{ row.budget }}</td><td>{{ row.service }}</td>
+<td>{{ row.kgco2 }}</td><td>{{ row.money }}</td></tr>
+{% endfor %}</table>{% endif %}
 {% if training_png %}<h2>Training</h2>
 <p class="note">From {{ progress }}.</p>
 <img src="data:image/png;base64,{{ training_png }}" alt="Training curves">{% endif %}
@@ -162,13 +199,53 @@ def _incident_rows(day: DayLog) -> list[dict[str, str]]:
     return rows
 
 
+def _capacity_rows(runs: Sequence[HourlyCapacity]) -> list[dict[str, str]]:
+    return [
+        {
+            "label": run.label,
+            "dirty": _number(run.dirty_units),
+            "clean": _number(run.clean_units),
+            "ratio": f"{run.dirty_to_clean:.3f}" if math.isfinite(run.dirty_to_clean) else "–",
+            "dirty_g": _number(run.dirty_g_per_kwh),
+            "clean_g": _number(run.clean_g_per_kwh),
+        }
+        for run in runs
+    ]
+
+
+def _pareto_rows(pareto: ParetoPoints) -> list[dict[str, str]]:
+    return [
+        {
+            "policy": str(p["policy"]),
+            "kind": str(p["kind"]),
+            "weight": f"{p['carbon_weight']:g}",
+            "budget": f"{p['budget_units']:g}",
+            "service": _number(p["service_cost"]),
+            "kgco2": _number(p["compute_kgco2"]),
+            "money": _number(p["money"]),
+        }
+        for p in pareto.front
+    ]
+
+
 def report_html(
-    run_dir: Path, *, train_dir: Path | None = None, interactive_map: bool = True
+    run_dir: Path,
+    *,
+    train_dir: Path | None = None,
+    interactive_map: bool = True,
+    pareto_dir: Path | None = None,
+    compare: Sequence[Path] = (),
 ) -> str:
-    """The report page of a run folder written by ``simcity run --out``."""
+    """The report page of a run folder written by ``simcity run --out``.
+
+    ``compare``: other run folders whose units used by hour go beside this run's;
+    ``pareto_dir``: a ``simcity pareto --out`` folder whose front to show.
+    """
     import jinja2
 
     summary = read_summary(run_dir)
+    capacity = [read_capacity(folder) for folder in (run_dir, *compare)]
+    pareto = read_pareto(pareto_dir) if pareto_dir is not None else None
     day = read_day_log(run_dir)
     steps = read_steps(run_dir, STEP_COLUMNS)
     progress_path = find_progress(run_dir, summary, train_dir)
@@ -200,6 +277,13 @@ def report_html(
         kpis=rows,
         kpi_png=_png(kpi_figure(steps, day.dt_min, day.budget_units)),
         heatmap_png=_png(heatmap_figure(day)),
+        capacity_png=_png(capacity_figure(capacity, day.budget_units)),
+        capacity=_capacity_rows(capacity),
+        num_extreme=len(capacity[0].dirty_hours),
+        flat=", ".join(run.label for run in capacity if run.flat_trace),
+        pareto=pareto,
+        pareto_png=_png(pareto_figure(pareto.points)) if pareto is not None else "",
+        pareto_rows=_pareto_rows(pareto) if pareto is not None else [],
         map_png=_png(static_map(day, title=title)),
         map_page=map_html(day, subtitle=subtitle) if interactive_map else "",
         incidents=_incident_rows(day),

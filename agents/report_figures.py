@@ -1,12 +1,13 @@
-"""The report's figures (matplotlib): KPIs over the day, allocation heatmap, training.
+"""The report's figures (matplotlib): KPIs over the day, allocation heatmap, training,
+capacity by hour of day, and a Pareto front.
 
 Each function returns a `Figure`; text from scenario files passes through `mpl_text`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +17,8 @@ from simcity.daylog import DayLog
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
+
+    from agents.report_sections import HourlyCapacity
 
 STEP_COLUMNS = (
     "episode",
@@ -189,4 +192,138 @@ def training_figure(progress: Mapping[str, np.ndarray]) -> Figure | None:
         ax.set_visible(False)
     for ax in axes[-cols:]:
         ax.set_xlabel(x_label)
+    return fig
+
+
+def capacity_figure(runs: Sequence[HourlyCapacity], budget_units: float) -> Figure:
+    """Mean units used by local hour, one line per run, and the first run's grid intensity.
+
+    The first run's dirtiest and cleanest hours are shaded.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(9.5, 4.2), layout="constrained")
+    ax = fig.subplots()
+    hours = np.arange(len(runs[0].units_used)) + 0.5  # the middle of each hour
+    first = runs[0]
+    for hour in first.dirty_hours:
+        ax.axvspan(hour, hour + 1, color="#fca5a5", alpha=0.25, lw=0)
+    for hour in first.clean_hours:
+        ax.axvspan(hour, hour + 1, color="#86efac", alpha=0.25, lw=0)
+    for k, run in enumerate(runs):
+        ax.plot(
+            hours,
+            run.units_used,
+            marker="o",
+            ms=3,
+            lw=2.0 if k == 0 else 1.4,
+            color=f"C{k}",
+            label=mpl_text(run.label),
+        )
+    ax.axhline(budget_units, color="#111827", lw=0.8, ls=":", label="budget")
+    ax.set_ylim(0, max(budget_units, float(np.nanmax([r.units_used for r in runs]))) * 1.08)
+    ax.set_ylabel("monitoring units used")
+    ax.set_xlabel("local hour of day")
+    ax.set_xlim(0, 24)
+    ax.set_xticks(np.arange(0, 25, 3), [f"{h:02d}:00" for h in range(0, 25, 3)])
+    ax.grid(alpha=0.3)
+    twin = ax.twinx()
+    twin.step(
+        np.arange(25),
+        np.append(first.intensity_g_per_kwh, first.intensity_g_per_kwh[-1]),
+        where="post",
+        color="#6b7280",
+        ls="--",
+        lw=1.2,
+        label=mpl_text(f"grid gCO2/kWh, {first.label}"),
+    )
+    twin.set_ylabel("data centre grid gCO2/kWh", color="#6b7280")
+    twin.set_ylim(bottom=0)
+    lines, labels = ax.get_legend_handles_labels()
+    more, more_labels = twin.get_legend_handles_labels()
+    ax.legend(lines + more, labels + more_labels, fontsize=8, loc="lower left")
+    episodes = " + ".join(str(r.episodes) for r in runs)
+    ax.set_title(
+        f"Mean units used by hour (days: {episodes}); shaded: the first run's "
+        f"{len(first.dirty_hours)} dirtiest (red) and cleanest (green) hours",
+        loc="left",
+        fontsize=10,
+    )
+    return fig
+
+
+def pareto_figure(points: Sequence[Mapping[str, Any]]) -> Figure:
+    """Service cost against compute kgCO2: colour by budget, marker by kind, front joined."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    fig = Figure(figsize=(8.0, 5.0), layout="constrained")
+    ax = fig.subplots()
+    shown = [
+        p for p in points if np.isfinite(p["service_cost"]) and np.isfinite(p["compute_kgco2"])
+    ]
+    budgets = sorted({p["budget_units"] for p in shown})
+    kinds = list(dict.fromkeys(p["kind"] for p in shown))
+    markers = "oDs^vP*Xh"
+    handles = []
+    for b, budget in enumerate(budgets):
+        for k, kind in enumerate(kinds):
+            mine = [p for p in shown if p["budget_units"] == budget and p["kind"] == kind]
+            if mine:
+                ax.scatter(
+                    [p["service_cost"] for p in mine],
+                    [p["compute_kgco2"] for p in mine],
+                    color=f"C{b % 10}",
+                    marker=markers[k % len(markers)],
+                    s=40,
+                    alpha=0.8,
+                )
+        handles.append(
+            Line2D([], [], color=f"C{b % 10}", lw=0, marker="o", label=f"budget {budget:g}")
+        )
+    for k, kind in enumerate(kinds):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="#6b7280",
+                lw=0,
+                marker=markers[k % len(markers)],
+                label=mpl_text(kind),
+            )
+        )
+    front = sorted(
+        (p for p in shown if p["pareto"]), key=lambda p: (p["service_cost"], p["compute_kgco2"])
+    )
+    x = [p["service_cost"] for p in front]
+    y = [p["compute_kgco2"] for p in front]
+    ax.plot(x, y, color="black", lw=0.8, ls=":")
+    ax.scatter(x, y, s=150, facecolors="none", edgecolors="black", linewidths=1.4)
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="black",
+            lw=0.8,
+            ls=":",
+            marker="o",
+            mfc="none",
+            ms=11,
+            label=f"non-dominated ({len(front)})",
+        )
+    )
+    ax.legend(handles=handles, fontsize=8, loc="best")
+    ax.set_xlabel("service cost per day (damage + estimation error), $")
+    ax.set_ylabel("compute kgCO2 per day")
+    left_out = (
+        f" ({len(points) - len(shown)} without results left out)"
+        if len(shown) < len(points)
+        else ""
+    )
+    ax.set_title(
+        f"{len(shown)} points{left_out}; the front is over service cost, kgCO2 and money",
+        loc="left",
+        fontsize=10,
+    )
+    ax.grid(alpha=0.3)
     return fig

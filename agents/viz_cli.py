@@ -135,22 +135,48 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option("--map/--no-map", help="Embed the interactive map (about 4 MB and up)."),
         ] = True,
+        compare: Annotated[
+            list[Path] | None,
+            typer.Option(
+                "--compare",
+                metavar="RUN_DIR",
+                help="Another run folder whose units used by hour to draw beside this run's. "
+                "Repeat for several.",
+            ),
+        ] = None,
+        pareto: Annotated[
+            Path | None,
+            typer.Option(
+                "--pareto",
+                metavar="DIR",
+                help="A `simcity pareto --out` folder: add its front and non-dominated points.",
+            ),
+        ] = None,
         screenshot: Annotated[
             Path | None,
             typer.Option("--screenshot", help="Render the report with headless Chromium to PNG."),
         ] = None,
         size: SizeOption = "1100x4200",
     ) -> None:
-        """Report on a run: KPIs through the day, allocation heatmap, training, the map.
+        """Report on a run: KPIs through the day, capacity by hour, allocation heatmap,
+        training, the map, and a Pareto front with --pareto.
 
-        One self-contained HTML file, figures embedded.
+        One self-contained HTML file, figures embedded. Capacity by hour is the mean
+        units used by local hour of day beside the grid carbon intensity, with the units
+        used in the 6 dirtiest and 6 cleanest hours of each run (--compare adds runs).
         """
         from agents.report import report_html
         from simcity.results import write_atomic
 
         width, height = parse_size(size)
         out = out if out is not None else run_dir / "report.html"
-        page = report_html(run_dir, train_dir=train, interactive_map=interactive)
+        page = report_html(
+            run_dir,
+            train_dir=train,
+            interactive_map=interactive,
+            pareto_dir=pareto,
+            compare=compare or (),
+        )
         write_atomic(out, page)
         wrote = [f"{out} ({len(page.encode()) / 1e6:.1f} MB)"]
         if screenshot is not None:

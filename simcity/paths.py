@@ -9,7 +9,11 @@ kept between calls and only patched where they change.
 
 from __future__ import annotations
 
+import atexit
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -36,6 +40,8 @@ _KEEP_CELLS = 1 << 24
 # halves stay exact in float64 (bincount).
 _TOTAL_BITS = 61
 _LOW_BITS = 30
+# Searches are split over worker processes only when each gets at least this many origins.
+_MIN_ORIGINS_PER_WORKER = 16
 
 
 class PathLoader:
@@ -47,9 +53,21 @@ class PathLoader:
     the loads it did before. A node that trips may not pass through is split: an origin
     copy (index N + k) takes its outgoing links and the node keeps its incoming ones, so a
     path can end there but never continue.
+
+    With ``workers`` > 1 each block's searches are split over that many processes (this
+    one and ``workers - 1`` forked helpers kept for the process's life): the same trees,
+    in about 1/workers of the time on as many cores. Inside a daemonic process (a
+    Gymnasium `AsyncVectorEnv` worker), which may not start processes, it searches alone.
     """
 
-    def __init__(self, network: Network, od_veh_h: np.ndarray) -> None:
+    def __init__(self, network: Network, od_veh_h: np.ndarray, *, workers: int = 1) -> None:
+        if workers < 1:
+            raise SimcityError(
+                f"path loader needs at least one worker (got {workers})",
+                field="workers",
+                expected="an integer >= 1",
+            )
+        self.workers = workers
         n = network.num_nodes
         tail = np.asarray(network.tail, dtype=np.int64)  # (L,)
         head = np.asarray(network.head, dtype=np.int64)  # (L,)
@@ -168,6 +186,63 @@ class PathLoader:
         return found
 
 
+def _search(graph: sp.csr_matrix, origins: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    dist, pred = dijkstra(graph, indices=origins, return_predecessors=True)
+    return dist, pred
+
+
+_POOL: dict[int, ProcessPoolExecutor] = {}
+
+
+def _helpers(count: int) -> ProcessPoolExecutor | None:
+    """This process's pool of ``count`` search helpers; None where it may not have one."""
+    if multiprocessing.current_process().daemon:
+        return None
+    if count not in _POOL:
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        _POOL[count] = ProcessPoolExecutor(count, mp_context=context)
+    return _POOL[count]
+
+
+@atexit.register
+def _close_helpers() -> None:
+    for pool in _POOL.values():
+        pool.shutdown(cancel_futures=True)
+    _POOL.clear()
+
+
+def shortest_paths(
+    graph: sp.csr_matrix, origins: np.ndarray, workers: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distances and predecessors (O, M) from ``origins`` (O,), searched by ``workers``.
+
+    SciPy's Dijkstra holds the GIL, so extra workers are processes: the origins are split
+    in ``workers`` chunks, this process searches the first while helpers search the rest.
+    The result does not depend on ``workers``; a helper pool that broke is replaced, and
+    its chunks searched here.
+    """
+    if workers <= 1 or origins.size < 2 * _MIN_ORIGINS_PER_WORKER:
+        return _search(graph, origins)
+    chunks = np.array_split(origins, min(workers, origins.size // _MIN_ORIGINS_PER_WORKER))
+    pool = _helpers(len(chunks) - 1)
+    if pool is None:
+        return _search(graph, origins)
+    try:
+        futures = [pool.submit(_search, graph, chunk) for chunk in chunks[1:]]
+    except BrokenProcessPool:
+        _POOL.pop(len(chunks) - 1, None)
+        return _search(graph, origins)
+    parts = [_search(graph, chunks[0])]
+    for chunk, future in zip(chunks[1:], futures, strict=True):
+        try:
+            parts.append(future.result())
+        except BrokenProcessPool:
+            _POOL.pop(len(chunks) - 1, None)
+            parts.append(_search(graph, chunk))
+    return np.concatenate([d for d, _ in parts]), np.concatenate([p for _, p in parts])
+
+
 def _origins(od_veh_h: np.ndarray) -> np.ndarray:
     """OD rows (O,) with demand."""
     return np.flatnonzero(od_veh_h.sum(axis=1) > 0)
@@ -206,7 +281,7 @@ class _Block:
 
     def load(self, loader: PathLoader, od_veh_h: np.ndarray, units: np.ndarray) -> np.ndarray:
         """Link flows (L + 1,) in integer units of ``units`` (B, Z): ``od_veh_h`` in them."""
-        dist, pred = dijkstra(loader.graph, indices=self.origins, return_predecessors=True)
+        dist, pred = shortest_paths(loader.graph, self.origins, loader.workers)
         b, m = pred.shape
         if self.unreachable is None:
             self.unreachable = np.isinf(dist[:, self.zone_nodes])

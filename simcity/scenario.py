@@ -175,6 +175,11 @@ class TrafficConfig(Frozen):
     incident_rel_gap: Annotated[float, Field(gt=0, lt=1)] = 1e-2
     """Gap for re-routing around incident capacity cuts, from that step's baseline."""
     incident_max_iterations: Annotated[int, Field(ge=2)] = 4
+    solve_every_steps: Annotated[int, Field(ge=1)] = 1
+    """Traffic clock: one equilibrium per this many steps, at their mean demand, held
+    through them (big cities: 4 steps of 15 min solve hourly)."""
+    path_workers: Annotated[int, Field(ge=1, le=256)] = 1
+    """Processes for the shortest-path searches; results are the same for any number."""
     profile: DayProfile = DayProfile()
 
 

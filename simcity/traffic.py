@@ -133,7 +133,7 @@ def assign(
         return Assignment(zero, bpr.time(zero), 0.0, 0, 0.0, True)
 
     if loader is None or not loader.fits(network, od):
-        loader = PathLoader(network, od)
+        loader = PathLoader(network, od, workers=loader.workers if loader else 1)
     flows, num_loads = _initial_flows(loader, bpr, od, warm_start, warm_start_od_veh_h)
     directions = _Directions(method)
     while True:

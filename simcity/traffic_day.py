@@ -24,24 +24,35 @@ class TrafficDay:
     from that step's baseline to the looser incident gap or iteration limit (re-routing
     around a cut, not a new equilibrium of the whole day). So results never depend on
     what ran before in the process, and episodes after the first reuse the baseline day.
+
+    The traffic clock may be coarser than the steps (``solve_every_steps`` s > 1): steps
+    are grouped in blocks of s, each block's demand is the mean of its steps' demand, and
+    its equilibrium holds through the block.
     """
 
     def __init__(self, world: World, max_cached: int = 4096):
         self.network = world.city.network
         self.cfg = world.scenario.traffic
-        self._od = [
+        self._every = self.cfg.solve_every_steps
+        step_od = [
             world.od_now(world.hour_local((k + 0.5) * world.dt_min)) for k in range(world.num_steps)
         ]
+        self._od = [
+            np.mean(step_od[start : start + self._every], axis=0)
+            for start in range(0, world.num_steps, self._every)
+        ]  # one (Z, Z) demand per block of the traffic clock
         self._baseline: list[Assignment] = []
         self._loader: PathLoader | None = None  # shortest-path trees kept between solves
         self._cuts: OrderedDict[tuple[int, bytes], Assignment] = OrderedDict()
         self._max_cached = max_cached
 
     def od(self, step: int) -> np.ndarray:
-        return self._od[step]
+        """The (Z, Z) demand the traffic at ``step`` carries (its block's mean)."""
+        return self._od[step // self._every]
 
     def solve(self, step: int, capacity_factor: np.ndarray) -> Assignment:
         """The equilibrium at ``step`` with link capacities scaled by ``capacity_factor``."""
+        step //= self._every  # the block of the traffic clock
         while len(self._baseline) <= step:
             k = len(self._baseline)
             self._baseline.append(
@@ -69,7 +80,7 @@ class TrafficDay:
         capacity, cfg = self.network.capacity_veh_h, self.cfg
         cut = capacity_factor is not None
         if self._loader is None:
-            self._loader = PathLoader(self.network, self._od[step])
+            self._loader = PathLoader(self.network, self._od[step], workers=self.cfg.path_workers)
         return assign(
             self.network,
             self._od[step],

@@ -244,15 +244,20 @@ def traffic_process(world: World) -> Generator[simpy.Event, None, None]:
     """Equilibrium traffic for each interval, after the capacity cuts now in force.
 
     Drivers re-route around an accident only once it is detected (and announced): the
-    equilibrium is solved with the known cuts; undetected ones only slow their links.
+    equilibrium is solved with the known cuts; undetected ones only slow their links. On a
+    traffic clock coarser than the steps (``solve_every_steps``) routes change only at its
+    ticks, with the cuts known then; cuts found in between slow their links until the next.
     """
     network = world.city.network
+    every = world.scenario.traffic.solve_every_steps
+    routed = world.capacity_factor
     while True:
         step = world.step_index
-        known = world.capacity_factor * world.monitoring.known_cut_factor
         actual = world.capacity_factor * world.monitoring.cut_factor
-        result = world._day.solve(step, known)
-        if not np.array_equal(known, actual):
+        if step % every == 0:
+            routed = world.capacity_factor * world.monitoring.known_cut_factor
+        result = world._day.solve(step, routed)
+        if not np.array_equal(routed, actual):
             times = bpr_time(
                 result.flows_veh_h,
                 network.free_flow_time_min,

@@ -18,7 +18,8 @@ from typer.testing import CliRunner
 
 from agents.cli import app
 from agents.report import find_progress, read_progress
-from agents.report_figures import heatmap_figure, training_figure
+from agents.report_figures import capacity_figure, heatmap_figure, training_figure
+from agents.report_sections import read_capacity
 from agents.screenshot import find_chromium, run_chromium
 from simcity.daylog import read_day_log
 from simcity.scenario import bundled_scenarios
@@ -83,14 +84,15 @@ def test_report_has_every_section(run_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(run_dir), "-o", str(out)])
     assert result.exit_code == 0, result.output
     page = out.read_text()
-    for heading in ("Key figures", "Through the day", "Where the monitoring went", "Map"):
+    headings = ("Key figures", "Through the day", "Capacity by hour", "Where the monitoring went")
+    for heading in (*headings, "Map"):
         assert f"<h2>{heading}</h2>" in page
-    assert "<h2>Training</h2>" not in page
+    assert "<h2>Training</h2>" not in page and "<h2>Pareto front</h2>" not in page
     summary = json.loads((run_dir / "summary.json").read_text())
     damage = summary["kpis"]["damage"]["mean"]
     assert re.search(rf"<td>damage \$</td><td>{damage:,.0f}</td>", page)
     figures = images(page)
-    assert len(figures) == 3 and all(im.size[0] > 600 for im in figures)
+    assert len(figures) == 4 and all(im.size[0] > 600 for im in figures)
     frames = [a for t, a in Tags(page).tags if t == "iframe"]
     assert len(frames) == 1 and "createDeck(" in frames[0]["srcdoc"]
     small = tmp_path / "small.html"
@@ -106,7 +108,7 @@ def test_report_plots_training_curves(run_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(run_dir), "-o", str(out), "--train", str(train)])
     assert result.exit_code == 0, result.output
     page = out.read_text()
-    assert "<h2>Training</h2>" in page and len(images(page)) == 4
+    assert "<h2>Training</h2>" in page and len(images(page)) == 5
     missing = runner.invoke(app, ["report", str(run_dir), "--train", str(tmp_path)])
     assert missing.exit_code == 2 and "progress.csv" in missing.output
 
@@ -179,10 +181,160 @@ def test_report_renders_offline(run_dir: Path, tmp_path: Path) -> None:
         out.read_text(), width=1100, height=2000, dump_dom=True, net_log=net_log, timeout_s=120
     )
     assert "pwned" not in re.search(r"<title>(.*?)</title>", dom, re.DOTALL).group(1)  # type: ignore[union-attr]
-    assert len(re.findall(r"<img\b", dom)) == 3
+    assert len(re.findall(r"<img\b", dom)) == 4
     urls = set()
     for event in json.loads(net_log.read_text())["events"]:
         params = event.get("params", {})
         if "file://" in str(params.get("network_isolation_key", "")):
             urls.add(params.get("url", "file:"))
     assert [u for u in urls if not u.startswith(("file:", "data:", "about:"))] == []
+
+
+DAILY_CARBON = 'source = "daily"\nmean_g_per_kwh = 300\namplitude_g_per_kwh = 200'
+
+
+@pytest.fixture(scope="module")
+def daily_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """``random`` (2 days; it leaves part of the budget unused) and ``uniform`` (1 day)
+    on `tiny` with a daily carbon cycle instead of its flat grid."""
+    folder = tmp_path_factory.mktemp("daily")
+    text = TINY.read_text()
+    flat = 'source = "constant"\nintensity_g_per_kwh = 350'
+    assert flat in text
+    (folder / "day.toml").write_text(text.replace(flat, DAILY_CARBON))
+    runs = []
+    for policy, episodes in (("random", 2), ("uniform", 1)):
+        out = folder / f"{policy}_run"
+        args = ["run", str(folder / "day.toml"), "--policy", policy, "--out", str(out)]
+        result = runner.invoke(app, [*args, "--episodes", str(episodes), "--quiet"])
+        assert result.exit_code == 0, result.output
+        runs.append(out)
+    return runs[0], runs[1]
+
+
+def test_capacity_by_hour_is_the_hourly_mean_of_steps(
+    daily_runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    run = daily_runs[0]
+    with (run / "steps.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {row["episode"] for row in rows} == {"0", "1"}
+    units: dict[int, list[float]] = {}
+    grams: dict[int, list[float]] = {}
+    for row in rows:
+        hour = int(float(row["hour_local"]))
+        units.setdefault(hour, []).append(float(row["units_used"]))
+        grams.setdefault(hour, []).append(float(row["datacentre_g_per_kwh"]))
+    assert sorted(units) == list(range(24)) and all(len(v) == 8 for v in units.values())
+    by_hand = np.array([np.mean(units[h]) for h in range(24)])
+    intensity = np.array([np.mean(grams[h]) for h in range(24)])
+    assert by_hand.min() < 20.0 - 0.1  # random leaves part of the budget unused
+    capacity = read_capacity(run)
+    np.testing.assert_allclose(capacity.units_used, by_hand, rtol=1e-12)
+    np.testing.assert_allclose(capacity.intensity_g_per_kwh, intensity, rtol=1e-12)
+    dirty = sorted(range(24), key=lambda h: -intensity[h])[:6]
+    clean = sorted(range(24), key=lambda h: intensity[h])[:6]
+    assert capacity.dirty_hours.tolist() == sorted(dirty) == [0, 1, 2, 3, 22, 23]
+    assert capacity.clean_hours.tolist() == sorted(clean) == [10, 11, 12, 13, 14, 15]
+    ratio = by_hand[dirty].mean() / by_hand[clean].mean()
+    assert capacity.dirty_to_clean == pytest.approx(ratio, rel=1e-12)
+    line = capacity_figure([capacity], 20.0).axes[0].get_lines()[0]
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), dtype=float), by_hand)
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(run), "-o", str(out), "--no-map"])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    cells = f"<tr><td>random (random_run)</td><td>{by_hand[dirty].mean():.4g}</td>"
+    assert cells in page and f"<td>{ratio:.3f}</td>" in page
+    assert "Flat carbon trace" not in page
+
+
+def test_compare_adds_a_labelled_line(daily_runs: tuple[Path, Path], tmp_path: Path) -> None:
+    run, other = daily_runs
+    out = tmp_path / "report.html"
+    args = ["report", str(run), "-o", str(out), "--no-map", "--compare", str(other)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "<td>uniform (uniform_run)</td>" in page and "<td>1.000</td>" in page
+    fig = capacity_figure([read_capacity(run), read_capacity(other)], 20.0)
+    legend = fig.axes[0].get_legend()
+    assert legend is not None
+    labels = [t.get_text() for t in legend.get_texts()]
+    assert labels[:2] == ["random (random_run)", "uniform (uniform_run)"]
+    np.testing.assert_allclose(
+        np.asarray(fig.axes[0].get_lines()[1].get_ydata(), dtype=float), 20.0
+    )
+    missing = runner.invoke(app, [*args, "--compare", str(tmp_path)])
+    assert missing.exit_code == 2 and "summary.json" in missing.output
+
+
+PARETO_HEADER = (
+    "kind,policy,carbon_weight,budget_units,num_params,flop_per_decision,runs,runs_ok,"
+    "service_cost,compute_kgco2,money,damage,estimation_cost,detection_rate,compute_kwh,"
+    "compute_policy_kwh,pareto"
+)
+
+
+def write_points(folder: Path, rows: list[str]) -> Path:
+    """A points.csv in the shape `simcity pareto --out` writes."""
+    folder.mkdir(exist_ok=True)
+    (folder / "points.csv").write_text("\n".join([PARETO_HEADER, *rows]) + "\n")
+    return folder
+
+
+def test_report_shows_the_pareto_front(run_dir: Path, tmp_path: Path) -> None:
+    rows = []
+    for policy, budget, cost, kg, front in (
+        ("risk", 10, 100.0, 1.0, "true"),
+        ("risk", 40, 25.0, 4.0, "true"),
+        ("uniform", 10, 150.0, 1.0, "false"),
+        ("uniform", 40, 75.0, 4.0, "false"),
+        ("ppo-<b>", 20, 50.0, 2.0, "true"),
+    ):
+        kind = "policy" if policy.startswith("ppo") else "baseline"
+        rows.append(f"{kind},{policy},1.0,{budget}.0,0,0.0,3,3,{cost},{kg},{cost + kg},{cost},")
+        rows[-1] += f"0.0,0.9,1.0,0.0,{front}"
+    rows.append("baseline,traffic,1.0,10.0,0,0.0,3,0,,,,,,,,,false")  # no run finished
+    pareto = write_points(tmp_path / "pareto", rows)
+    out = tmp_path / "report.html"
+    args = ["report", str(run_dir), "-o", str(out), "--no-map", "--pareto", str(pareto)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "<h2>Pareto front</h2>" in page and len(images(page)) == 5
+    table = page[page.index("<h2>Pareto front</h2>") :].split("</table>")[0]
+    assert table.count("<tr>") == 1 + 3  # header and the three non-dominated points
+    cells = re.findall(r"<tr><td>([^<]*)</td>", table)
+    assert cells == ["risk", "ppo-&lt;b&gt;", "risk"]  # cheapest service first, escaped
+    assert "6 points,\n3 non-dominated" in page
+
+
+@pytest.mark.parametrize(
+    ("row", "header", "field"),
+    [
+        ("baseline,risk,1.0,10.0,0,0.0,3,3,100,lots,101,100,0,0.9,1,0,true", None, "compute_kgco2"),
+        ("baseline,risk,1.0,,0,0.0,3,3,100,1,101,100,0,0.9,1,0,true", None, "budget_units"),
+        ("baseline,risk,1.0,10.0,0,0.0,3,3,100,1,101,100,0,0.9,1,0,maybe", None, "pareto"),
+        ("baseline,risk,1.0,10.0,0,0.0,3,3,,,,,,,,,true", None, "service_cost"),
+        ("risk,1.0,10.0,100,1,101", "policy,carbon_weight,budget_units,cost,kg,money", "kind"),
+    ],
+)
+def test_bad_pareto_folder_is_a_user_error(
+    run_dir: Path, tmp_path: Path, row: str, header: str | None, field: str
+) -> None:
+    pareto = write_points(tmp_path / "pareto", [row])
+    if header is not None:
+        (pareto / "points.csv").write_text(f"{header}\n{row}\n")
+    result = runner.invoke(app, ["report", str(run_dir), "--no-map", "--pareto", str(pareto)])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert str(pareto / "points.csv") in text and f"{field}:" in text
+    assert "Traceback" not in result.output
+
+
+def test_missing_pareto_folder_is_named(run_dir: Path, tmp_path: Path) -> None:
+    for folder in (tmp_path / "nowhere", tmp_path):
+        result = runner.invoke(app, ["report", str(run_dir), "--pareto", str(folder)])
+        assert result.exit_code == 2 and str(folder) in " ".join(result.output.split())
+    assert "points.csv: missing file" in " ".join(result.output.split())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -397,3 +399,41 @@ def test_a_loader_falls_back_for_other_origins_and_refuses_another_network() -> 
     assert error.value.field == "loader"
     with pytest.raises(SimcityError, match="not built for"):
         paths.PathLoader(net, fewer).load(net.free_flow_time_min, od)
+
+
+def test_searches_split_over_processes_give_the_same_trees_and_flows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    net, od = grid_city(9, seed=4)  # 40 zones
+    monkeypatch.setattr(paths, "_MIN_ORIGINS_PER_WORKER", 4)
+    loader = paths.PathLoader(net, od)
+    origins = loader.blocks[0].origins
+    alone = paths.shortest_paths(loader.graph, origins, workers=1)
+    split = paths.shortest_paths(loader.graph, origins, workers=3)
+    assert paths._POOL, "the searches did not go to helper processes"
+    for got, want in zip(split, alone, strict=True):
+        np.testing.assert_array_equal(got, want)
+    serial = assign(net, od, rel_gap=1e-6)
+    parallel = assign(net, od, rel_gap=1e-6, loader=paths.PathLoader(net, od, workers=2))
+    for got, want in zip(parallel, serial, strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(SimcityError, match="at least one worker"):
+        paths.PathLoader(net, od, workers=0)
+
+
+def test_a_broken_helper_pool_costs_nothing_but_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    net, od = grid_city(9, seed=5)
+    monkeypatch.setattr(paths, "_MIN_ORIGINS_PER_WORKER", 4)
+    loader = paths.PathLoader(net, od)
+    origins = loader.blocks[0].origins
+    want = paths.shortest_paths(loader.graph, origins)
+    pool = paths._helpers(1)
+    assert pool is not None
+    pool.submit(int).result()  # the helper is up
+    for process in list(pool._processes.values()):  # what an OOM kill does
+        os.kill(process.pid, signal.SIGKILL)
+        process.join()
+    got = paths.shortest_paths(loader.graph, origins, workers=2)
+    for a, b in zip(got, want, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert paths._POOL.get(1) is not pool
