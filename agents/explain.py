@@ -92,6 +92,7 @@ class Explanation:
     step: int
     time_local: str
     nodes: list[NodeExplanation]
+    shares: list[float]  # (N,) every node's share of the budget at this decision
 
 
 def integrated_gradients(
@@ -146,10 +147,7 @@ def explain_decision(
     city = env.city
     x = torch.as_tensor(obs["nodes"], dtype=torch.float32)  # (N, F)
     g = torch.as_tensor(obs["globals"], dtype=torch.float32)  # (G,)
-    with torch.no_grad():
-        out = model(x.unsqueeze(0), g.unsqueeze(0), neighbours, distances)
-    share = torch.softmax(out.logits[0], dim=-1)[:-1]  # (N,)
-    attention = out.attention[0]  # (L, H, N, K)
+    share, attention = _decide(model, x, g, neighbours, distances)  # (N,), (L, H, N, K)
     chosen = torch.argsort(share, descending=True, stable=True)[: min(top, city.num_nodes)]
     ablated = _ablation_shares(model, x, g, neighbours, distances)  # (F + G, N)
     prior = getattr(model.config, "prior", None)
@@ -218,6 +216,19 @@ def explain_decision(
     return explained
 
 
+def _decide(
+    model: AttentionPolicy,
+    x: torch.Tensor,
+    g: torch.Tensor,
+    neighbours: torch.Tensor,
+    distances: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every node's share of the budget (N,) and the attention (L, H, N, K) of one decision."""
+    with torch.no_grad():
+        out = model(x.unsqueeze(0), g.unsqueeze(0), neighbours, distances)
+    return torch.softmax(out.logits[0], dim=-1)[:-1], out.attention[0]
+
+
 def _ablation_shares(
     model: AttentionPolicy,
     x: torch.Tensor,
@@ -270,7 +281,10 @@ def explain_at(
         policy.model, obs, env, policy.neighbours, policy.distances, top, steps
     )
     clock = f"{int(hour):02d}:{round(hour % 1 * 60):02d}"
-    return Explanation(env.scenario.name, seed, step, clock, nodes)
+    x = torch.as_tensor(obs["nodes"], dtype=torch.float32)  # (N, F)
+    g = torch.as_tensor(obs["globals"], dtype=torch.float32)  # (G,)
+    share, _ = _decide(policy.model, x, g, policy.neighbours, policy.distances)
+    return Explanation(env.scenario.name, seed, step, clock, nodes, share.tolist())
 
 
 def attention_rows(explanation: Explanation) -> list[dict[str, float | int | str]]:

@@ -112,18 +112,26 @@ def register(app: typer.Typer) -> None:
         top: Annotated[int, typer.Option("--top", min=1, help="Nodes to explain.")] = 5,
         out: Annotated[
             Path | None,
-            typer.Option("--out", help="Folder for explain.json, attention.csv, features.csv."),
+            typer.Option(
+                "--out",
+                help="Folder for explain.json, attention.csv, features.csv and explain.html.",
+            ),
         ] = None,
+        no_map: Annotated[
+            bool, typer.Option("--no-map", help="Write no explain.html to --out.")
+        ] = False,
     ) -> None:
         """Explain one decision: whom the top nodes attended to, which features drove it.
 
         Plays the policy to --at, then gives, for the nodes given the most units, their
         attention over their neighbours (per layer and head, and the mean), integrated
         gradients (IG) of their allocation share with respect to every input feature, and
-        the change in that share when a feature is zeroed everywhere (ablation).
+        the change in that share when a feature is zeroed everywhere (ablation). With
+        --out, also a map of the decision (explain.html, offline).
         """
         from agents.compress import load_policy
         from agents.explain import explain_at, write_explanation
+        from agents.explain_map import write_explain_map
         from simcity.env import CityEnv
         from simcity.scenario import load_scenario
 
@@ -134,6 +142,9 @@ def register(app: typer.Typer) -> None:
             console.print(node_table(node, explanation.time_local))
         if out_dir is not None:
             paths = write_explanation(out_dir, explanation)
+            if not no_map:
+                title = env.scenario.title or env.scenario.name
+                paths.append(write_explain_map(out_dir, explanation, env.city, title))
             console.print("wrote " + ", ".join(p.name for p in paths) + f" to {out_dir}")
 
     @app.command("calibrate")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import csv
+import html
 import json
+import re
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
 import typer
+from test_maps import live_markup, network_references
 from typer.testing import CliRunner
 
 from agents import green_cli
@@ -25,6 +29,7 @@ from simcity.scenario import load_scenario
 REPO = Path(__file__).parents[1]
 SMALL = AttentionConfig(d_model=16, num_heads=2, num_layers=1, num_neighbours=4, prior=None)
 runner = CliRunner()
+EVIL = "</script><img src=x onerror=alert(1)> & {tip}"
 
 
 def test_integrated_gradients_of_a_linear_model_are_weight_times_input() -> None:
@@ -120,7 +125,17 @@ def test_int8_policies_cannot_be_explained() -> None:
         explain_decision(quantize_int8(model), obs, env, neighbours, distances)
 
 
-def test_explain_cli_writes_map_ready_files(tmp_path: Path) -> None:
+class Explained(NamedTuple):
+    app: typer.Typer
+    args: list[str]
+    out: Path
+    output: str
+
+
+@pytest.fixture(scope="module")
+def explained(tmp_path_factory: pytest.TempPathFactory) -> Explained:
+    """`simcity explain` of a one-feature policy on a short tiny day with hostile names."""
+    tmp_path = tmp_path_factory.mktemp("explain")
     _, model = one_feature_policy(NODE_FEATURES.index("risk_history"))
     checkpoint = save_checkpoint(
         tmp_path / "checkpoint.pt",
@@ -134,14 +149,22 @@ def test_explain_cli_writes_map_ready_files(tmp_path: Path) -> None:
     )
     scenario = tmp_path / "short.toml"
     base = REPO / "scenarios" / "tiny.toml"
-    scenario.write_text(f'base = "{base}"\nname = "short"\n[time]\nnum_steps = 8\n')
+    lines = [f"base = {json.dumps(str(base))}", 'name = "short"', f"title = {json.dumps(EVIL)}"]
+    lines += ["[time]", "num_steps = 8", "[node_names]"]
+    lines += [f'"{i}" = {json.dumps(EVIL + str(i))}' for i in range(CityEnv("tiny").city.num_nodes)]
+    scenario.write_text("\n".join(lines) + "\n")
     app = typer.Typer()
     green_cli.register(app)
     out = tmp_path / "why"
     args = ["explain", str(checkpoint), str(scenario), "--at", "01:10", "--top", "2"]
     result = runner.invoke(app, [*args, "--out", str(out)])
     assert result.exit_code == 0, result.output
-    assert "01:00 node" in result.output and "completeness gap" in result.output
+    return Explained(app, args, out, result.output)
+
+
+def test_explain_cli_writes_map_ready_files(explained: Explained) -> None:
+    app, args, out, output = explained
+    assert "01:00 node" in output and "completeness gap" in output
     document = json.loads((out / "explain.json").read_text())
     assert document["step"] == 4 and document["time_local"] == "01:00"
     assert [n["features"][0]["feature"] for n in document["nodes"]] == ["risk_history"] * 2
@@ -158,3 +181,33 @@ def test_explain_cli_writes_map_ready_files(tmp_path: Path) -> None:
         assert len(list(csv.DictReader(f))) == 2 * (len(NODE_FEATURES) + len(GLOBAL_FEATURES))
     late = runner.invoke(app, [*args[:3], "--at", "03:00"])
     assert late.exit_code == 2 and "--at" in late.output
+
+
+def test_explain_cli_writes_an_offline_map_of_the_attention(explained: Explained) -> None:
+    page = (explained.out / "explain.html").read_text()
+    assert network_references(page) == [] and "createDeck(" in page
+    assert live_markup(page) == [] and "</script><img" not in page
+    assert f"<title>{html.escape(EVIL)}: explained decision</title>" in page
+    deck = json.loads(re.search(r"const jsonInput = (\{.*?\});\n", page)[1])  # type: ignore[index]
+    layers = {layer["id"]: layer["data"] for layer in deck["layers"]}
+    assert len(layers["nodes"]) == CityEnv("tiny").city.num_nodes
+    assert all(EVIL in node["tip"] for node in layers["nodes"])  # text, escaped only as JSON
+    with (explained.out / "attention.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    last = str(SMALL.num_layers - 1)
+    expected: dict[tuple[int, int], list[float]] = {}
+    for row in rows:
+        if row["layer"] == last:
+            key = (int(row["node"]), int(row["neighbour"]))
+            expected.setdefault(key, []).append(float(row["weight"]))
+    assert len(next(iter(expected.values()))) == SMALL.num_heads
+    drawn = {(line["node"], line["neighbour"]): line["weight"] for line in layers["attention"]}
+    assert drawn.keys() == expected.keys() and len({node for node, _ in drawn}) == 2
+    for key, heads in expected.items():
+        assert drawn[key] == pytest.approx(sum(heads) / len(heads), abs=1e-6)
+    widths = sorted((line["weight"], line["w"]) for line in layers["attention"])
+    assert [w for _, w in widths] == sorted(w for _, w in widths)  # wider where weightier
+    document = json.loads((explained.out / "explain.json").read_text())
+    assert 0.0 < sum(document["shares"]) <= 1.0 + 1e-6  # the rest is left unused
+    shares = [node["share"] for node in document["nodes"]]
+    assert shares == pytest.approx(sorted(document["shares"], reverse=True)[:2])
