@@ -13,7 +13,6 @@ is HTML-escaped and the tooltips are text, never HTML.
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import numpy as np
 from agents.explain import Explanation, NodeExplanation
 from agents.map_page import PANEL_CSS, _gradient
 from agents.mapframes import Stops, color_lut, lut_colors, node_radius_px
-from agents.maps import _NETWORK_TAG, BACKGROUND, _json_for_html, fit_view
+from agents.maps import deck_page
 from simcity.graph import NODE_NAME, City
 from simcity.results import write_atomic
 
@@ -164,29 +163,14 @@ def explain_html(
     view_size: tuple[int, int] = (1200, 800),
 ) -> str:
     """The map page of one explained decision; ``title`` (escaped) defaults to the scenario."""
-    import pydeck as pdk
-
     names = [f"{d[NODE_NAME]} (node {i})" for i, (_, d) in enumerate(city.graph.nodes(data=True))]
-    view = fit_view(city.lon, city.lat, *view_size)
-    deck = pdk.Deck(
-        layers=_layers(explanation, city, names),
-        initial_view_state=pdk.ViewState(
-            longitude=view.longitude, latitude=view.latitude, zoom=view.zoom
-        ),
-        map_provider=None,
-        map_style=None,
-        tooltip={"text": "{tip}"},
-    )
-    raw = deck.to_json()
-    page = deck.to_html(
-        as_string=True, offline=True, notebook_display=False, css_background_color=BACKGROUND
-    )
-    if page.count(raw) != 1:
-        raise RuntimeError("pydeck's page does not hold its JSON verbatim")
-    page = _NETWORK_TAG.sub("", page.replace(raw, _json_for_html(json.loads(raw))))
     title = title or explanation.scenario
-    page = page.replace(
-        "<title>pydeck</title>", f"<title>{html.escape(title)}: explained decision</title>"
+    page = deck_page(
+        _layers(explanation, city, names),
+        city.lon,
+        city.lat,
+        f"{title}: explained decision",
+        view_size=view_size,
     )
     by_layer_head: list[list[float]] = next(
         (link.by_layer_head for node in explanation.nodes for link in node.attention), [[]]

@@ -269,31 +269,24 @@ _NETWORK_TAG = re.compile(
 )
 
 
-def map_html(
-    day: DayLog,
+def deck_page(
+    layers: list[Any],
+    lon: np.ndarray,
+    lat: np.ndarray,
+    title: str,
     *,
-    subtitle: str = "",
-    start_hour: float | None = None,
-    basemap: str | None = None,
     view_size: tuple[int, int] = (1200, 800),
+    basemap: str | None = None,
 ) -> str:
-    """The interactive map page of a run's day.
+    """A self-contained pydeck page of ``layers``, its camera fitted to ``lon``/``lat``.
 
-    Args:
-        subtitle: a line under the title (policy, date, seed), shown escaped.
-        start_hour: local hour the page opens on; None opens on the whole day.
-        basemap: None for none (nothing fetched), or a `BASEMAPS` name: tiles from
-            CARTO's servers, so the page then needs the network.
-        view_size: the window size the initial camera is fitted to.
+    The deck's JSON is compacted and escaped for HTML (`_json_for_html`), plain-text
+    tooltips come from each datum's ``tip``, the page ``title`` is escaped, and with no
+    basemap every tag that would fetch from the network is removed.
     """
     import pydeck as pdk
 
-    if basemap is not None and basemap not in BASEMAPS:
-        raise ValueError(f"unknown basemap {basemap!r}; expected one of {sorted(BASEMAPS)}")
-    frames = map_frames(day)
-    start = 0 if start_hour is None else frames.frame_at(start_hour)
-    view = fit_view(day.lon, day.lat, *view_size)
-    layers = _layers(day, frames, start)
+    view = fit_view(lon, lat, *view_size)
     deck = pdk.Deck(
         layers=layers,
         initial_view_state=pdk.ViewState(
@@ -312,8 +305,39 @@ def map_html(
     page = page.replace(raw, _json_for_html(json.loads(raw)))  # compact, and safe
     if basemap is None:
         page = _NETWORK_TAG.sub("", page)
+    return page.replace("<title>pydeck</title>", f"<title>{html.escape(title)}</title>")
+
+
+def map_html(
+    day: DayLog,
+    *,
+    subtitle: str = "",
+    start_hour: float | None = None,
+    basemap: str | None = None,
+    view_size: tuple[int, int] = (1200, 800),
+) -> str:
+    """The interactive map page of a run's day.
+
+    Args:
+        subtitle: a line under the title (policy, date, seed), shown escaped.
+        start_hour: local hour the page opens on; None opens on the whole day.
+        basemap: None for none (nothing fetched), or a `BASEMAPS` name: tiles from
+            CARTO's servers, so the page then needs the network.
+        view_size: the window size the initial camera is fitted to.
+    """
+    if basemap is not None and basemap not in BASEMAPS:
+        raise ValueError(f"unknown basemap {basemap!r}; expected one of {sorted(BASEMAPS)}")
+    frames = map_frames(day)
+    start = 0 if start_hour is None else frames.frame_at(start_hour)
     title = day.title or day.scenario
-    page = page.replace("<title>pydeck</title>", f"<title>{html.escape(title)}: map</title>")
+    page = deck_page(
+        _layers(day, frames, start),
+        day.lon,
+        day.lat,
+        f"{title}: map",
+        view_size=view_size,
+        basemap=basemap,
+    )
     body_end = page.rindex("</body>")
     legend = panel(day, frames, start, title, subtitle)
     page = page[:body_end] + PANEL_CSS + legend + page[body_end:]
