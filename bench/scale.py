@@ -6,13 +6,13 @@ Not a test: prints a table. Run from the repository root (after ``pip install -e
 
 Each size runs in a fresh process (so peak memory is its own): the bundled ``metro_xl``
 scenario (10,000 nodes on a random geometric street web; hourly traffic solves to a 1%
-gap on two processes) scaled to N nodes at the same density (radius grows with sqrt(N)),
+gap, searches on two threads) scaled to N nodes at the same density (radius grows with sqrt(N)),
 people, jobs and trips in proportion. Traffic zones, the planning model's resolution, are
 min(500, N / 2) at every size: with zones in proportion to nodes the OD matrix alone
 grows as N^2. It times one cold episode of ``--hours`` from midnight (every traffic solve
 is new: later episodes reuse the memoised day) and the attention policy's decision
 (untrained, default shape, torch threads 1) on each step's observation. Peak memory is
-the max RSS of the process plus its largest search helper. The growth exponent is the
+the max RSS of the process. The growth exponent is the
 slope of log(mean step + decision) against log(N), fitted from 1,000 nodes up.
 Issue 7's targets: step + decision under 1 s at 10,000 nodes on 2 cores, exponent at
 most 1.2, under 4 GB at 10,000 nodes.
@@ -40,7 +40,6 @@ def measure(size: int, hours: float) -> dict[str, float]:
 
     from agents.attention import AttentionConfig, AttentionPolicy
     from agents.checkpoint import city_neighbours
-    from simcity import paths
     from simcity.env import CityEnv
     from simcity.overrides import override_scenario
     from simcity.scenario import load_scenario
@@ -85,9 +84,7 @@ def measure(size: int, hours: float) -> dict[str, float]:
         obs, _, terminated, truncated, _ = env.step(action)
         step_s.append(time.perf_counter() - started)
         done = terminated or truncated
-    paths._close_helpers()  # so the helpers' peak memory is counted
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_kb += resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return {
         "nodes": env.city.num_nodes,
         "links": env.city.num_links,
@@ -116,8 +113,7 @@ def main() -> None:
         f"{'max step':>9} {'decide s':>9} {'peak GB':>8}"
     )
     for size in args.sizes:
-        # A fresh process per size (its own peak memory), not daemonic: it may start the
-        # search helpers.
+        # A fresh process per size: its own peak memory.
         with ProcessPoolExecutor(1, mp_context=context) as pool:
             row = pool.submit(_run, (size, args.hours)).result()
         rows.append(row)

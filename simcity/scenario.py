@@ -179,7 +179,7 @@ class TrafficConfig(Frozen):
     """Traffic clock: one equilibrium per this many steps, at their mean demand, held
     through them (big cities: 4 steps of 15 min solve hourly)."""
     path_workers: Annotated[int, Field(ge=1, le=256)] = 1
-    """Processes for the shortest-path searches; results are the same for any number."""
+    """Threads for the shortest-path searches; results are the same for any number."""
     profile: DayProfile = DayProfile()
 
 

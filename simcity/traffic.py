@@ -1,14 +1,11 @@
 """Road traffic: BPR link times and static user-equilibrium assignment.
 
-Pure functions over NumPy arrays. L links, N nodes, Z zones; inside the path search,
-M nodes (N plus one origin copy per node that trips may not pass through), O origins
-(zones with demand) and B origins per block of shortest-path trees.
+Pure functions over NumPy arrays. L links, N nodes, Z zones.
 
 `assign` is a Frank–Wolfe method (bi-conjugate by default) with an exact line search on
-the Beckmann objective. Its cost is the all-or-nothing loads: one SciPy Dijkstra call
-per block of origins, then a loading pass that walks every tree from its leaves to its
-root in a topological order, one NumPy step per rank for all origins of the block. The
-trees' orders and links are kept between iterations and only patched where they change.
+the Beckmann objective. Its cost is the all-or-nothing loads (`simcity.paths`): per
+origin, one compiled Dijkstra search stopped at the last destination with demand and a
+walk of the demand back up its tree, O(L log N), split over threads.
 """
 
 from __future__ import annotations
@@ -103,9 +100,10 @@ def assign(
             "fw" (plain). The conjugate ones fall back to a plain step, and restart, at an
             iteration where it would lower the objective more.
         loader: a `simcity.paths.PathLoader` built for this network (any capacities) and
-            the same OD rows with demand, to keep between calls: it saves rebuilding and
-            re-sorting the shortest-path trees. Results are the same bits with or without
-            it, whatever it loaded before. With another origin set a new loader is used.
+            the same OD rows with demand, to keep between calls: it saves rebuilding the
+            search graph, and its ``workers`` split the searches. Results are the same bits
+            with or without it, whatever it loaded before. With another origin set a new
+            loader is used.
 
     Returns:
         The flows and times of the last iterate; ``num_iterations`` counts all-or-nothing

@@ -42,7 +42,7 @@ class TrafficDay:
             for start in range(0, world.num_steps, self._every)
         ]  # one (Z, Z) demand per block of the traffic clock
         self._baseline: list[Assignment] = []
-        self._loader: PathLoader | None = None  # shortest-path trees kept between solves
+        self._loader: PathLoader | None = None  # search graph kept between solves
         self._cuts: OrderedDict[tuple[int, bytes], Assignment] = OrderedDict()
         self._max_cached = max_cached
 
