@@ -19,9 +19,9 @@ from typing import Any
 import numpy as np
 
 from agents.explain import Explanation, NodeExplanation
-from agents.map_page import PANEL_CSS, _gradient
+from agents.map_page import PANEL_CSS, gradient
 from agents.mapframes import Stops, color_lut, lut_colors, node_radius_px
-from agents.maps import deck_page
+from agents.maps import deck_page, node_circles
 from simcity.graph import NODE_NAME, City
 from simcity.results import write_atomic
 
@@ -123,19 +123,7 @@ def _layers(explanation: Explanation, city: City, names: list[str]) -> list[Any]
             width_units=pixels,
             pickable=True,
         ),
-        pdk.Layer(
-            "ScatterplotLayer",
-            nodes,
-            id="nodes",
-            get_position="p",
-            get_radius="r",
-            radius_units=pixels,
-            get_fill_color="c",
-            stroked=True,
-            get_line_color=[255, 255, 255, 110],
-            line_width_min_pixels=1,
-            pickable=True,
-        ),
+        node_circles(pdk, nodes),
     ]
 
 
@@ -146,7 +134,7 @@ def _panel(explanation: Explanation, title: str, num_layers: int, num_heads: int
 <div class="simcity-title">{esc(title)}: decision at {esc(explanation.time_local)}</div>
 <div class="simcity-sub">step {explanation.step}, seed {explanation.seed}</div>
 <div class="simcity-key">Nodes: share of the budget (dot area and colour)</div>
-<div class="simcity-bar" style="{_gradient(SHARE_STOPS)}"></div>
+<div class="simcity-bar" style="{gradient(SHARE_STOPS)}"></div>
 <div class="simcity-ticks"><span>0</span><span>{max(explanation.shares):.1%}</span></div>
 <div class="simcity-key">Lines: attention of the {top} nodes given the most units to their
  neighbours; width and opacity by the weight of the last layer ({num_layers} of

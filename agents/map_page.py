@@ -25,7 +25,8 @@ from simcity.daylog import DayLog
 PANEL_PX = 290  # the panel's width with its margins; the initial view keeps clear of it
 
 
-def _gradient(stops: Any) -> str:
+def gradient(stops: Any) -> str:
+    """CSS for a colour bar of a colour scale's ``stops`` (a legend)."""
     colors = ", ".join(f"rgb({r},{g},{b})" for r, g, b in color_lut(stops, 9).tolist())
     return f"background: linear-gradient(to right, {colors})"
 
@@ -45,11 +46,11 @@ def panel(day: DayLog, frames: Frames, start: int, title: str, subtitle: str) ->
  value="{start}" aria-label="time of day">
 <span id="simcity-frame-label">{esc(frames.label[start])}</span></div>
 <div class="simcity-key">Roads: v/c (whole day: worst hour)</div>
-<div class="simcity-bar" style="{_gradient(VC_STOPS)}"></div>
+<div class="simcity-bar" style="{gradient(VC_STOPS)}"></div>
 <div class="simcity-ticks">
 <span>0</span><span>{VC_SCALE / 2:g}</span><span>{VC_SCALE:g}+</span></div>
 <div class="simcity-key">Nodes: incident risk, incidents/h</div>
-<div class="simcity-bar" style="{_gradient(RISK_STOPS)}"></div>
+<div class="simcity-bar" style="{gradient(RISK_STOPS)}"></div>
 <div class="simcity-ticks"><span>0</span><span>{frames.risk_scale:.2g}+</span></div>
 <div class="simcity-key">Dot area: monitoring units (largest {frames.units_scale:.3g})</div>
 <div class="simcity-key">Incidents of the day:

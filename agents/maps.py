@@ -151,6 +151,23 @@ def _incident_tips(day: DayLog) -> list[str]:
     return tips
 
 
+def node_circles(pdk: Any, nodes: list[dict[str, Any]]) -> Any:
+    """The nodes layer: circles at ``p`` of ``r`` pixels in colour ``c``, outlined white."""
+    return pdk.Layer(
+        "ScatterplotLayer",
+        nodes,
+        id="nodes",
+        get_position="p",
+        get_radius="r",
+        radius_units="'pixels'",
+        get_fill_color="c",
+        stroked=True,
+        get_line_color=[255, 255, 255, 110],
+        line_width_min_pixels=1,
+        pickable=True,
+    )
+
+
 def _layers(day: DayLog, frames: Frames, start: int) -> list[Any]:
     """The pydeck layers as they look in frame ``start`` (the incidents layer has all)."""
     import pydeck as pdk
@@ -199,19 +216,7 @@ def _layers(day: DayLog, frames: Frames, start: int) -> list[Any]:
             width_units=pixels,
             pickable=True,
         ),
-        pdk.Layer(
-            "ScatterplotLayer",
-            nodes,
-            id="nodes",
-            get_position="p",
-            get_radius="r",
-            radius_units=pixels,
-            get_fill_color="c",
-            stroked=True,
-            get_line_color=[255, 255, 255, 110],
-            line_width_min_pixels=1,
-            pickable=True,
-        ),
+        node_circles(pdk, nodes),
         pdk.Layer(
             "ScatterplotLayer",
             incidents,

@@ -30,9 +30,7 @@ new length, so it is no longer identical to any uninterrupted run.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import importlib.util
 import math
 import time
 from collections.abc import Callable
@@ -52,8 +50,15 @@ from agents.attention import (
     count_flops_per_decision,
     to_weights,
 )
-from agents.checkpoint import Checkpoint, city_neighbours, load_checkpoint, save_checkpoint
+from agents.checkpoint import city_neighbours, load_checkpoint, save_checkpoint
 from agents.ppo_math import RunningStd, compute_gae, linear_schedule, ppo_loss
+from agents.train_io import (
+    UpdateStats,
+    append_progress,
+    check_resumable,
+    start_progress_file,
+    tensorboard_writer,
+)
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
 from simcity.scenario import Scenario, load_scenario
@@ -61,7 +66,6 @@ from simcity.scenario import Scenario, load_scenario
 CHECKPOINT_NAME = "checkpoint.pt"
 PROGRESS_NAME = "progress.csv"
 # Settings a resume may change without breaking the run it continues.
-RESUMABLE_CHANGES = ("total_steps", "checkpoint_every", "async_envs")
 
 
 @dataclass(frozen=True)
@@ -124,25 +128,6 @@ class TrainConfig:
     def as_dict(self) -> dict[str, Any]:
         """Plain dict (the model config nested), safe for ``weights_only`` checkpoints."""
         return dataclasses.asdict(self)
-
-
-@dataclass(frozen=True)
-class UpdateStats:
-    """What one PPO update logs; one row of ``progress.csv``."""
-
-    update: int  # 1-based count of updates done
-    num_updates: int
-    step: int  # env steps so far, over all envs
-    lr: float
-    mean_episode_reward: float  # mean over episodes that ended in this rollout; NaN if none
-    episodes: int
-    policy_loss: float
-    value_loss: float
-    entropy: float  # per slot
-    action_std: float  # of the log-weights
-    approx_kl: float
-    clip_fraction: float
-    steps_per_s: float
 
 
 @dataclass(frozen=True)
@@ -242,15 +227,15 @@ def train(
     if resume:
         checkpoint = load_checkpoint(checkpoint_path, expected_config=config.model)
         update, step = checkpoint.update, checkpoint.step
-        episode_actions = _check_resumable(
+        episode_actions = check_resumable(
             checkpoint, config, scenario.name, ((step // E) % day_len, E, N + 1)
         )
         model.load_state_dict(checkpoint.state_dict)
         optimizer.load_state_dict(checkpoint.optimizer_state)
         torch.set_rng_state(checkpoint.rng_states["torch"])
         returns_std = RunningStd(*checkpoint.extra["returns_std"])
-    _start_progress_file(progress_path, keep_through_update=update if resume else 0)
-    board = _tensorboard_writer(out_dir)
+    start_progress_file(progress_path, keep_through_update=update if resume else 0)
+    board = tensorboard_writer(out_dir)
     reward_scale = scenario.reward.scale
 
     def reset_envs() -> dict[str, np.ndarray]:
@@ -386,7 +371,7 @@ def train(
             clip_fraction=loss.clip_fraction.item(),
             steps_per_s=config.batch_size / (time.perf_counter() - started),
         )
-        _append_progress(progress_path, last)
+        append_progress(progress_path, last)
         if board is not None:
             for name, value in dataclasses.asdict(last).items():
                 board.add_scalar(f"train/{name}", value, step)
@@ -415,69 +400,3 @@ def train(
     if board is not None:
         board.close()
     return TrainResult(checkpoint_path, progress_path, step, update, last)
-
-
-def _check_resumable(
-    checkpoint: Checkpoint, config: TrainConfig, scenario_name: str, actions_shape: tuple[int, ...]
-) -> torch.Tensor:
-    """The checkpoint's episode actions (S, E, N + 1), after checking it continues this run.
-
-    Raises:
-        SimcityError: the checkpoint is of another scenario, or its settings differ from
-            ``config`` other than in `RESUMABLE_CHANGES`.
-    """
-    path, extra = checkpoint.path, checkpoint.extra
-    saved = extra.get("train_config")
-    if not isinstance(saved, dict):
-        raise SimcityError("missing", file=path, field="extra.train_config")
-    for key, value in config.as_dict().items():
-        if key not in RESUMABLE_CHANGES and saved.get(key) != value:
-            raise SimcityError(
-                f"is {saved.get(key)!r} in the checkpoint but {value!r} now",
-                file=path,
-                field=f"train.{key}",
-                expected="the settings of the run being resumed",
-            )
-    if extra.get("scenario") != scenario_name:
-        raise SimcityError(
-            f"is {extra.get('scenario')!r}",
-            file=path,
-            field="extra.scenario",
-            expected=repr(scenario_name),
-        )
-    actions = extra.get("episode_actions")
-    if not (isinstance(actions, torch.Tensor) and tuple(actions.shape) == actions_shape):
-        raise SimcityError(
-            "does not fit this scenario and step count",
-            file=path,
-            field="extra.episode_actions",
-            expected=f"a tensor of shape {actions_shape}",
-        )
-    return actions
-
-
-def _tensorboard_writer(out_dir: Path) -> Any:
-    """A TensorBoard ``SummaryWriter`` on ``out_dir``, or None without the package installed."""
-    if importlib.util.find_spec("tensorboard") is None:
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(log_dir=str(out_dir))
-
-
-def _start_progress_file(path: Path, keep_through_update: int) -> None:
-    """Start ``progress.csv`` afresh, keeping rows up to ``keep_through_update`` (a resume)."""
-    rows: list[dict[str, str]] = []
-    if keep_through_update > 0 and path.is_file():
-        with path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["update"]) <= keep_through_update]
-    names = [f.name for f in dataclasses.fields(UpdateStats)]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=names)
-        writer.writeheader()
-        writer.writerows(rows)
-
-
-def _append_progress(path: Path, stats: UpdateStats) -> None:
-    with path.open("a", newline="") as f:
-        csv.writer(f).writerow(dataclasses.astuple(stats))

@@ -8,6 +8,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
+from simcity.city_config import GraphmlCity, GridCity, RandomGeometricCity, RingRadialCity, TntpCity
 from simcity.errors import SimcityError
 from simcity.generators import (
     grid_layout,
@@ -19,14 +20,7 @@ from simcity.generators import (
 )
 from simcity.graph import NODE_NAME, City
 from simcity.graphml import read_graphml
-from simcity.scenario import (
-    GraphmlCity,
-    GridCity,
-    RandomGeometricCity,
-    RingRadialCity,
-    Scenario,
-    TntpCity,
-)
+from simcity.scenario import Scenario
 from simcity.tntp import read_tntp
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from scipy.sparse.csgraph import minimum_spanning_tree
 from scipy.spatial import Delaunay, cKDTree
 
+from simcity.city_config import GridCity, RandomGeometricCity, RingRadialCity, RoadConfig
 from simcity.graph import (
     LINK_BPR_B,
     LINK_BPR_POWER,
@@ -30,7 +31,6 @@ from simcity.graph import (
     NODE_POPULATION,
     NODE_THROUGH,
 )
-from simcity.scenario import GridCity, RandomGeometricCity, RingRadialCity, RoadConfig
 
 KM_PER_DEG_LAT = 111.32
 

@@ -17,6 +17,7 @@ from xml.etree.ElementTree import ParseError
 import networkx as nx
 import numpy as np
 
+from simcity.city_config import RoadConfig
 from simcity.errors import SimcityError
 from simcity.graph import (
     LINK_BPR_B,
@@ -28,7 +29,6 @@ from simcity.graph import (
     NODE_LON,
     NODE_NAME,
 )
-from simcity.scenario import RoadConfig
 
 # Free speed (km/h) and lanes per direction by OSM highway class, where OSM says nothing.
 HIGHWAY_DEFAULTS: dict[str, tuple[float, int]] = {

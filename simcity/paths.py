@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
@@ -161,8 +162,8 @@ class PathLoader:
         if num_chunks == 1:
             flows = run(chunks[0])
         else:
-            with ThreadPoolExecutor(num_chunks) as pool:
-                flows = sum(pool.map(run, chunks), np.zeros(self.num_links, dtype=np.int64))
+            parts = list(_threads(num_chunks).map(run, chunks))
+            flows = np.sum(parts, axis=0)
         self._check_reachable(needed & ~reached)
         return flows / scale
 
@@ -176,6 +177,18 @@ class PathLoader:
                 field="od",
                 expected="a path from every origin to every destination with demand",
             )
+
+
+_THREADS: dict[int, ThreadPoolExecutor] = {}
+# A forked child (an AsyncVectorEnv worker) has none of its parent's threads: it starts its own.
+os.register_at_fork(after_in_child=_THREADS.clear)
+
+
+def _threads(count: int) -> ThreadPoolExecutor:
+    """A pool of ``count`` threads shared by all loaders (started once, not per load)."""
+    if count not in _THREADS:
+        _THREADS[count] = ThreadPoolExecutor(count, thread_name_prefix="simcity-paths")
+    return _THREADS[count]
 
 
 def _origins(od_veh_h: np.ndarray) -> np.ndarray:

@@ -250,7 +250,7 @@ def traffic_process(world: World) -> Generator[simpy.Event, None, None]:
     """
     network = world.city.network
     every = world.scenario.traffic.solve_every_steps
-    routed = world.capacity_factor
+    routed = world.capacity_factor  # replaced at step 0, which is always a tick
     while True:
         step = world.step_index
         actual = world.capacity_factor * world.monitoring.cut_factor

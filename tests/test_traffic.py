@@ -414,3 +414,16 @@ def test_zero_time_links_and_ties_load_every_trip_once() -> None:
     np.add.at(want, net.zone_nodes, od.sum(axis=1) - od.sum(axis=0))
     np.testing.assert_allclose(net_out, want, rtol=0, atol=1e-9 * od.sum())
     np.testing.assert_array_equal(flows, paths.PathLoader(net, od).load(times, od))
+
+
+def test_a_forked_child_searches_on_its_own_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    import multiprocessing
+
+    net, od = grid_city(9, seed=4)
+    monkeypatch.setattr(paths, "_MIN_ORIGINS_PER_WORKER", 4)
+    times = np.asarray(net.free_flow_time_min, dtype=float)
+    want = paths.PathLoader(net, od, workers=2).load(times, od)  # the parent's pool is up
+    context = multiprocessing.get_context("fork")
+    with context.Pool(1) as pool:
+        got = pool.apply_async(paths.PathLoader(net, od, workers=2).load, (times, od)).get(60)
+    np.testing.assert_array_equal(got, want)
