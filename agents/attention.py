@@ -53,9 +53,6 @@ from torch.utils.flop_counter import FlopCounterMode
 from agents.baselines import risk_weights
 from simcity.env import GLOBAL_FEATURES, NODE_FEATURES
 
-# Nodes per chunk of the neighbourhood attention (see `NeighbourhoodAttention.forward`).
-_CHUNK_NODES = 1024
-
 PRIORS = (None, "risk")
 
 
@@ -131,27 +128,17 @@ class NeighbourhoodAttention(nn.Module):
         K = neighbours.shape[1]
         H, Dh = self.num_heads, self.head_dim  # H * Dh is D, or less in a pruned copy
         q, k, v = self.qkv(x).view(B, N, 3, H, Dh).unbind(dim=2)  # each (B, N, H, Dh)
-        # Gathers from a strided view would copy all of it on every call.
+        # Gathered from contiguous copies: index_select on the strided qkv view is slower.
         k, v = k.contiguous(), v.contiguous()
-        bias = self.bias(distances)  # (N, K, H)
-        mixed_parts, attention_parts = [], []
-        # Nodes in chunks of C, so the gathered neighbours (C, K, D) stay in cache: on big
-        # cities one pass over all N spills them to memory and runs up to 2x slower.
-        for start in range(0, N, _CHUNK_NODES):
-            rows = slice(start, min(start + _CHUNK_NODES, N))
-            C = rows.stop - start
-            index = neighbours[rows].reshape(-1)  # (C * K,)
-            k_nb = k.index_select(1, index).view(B, C, K, H, Dh)  # (B, C, K, H, Dh)
-            v_nb = v.index_select(1, index).view(B, C, K, H, Dh)  # (B, C, K, H, Dh)
-            # Products and sums, not einsum: K x H tiny matmuls per node run far slower.
-            scores = (q[:, rows].unsqueeze(2) * k_nb).sum(dim=-1) / math.sqrt(Dh)  # (B, C, K, H)
-            scores = scores + bias[rows]  # (C, K, H) broadcast over B
-            scores = scores.masked_fill(mask[rows].unsqueeze(-1), float("-inf"))  # (C, K, 1)
-            attention = torch.softmax(scores, dim=2)  # (B, C, K, H), sums to 1 over K
-            mixed_parts.append((self.dropout(attention).unsqueeze(-1) * v_nb).sum(dim=2))
-            attention_parts.append(attention)
-        mixed = torch.cat(mixed_parts, dim=1)  # (B, N, H, Dh)
-        attention = torch.cat(attention_parts, dim=1)  # (B, N, K, H)
+        index = neighbours.reshape(-1)  # (N * K,)
+        k_nb = k.index_select(1, index).view(B, N, K, H, Dh)  # (B, N, K, H, Dh)
+        v_nb = v.index_select(1, index).view(B, N, K, H, Dh)  # (B, N, K, H, Dh)
+        # Products and sums, not einsum: K x H tiny matmuls per node run far slower.
+        scores = (q.unsqueeze(2) * k_nb).sum(dim=-1) / math.sqrt(Dh)  # (B, N, K, H)
+        scores = scores + self.bias(distances)  # (N, K, H) broadcast over B
+        scores = scores.masked_fill(mask.unsqueeze(-1), float("-inf"))  # (N, K, 1) broadcast
+        attention = torch.softmax(scores, dim=2)  # (B, N, K, H), sums to 1 over K
+        mixed = (self.dropout(attention).unsqueeze(-1) * v_nb).sum(dim=2)  # (B, N, H, Dh)
         return self.proj(mixed.reshape(B, N, H * Dh)), attention.permute(0, 3, 1, 2)  # (B, H, N, K)
 
 
