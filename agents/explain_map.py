@@ -21,7 +21,7 @@ import numpy as np
 from agents.explain import Explanation, NodeExplanation
 from agents.map_page import PANEL_CSS, gradient
 from agents.mapframes import Stops, color_lut, lut_colors, node_radius_px
-from agents.maps import deck_page, node_circles
+from agents.maps import deck_page, node_circles, segment_lines
 from simcity.graph import NODE_NAME, City
 from simcity.results import write_atomic
 
@@ -100,29 +100,9 @@ def _layers(explanation: Explanation, city: City, names: list[str]) -> list[Any]
         }
         for i in range(n)
     ]
-    pixels = "'pixels'"  # pydeck passes quoted strings on as text, bare ones as code
     return [
-        pdk.Layer(
-            "LineLayer",
-            roads,
-            id="roads",
-            get_source_position="s",
-            get_target_position="t",
-            get_color=ROAD_RGBA,
-            get_width=1,
-            width_units=pixels,
-        ),
-        pdk.Layer(
-            "LineLayer",
-            attention_lines(explanation, names),
-            id="attention",
-            get_source_position="s",
-            get_target_position="t",
-            get_color="c",
-            get_width="w",
-            width_units=pixels,
-            pickable=True,
-        ),
+        segment_lines(pdk, roads, "roads", color=ROAD_RGBA, width=1),
+        segment_lines(pdk, attention_lines(explanation, names), "attention"),
         node_circles(pdk, nodes),
     ]
 

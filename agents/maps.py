@@ -151,6 +151,27 @@ def _incident_tips(day: DayLog) -> list[str]:
     return tips
 
 
+def segment_lines(
+    pdk: Any, segments: list[dict[str, Any]], layer_id: str, *, color: Any = "c", width: Any = "w"
+) -> Any:
+    """A lines layer from ``s`` to ``t`` of each segment, ``width`` pixels in ``color``.
+
+    ``color`` and ``width`` name a field of each segment, or are one value for all; only
+    per-segment layers (named fields) are pickable, so fixed backdrops show no tooltips.
+    """
+    return pdk.Layer(
+        "LineLayer",
+        segments,
+        id=layer_id,
+        get_source_position="s",
+        get_target_position="t",
+        get_color=color,
+        get_width=width,
+        width_units="'pixels'",
+        pickable=isinstance(color, str),
+    )
+
+
 def node_circles(pdk: Any, nodes: list[dict[str, Any]]) -> Any:
     """The nodes layer: circles at ``p`` of ``r`` pixels in colour ``c``, outlined white."""
     return pdk.Layer(
@@ -205,17 +226,7 @@ def _layers(day: DayLog, frames: Frames, start: int) -> list[Any]:
     ]
     pixels = "'pixels'"  # pydeck passes quoted strings on as text, bare ones as code
     layers = [
-        pdk.Layer(
-            "LineLayer",
-            roads,
-            id="roads",
-            get_source_position="s",
-            get_target_position="t",
-            get_color="c",
-            get_width="w",
-            width_units=pixels,
-            pickable=True,
-        ),
+        segment_lines(pdk, roads, "roads"),
         node_circles(pdk, nodes),
         pdk.Layer(
             "ScatterplotLayer",
