@@ -69,7 +69,7 @@ class AttentionConfig:
     mlp_ratio: int = 2
     """Hidden width of each block's MLP over ``d_model``."""
     dropout: float = 0.0
-    init_log_std: float = -0.5
+    init_log_std: float = -1.0
     """Initial log standard deviation of the log-weights (exploration)."""
     prior: str | None = None
     """Heuristic whose log-weights are added to the node logits (residual policy

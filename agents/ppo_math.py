@@ -125,6 +125,25 @@ def compute_gae(
     return advantages, returns
 
 
+def mirrored_advantages(advantages: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """Advantages of mirrored twin rollouts, each less the mean of its pair.
+
+    Along ``dim`` the first half of the envs are twinned with the second half: same
+    seed, opposite exploration noise. Subtracting the pair's mean is a baseline that
+    cancels exactly in the policy gradient of the mean action (the twins' scores are
+    opposite), while the noise the twins share (which incidents happen, and when) cancels
+    from the advantage: ``(A_e - A_twin) / 2``.
+
+    >>> mirrored_advantages(torch.tensor([[3.0, 1.0, 1.0, 5.0]])).tolist()
+    [[1.0, -2.0, -1.0, 2.0]]
+    """
+    size = advantages.shape[dim]
+    if size % 2:
+        raise ValueError(f"{size} envs cannot be paired; expected an even number")
+    twin = advantages.roll(size // 2, dims=dim)
+    return 0.5 * (advantages - twin)
+
+
 def standardise_advantages(advantages: torch.Tensor) -> torch.Tensor:
     """Advantages shifted to mean 0 and scaled to (sample) std 1 within the minibatch.
 

@@ -126,6 +126,7 @@ class BeliefOracle(RateOracle):
             damage_per_min=damage * self.belief.ravel(),
             detected_min=np.full(m, np.nan),
             damage=np.zeros(m),
+            clock=np.ones(m),
         )
 
 

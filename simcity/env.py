@@ -48,6 +48,7 @@ NODE_FEATURES: tuple[str, ...] = (
     "has_air_quality",  # an air-quality station is installed
     "risk_history",  # the city's incident records' estimate of the node's risk factor
     "unwatched",  # expected undetected incidents per unit arrival rate, / its maximum
+    "anomaly",  # CUSUM evidence of readings no known incident explains, max over Q, / 5
 )
 GLOBAL_FEATURES: tuple[str, ...] = (
     "time_sin",  # sin(2 pi hour / 24)
@@ -59,6 +60,8 @@ GLOBAL_FEATURES: tuple[str, ...] = (
     "day_progress",  # step / steps per day
 )
 FEATURE_MAX = 10.0
+ANOMALY_SCALE = 5.0
+"""CUSUM evidence shown as 1 in the ``anomaly`` feature."""
 
 
 class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
@@ -188,6 +191,7 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 mon.installed[:, 1] > 0,
                 mon.risk_history,
                 mon.unwatched / mon.unwatched_max_min,
+                mon.anomaly.max(axis=1) / ANOMALY_SCALE,
             ]
         )
         step = world.step_index

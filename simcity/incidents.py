@@ -6,6 +6,12 @@ decision interval (exact for piecewise-constant rates: given the count, arrival 
 are uniform over the interval). Detection is a hazard that grows with the monitoring at
 the incident's node and a little with its neighbours'; a detected incident is responded
 to, which cuts its damage rate and its remaining duration.
+
+Common random numbers. Each incident draws its detection clock, an Exp(1) amount of
+integrated hazard, when it arrives, and counts are drawn by inversion from one uniform
+per site; so two runs of a world from the same seed under different allocations meet
+the same incidents with the same luck, and differ only by what the allocations did
+(paired policy comparisons and `agents.train`'s twin rollouts rely on this).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
+from scipy import stats
 
 ACCIDENT, POLLUTION, GRID_OVERLOAD, SCHEDULED = 0, 1, 2, 3
 INCIDENT_TYPES: tuple[str, ...] = ("accident", "pollution", "grid_overload", "scheduled")
@@ -33,6 +40,7 @@ class Incidents:
     damage_per_min: np.ndarray  # (I,) money per minute before response
     detected_min: np.ndarray  # (I,) detection time, NaN while undetected
     damage: np.ndarray  # (I,) money accrued so far
+    clock: np.ndarray  # (I,) integrated detection hazard left before detection, Exp(1) at start
 
     @property
     def num(self) -> int:
@@ -49,7 +57,7 @@ class Incidents:
     @staticmethod
     def empty() -> Incidents:
         f, i = np.empty(0), np.empty(0, dtype=np.int64)
-        return Incidents(i, i, i, f, f, f, f, f, f)
+        return Incidents(i, i, i, f, f, f, f, f, f, f)
 
     @staticmethod
     def concat(a: Incidents, b: Incidents) -> Incidents:
@@ -103,24 +111,27 @@ def advance_incidents(
     hazard_per_min: np.ndarray,
     t0_min: float,
     t1_min: float,
-    rng: np.random.Generator,
     *,
     response_damage_factor: float,
     response_duration_factor: float,
 ) -> StepOutcome:
     """Advance incidents over [t0, t1): detect, respond, accrue damage, close.
 
-    ``hazard_per_min`` is per incident (I,); one undetected at time s is detected at
-    s + Exp(hazard). On detection its damage rate is multiplied by
-    ``response_damage_factor`` and its remaining time by ``response_duration_factor``.
+    ``hazard_per_min`` is per incident (I,), constant over the interval. An undetected
+    incident is detected once the hazard integrated over its open time reaches its
+    ``clock`` (an Exp(1) draw: detection is then a Poisson event at that hazard, exactly).
+    On detection its damage rate is multiplied by ``response_damage_factor`` and its
+    remaining time by ``response_duration_factor``.
     """
     inc = incidents
     begin = np.maximum(inc.start_min, t0_min)  # exposure inside this interval
-    hazard = hazard_per_min
+    hazard = np.maximum(hazard_per_min, 1e-300)
     undetected = ~inc.detected & (inc.end_min > begin)
-    wait = rng.exponential(1.0, size=inc.num) / np.maximum(hazard, 1e-300)
-    t_detect = begin + wait
-    newly = undetected & (t_detect < np.minimum(inc.end_min, t1_min))
+    open_until = np.minimum(inc.end_min, t1_min)
+    t_detect = begin + inc.clock / hazard
+    newly = undetected & (t_detect < open_until)
+    spent = np.where(undetected & ~newly, hazard_per_min * np.clip(open_until - begin, 0, None), 0)
+    clock = np.where(newly, 0.0, np.maximum(inc.clock - spent, 0.0))
     detected_min = np.where(newly, t_detect, inc.detected_min)
     end_min = np.where(
         newly, t_detect + (inc.end_min - t_detect) * response_duration_factor, inc.end_min
@@ -132,7 +143,9 @@ def advance_incidents(
     full = np.clip(np.minimum(stop, slow_until) - begin, 0.0, None)
     reduced = np.clip(stop - np.maximum(begin, slow_until), 0.0, None)
     accrued = full_rate * (full + response_damage_factor * reduced)
-    updated = replace(inc, detected_min=detected_min, end_min=end_min, damage=inc.damage + accrued)
+    updated = replace(
+        inc, detected_min=detected_min, end_min=end_min, damage=inc.damage + accrued, clock=clock
+    )
     return StepOutcome(updated, float(accrued.sum()), newly, end_min <= t1_min)
 
 
@@ -179,11 +192,53 @@ def overload_rate_per_h(
     return per_h * np.exp(gain * (ratio - 1.0))
 
 
+LARGE_POISSON_MEAN = 30.0
+"""Above this mean `poisson_by_inversion` asks SciPy (the term-by-term sum would crawl)."""
+
+
+def poisson_by_inversion(mean: np.ndarray, uniform: np.ndarray) -> np.ndarray:
+    """Poisson counts (int) with the given means, one uniform in [0, 1) per count.
+
+    The count is the smallest k whose CDF exceeds the uniform, so a small change in a mean
+    changes few counts (common random numbers), unlike a sampler that uses a variable
+    number of draws per count.
+
+    >>> poisson_by_inversion(np.array([0.0, 1.0, 1.0]), np.array([0.9, 0.3, 0.5])).tolist()
+    [0, 0, 1]
+    """
+    mean = np.asarray(mean, dtype=np.float64)
+    large = mean > LARGE_POISSON_MEAN
+    if large.any():  # the product of terms would underflow; SciPy's quantile is exact
+        count = np.zeros(mean.shape, dtype=np.int64)
+        count[large] = stats.poisson.ppf(uniform[large], mean[large]).astype(np.int64)
+        small = ~large
+        count[small] = poisson_by_inversion(mean[small], uniform[small])
+        return count
+    term = np.exp(-mean)  # P(k) for k = 0
+    cdf = term.copy()
+    count = np.zeros(mean.shape, dtype=np.int64)
+    below = uniform >= cdf
+    k = 0
+    while below.any():
+        k += 1
+        term = np.where(below, term * mean / k, term)
+        cdf = np.where(below, cdf + term, cdf)
+        count += below
+        # Stop where the CDF has reached 1 in floating point (no k can pass the uniform).
+        below = below & (uniform >= cdf) & (term > 0.0)
+    return count
+
+
 def sample_arrivals(
     rate_per_h: np.ndarray, t0_min: float, t1_min: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson arrivals over [t0, t1) at constant rates: (site index, time) per arrival."""
-    counts = rng.poisson(rate_per_h * (t1_min - t0_min) / 60.0)
+    """Poisson arrivals over [t0, t1) at constant rates: (site index, time) per arrival.
+
+    Counts come by inversion from one uniform per site (`poisson_by_inversion`).
+    """
+    counts = poisson_by_inversion(
+        rate_per_h * (t1_min - t0_min) / 60.0, rng.random(len(rate_per_h))
+    )
     site = np.repeat(np.arange(len(rate_per_h)), counts)
     times = t0_min + (t1_min - t0_min) * rng.random(len(site))
     return site, times

@@ -27,6 +27,8 @@ SENSOR_FOR_INCIDENT = np.array(
 )
 # The sensor kind that reads each estimated quantity.
 SENSOR_FOR_QUANTITY = np.array([sensors.TRAFFIC_COUNTER, sensors.ENERGY_METER, sensors.AIR_QUALITY])
+# The quantity each incident kind disturbs in its node's readings (see `alarm_snr`).
+QUANTITY_FOR_INCIDENT = np.array([0, 2, 1, 0])
 
 
 class TrueState(NamedTuple):
@@ -125,19 +127,20 @@ class Monitoring:
     hotspot: np.ndarray = field(init=False)  # (N,) fixed risk factor, mean 1
     risk_history: np.ndarray = field(init=False)  # (N,) records' estimate of the hotspot
     unwatched: np.ndarray = field(init=False)  # (N,) expected undetected per unit rate, min
+    anomaly: np.ndarray = field(init=False)  # (N, Q) CUSUM evidence of unexplained readings
     _sensor_rng: np.random.Generator = field(init=False, repr=False)
     _noise_rng: np.random.Generator = field(init=False, repr=False)
     _arrival_key: int = field(init=False, repr=False)
-    _detect_key: int = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         n, cfg = self.city.num_nodes, self.scenario.sensors
         # Separate streams, so that policies facing the same seed meet the same arrivals.
         streams = self.rng.spawn(2)
         self._sensor_rng, self._noise_rng = streams
-        # Arrivals and detections draw from a generator per interval, so policies facing
-        # the same seed meet the same arrivals even after their histories part.
-        self._arrival_key, self._detect_key = (int(k) for k in self.rng.integers(2**63, size=2))
+        # Arrivals (and their detection clocks) draw from a generator per interval, so
+        # policies facing the same seed meet the same incidents even after their histories
+        # part (`simcity.incidents`, "Common random numbers").
+        self._arrival_key = int(self.rng.integers(2**63, size=2)[0])
         # Fixed per city: the same dangerous junctions and weak feeders every episode.
         sigma = self.scenario.incidents.hotspot_sigma
         city_rng = np.random.default_rng([self.scenario.seed, 0x40757])
@@ -156,6 +159,7 @@ class Monitoring:
         self.open = inc.Incidents.empty()
         self.closed = []
         self.estimates = None
+        self.anomaly = np.zeros((n, NUM_QUANTITIES))
         self.recent_detections = np.zeros(n)
         mon = self.scenario.monitoring
         self.unwatched = np.full(
@@ -231,7 +235,6 @@ class Monitoring:
             hazard,
             t0_min,
             t1_min,
-            self._interval_rng(self._detect_key, t0_min),
             response_damage_factor=cfg.response_damage_factor,
             response_duration_factor=cfg.response_duration_factor,
         )
@@ -253,6 +256,9 @@ class Monitoring:
         self.cut_factor = self._cuts(self.open.link >= 0)
         self.known_cut_factor = self._cuts((self.open.link >= 0) & self.open.detected)
         # What the operator now believes about every node.
+        found = outcome.newly_detected
+        # The operator puts past evidence at a node down to the incident just found there.
+        self.anomaly[updated.node[found], QUANTITY_FOR_INCIDENT[updated.kind[found]]] = 0.0
         error_by_node = self._observe(state.quantities, allocation, up_share)
         units = float(allocation.sum())
         compute = self.scenario.compute
@@ -318,6 +324,7 @@ class Monitoring:
             damage_per_min=damage_rate,
             detected_min=np.full(len(kind), np.nan),
             damage=np.zeros(len(kind)),
+            clock=rng.exponential(1.0, size=len(kind)),
         )
         if not scheduled:
             return new
@@ -335,6 +342,7 @@ class Monitoring:
             damage_per_min=np.array([s.damage_per_min * s.severity for s in planned]),
             detected_min=np.full(len(planned), np.nan),
             damage=np.zeros(len(planned)),
+            clock=rng.exponential(1.0, size=len(planned)),
         )
         return inc.Incidents.concat(new, extra)
 
@@ -377,23 +385,50 @@ class Monitoring:
         self.unwatched = self.unwatched * decay + (1.0 - decay) / k
 
     def _observe(
-        self, truth: np.ndarray, allocation: np.ndarray, up_share: np.ndarray
+        self, normal: np.ndarray, allocation: np.ndarray, up_share: np.ndarray
     ) -> np.ndarray:
-        """Update the estimates; return the absolute error per node (N,), mean over Q."""
+        """Update the estimates and the anomaly evidence; return the error per node (N,).
+
+        The sensors read ``normal`` (the incident-free quantities, which the operator's
+        model of the city predicts) plus each open incident's disturbance (`alarm_snr`).
+        The residual of a reading against the prediction and the disturbance of the
+        incidents already known, in the reading's own noise SDs, feeds a CUSUM per node and
+        quantity (`simcity.sensors.cusum`, slack ``alarm_snr / 2``).
+        """
+        mon = self.scenario.monitoring
+        n = self.city.num_nodes
+        noise_sd = mon.noise_sd * np.maximum(normal.mean(axis=0), 1e-3)  # (Q,)
+        quantity = QUANTITY_FOR_INCIDENT[self.open.kind]
+        shift = mon.alarm_snr * self.open.severity * noise_sd[quantity]  # (I,)
+        disturbance = np.zeros((n * NUM_QUANTITIES,))
+        np.add.at(disturbance, self.open.node * NUM_QUANTITIES + quantity, shift)
+        known = np.zeros((n * NUM_QUANTITIES,))
+        detected = self.open.detected
+        np.add.at(
+            known,
+            self.open.node[detected] * NUM_QUANTITIES + quantity[detected],
+            shift[detected],
+        )
+        truth = normal + disturbance.reshape(n, NUM_QUANTITIES)
         if self.estimates is None:
             # The operator starts from city-wide averages.
             self.estimates = np.broadcast_to(truth.mean(axis=0), truth.shape).copy()
         seeing = up_share[:, SENSOR_FOR_QUANTITY] > 0  # (N, Q)
-        mon = self.scenario.monitoring
         self.estimates = sensors.observe(
             truth,
             self.estimates,
             seeing,
             allocation,
             self._noise_rng,
-            noise_sd=mon.noise_sd * np.maximum(truth.mean(axis=0), 1e-3),
+            noise_sd=noise_sd,
             units_halving_noise=mon.units_halving_noise,
         )
+        if mon.alarm_snr > 0 and mon.noise_sd > 0:
+            spread = sensors.reading_sd(allocation, noise_sd, mon.units_halving_noise)
+            unexplained = self.estimates - normal - known.reshape(n, NUM_QUANTITIES)
+            self.anomaly = sensors.cusum(
+                self.anomaly, unexplained / spread, seeing, slack=0.5 * mon.alarm_snr
+            )
         return np.abs(self.estimates - truth).mean(axis=1)
 
     def all_incidents(self) -> inc.Incidents:

@@ -98,6 +98,11 @@ class MonitoringConfig(Frozen):
     noise_sd: NonNegative = 0.25
     """Spread of an unmonitored reading (of normalised quantities)."""
     units_halving_noise: Positive = 1.0
+    alarm_snr: NonNegative = 1.0
+    """How far an open incident moves its node's reading of the quantity it disturbs
+    (accident and scheduled: congestion; grid overload: load; pollution: emissions), in
+    unmonitored reading-noise SDs per unit severity: sub-threshold evidence that the
+    operator's anomaly detector (feature ``anomaly``) accumulates; 0 hides incidents."""
 
 
 class ComputeConfig(Frozen):

@@ -52,6 +52,14 @@ def up_share(installed: np.ndarray, up: np.ndarray) -> np.ndarray:
     return np.divide(up, installed, out=np.zeros(up.shape), where=installed > 0)
 
 
+def reading_sd(
+    allocation: np.ndarray, noise_sd: np.ndarray | float, units_halving_noise: float
+) -> np.ndarray:
+    """Spread of each node's reading (N, Q) or (N, 1): ``noise_sd / sqrt(1 + 3 a / h)``."""
+    scale = 1.0 / np.sqrt(1.0 + 3.0 * allocation / units_halving_noise)  # (N,)
+    return scale[:, None] * np.atleast_1d(noise_sd)
+
+
 def observe(
     truth: np.ndarray,
     previous: np.ndarray,
@@ -74,6 +82,19 @@ def observe(
     ...         np.zeros(2), rng, noise_sd=0.0, units_halving_noise=1.0).tolist()
     [[1.0], [0.0]]
     """
-    scale = 1.0 / np.sqrt(1.0 + 3.0 * allocation / units_halving_noise)  # (N,)
-    noise = rng.standard_normal(truth.shape) * scale[:, None] * noise_sd
+    noise = rng.standard_normal(truth.shape) * reading_sd(allocation, noise_sd, units_halving_noise)
     return np.where(seeing, np.maximum(truth + noise, 0.0), previous)
+
+
+def cusum(previous: np.ndarray, z: np.ndarray, seeing: np.ndarray, *, slack: float) -> np.ndarray:
+    """One step of Page's one-sided CUSUM on standardised residuals (any shape).
+
+    ``S = max(0, S_prev + z - slack)`` where there is a reading (``seeing``); elsewhere the
+    evidence stands. With ``slack`` half the shift to detect, it is the sequential test for
+    a mean shift of that size in unit-variance noise.
+
+    >>> cusum(np.array([0.0, 1.0, 1.0]), np.array([2.0, -3.0, 5.0]),
+    ...       np.array([True, True, False]), slack=0.5).tolist()
+    [1.5, 0.0, 1.0]
+    """
+    return np.where(seeing, np.maximum(previous + z - slack, 0.0), previous)

@@ -48,6 +48,7 @@ def overloads_at(node: int, count: int, now: float, marker: float) -> inc.Incide
         damage_per_min=np.full(count, 50.0),
         detected_min=np.full(count, np.nan),
         damage=np.zeros(count),
+        clock=np.random.default_rng([node, count]).exponential(1.0, size=count),
     )
 
 

@@ -263,3 +263,41 @@ def test_async_envs_give_the_same_run(short_day: Scenario, tmp_path: Path) -> No
     )
     a, b = load_checkpoint(sync.checkpoint_path), load_checkpoint(parallel.checkpoint_path)
     assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+def test_twins_play_one_day_with_mirrored_noise(short_day: Scenario, tmp_path: Path) -> None:
+    from agents.attention import AttentionPolicy
+    from agents.checkpoint import city_neighbours
+    from agents.train import episode_seed
+
+    # 20 steps per env: the run stops 4 steps into the second day, and the checkpoint
+    # keeps those steps' actions. Twins (envs 0, 2 and 1, 3) start that day from one
+    # observation, so their first log-weights are the initial logits plus and minus noise.
+    config = TrainConfig(
+        total_steps=80, num_envs=4, num_steps=20, num_minibatches=2, seed=5, model=MODEL
+    )
+    result = train(short_day, config, tmp_path)
+    actions = torch.load(result.checkpoint_path, weights_only=True)["extra"]["episode_actions"]
+    assert actions.shape[:2] == (4, 4)
+    torch.manual_seed(5)  # the run's initial weights acted: the update came after
+    model = AttentionPolicy(MODEL)
+    env = CityEnv(short_day)
+    neighbours, distances = city_neighbours(env.city, MODEL.num_neighbours)
+    for day_index, (a, b) in enumerate([(0, 2), (1, 3)]):
+        obs, _ = env.reset(seed=episode_seed(5, day_index, 1))
+        mean = (actions[0, a] + actions[0, b]) / 2
+        assert not torch.allclose(actions[0, a], actions[0, b])
+        with torch.no_grad():
+            logits = model(
+                torch.as_tensor(obs["nodes"])[None],
+                torch.as_tensor(obs["globals"])[None],
+                neighbours,
+                distances,
+            ).logits[0]
+        torch.testing.assert_close(mean, logits, rtol=1e-5, atol=1e-5)
+
+
+def test_twins_need_an_even_number_of_envs() -> None:
+    with pytest.raises(SimcityError, match="num_envs"):
+        TrainConfig(num_envs=3, num_steps=8, num_minibatches=1)
+    TrainConfig(num_envs=3, num_steps=8, num_minibatches=1, twins=False)
