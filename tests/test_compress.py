@@ -184,8 +184,9 @@ def test_pruning_dead_units_keeps_the_outputs_and_cuts_flops() -> None:
     assert pruned_shape(pruned) == PrunedShape(3, 16)
     with torch.no_grad():
         out, small = model(x, g, neighbours, distances), pruned(x, g, neighbours, distances)
-    torch.testing.assert_close(small.logits, out.logits, rtol=0, atol=1e-6)
-    torch.testing.assert_close(small.value, out.value, rtol=0, atol=1e-6)
+    # Equal up to float32 rounding (dropping zero terms changes the summation order).
+    torch.testing.assert_close(small.logits, out.logits, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(small.value, out.value, rtol=1e-5, atol=1e-6)
     kept = [h for h in range(config.num_heads) if h != dead_head]
     torch.testing.assert_close(small.attention, out.attention[:, :, kept])
     before = policy_cost(model, env.city.num_nodes, neighbours, distances)
