@@ -3,7 +3,7 @@
 Not a test: trains, evaluates and prints a report. Run from the repository root (after
 ``pip install -e '.[dev]'``):
 
-    python bench/learning.py [--scenario downtown] [--steps 96000] [--seeds 60]
+    python bench/learning.py [--scenario downtown] [--steps 64000] [--seeds 60]
                              [--transfer ringtown] [--transfer-seeds 30] [--out DIR]
 
 What it does, on 2 CPU cores (one process per core):
@@ -182,7 +182,7 @@ def report(costs: dict[str, np.ndarray], title: str) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="downtown")
-    parser.add_argument("--steps", type=int, default=96_000)
+    parser.add_argument("--steps", type=int, default=64_000)
     parser.add_argument("--seeds", type=int, default=60)
     parser.add_argument("--transfer", default="ringtown")
     parser.add_argument("--transfer-seeds", type=int, default=30)
