@@ -400,16 +400,15 @@ class Monitoring:
         noise_sd = mon.noise_sd * np.maximum(normal.mean(axis=0), 1e-3)  # (Q,)
         quantity = QUANTITY_FOR_INCIDENT[self.open.kind]
         shift = mon.alarm_snr * self.open.severity * noise_sd[quantity]  # (I,)
-        disturbance = np.zeros((n * NUM_QUANTITIES,))
-        np.add.at(disturbance, self.open.node * NUM_QUANTITIES + quantity, shift)
-        known = np.zeros((n * NUM_QUANTITIES,))
-        detected = self.open.detected
-        np.add.at(
-            known,
-            self.open.node[detected] * NUM_QUANTITIES + quantity[detected],
-            shift[detected],
-        )
-        truth = normal + disturbance.reshape(n, NUM_QUANTITIES)
+
+        def per_node(mask: np.ndarray) -> np.ndarray:
+            """(N, Q) summed shift of the open incidents where ``mask`` holds."""
+            out = np.zeros(n * NUM_QUANTITIES)
+            np.add.at(out, (self.open.node * NUM_QUANTITIES + quantity)[mask], shift[mask])
+            return out.reshape(n, NUM_QUANTITIES)
+
+        disturbance, known = per_node(np.ones(self.open.num, bool)), per_node(self.open.detected)
+        truth = normal + disturbance
         if self.estimates is None:
             # The operator starts from city-wide averages.
             self.estimates = np.broadcast_to(truth.mean(axis=0), truth.shape).copy()
@@ -425,7 +424,7 @@ class Monitoring:
         )
         if mon.alarm_snr > 0 and mon.noise_sd > 0:
             spread = sensors.reading_sd(allocation, noise_sd, mon.units_halving_noise)
-            unexplained = self.estimates - normal - known.reshape(n, NUM_QUANTITIES)
+            unexplained = self.estimates - normal - known
             self.anomaly = sensors.cusum(
                 self.anomaly, unexplained / spread, seeing, slack=0.5 * mon.alarm_snr
             )
