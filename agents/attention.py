@@ -50,10 +50,11 @@ from torch.distributions import Normal
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from agents.baselines import risk_weights
+from agents.baselines import alarm_weights, risk_weights
 from simcity.env import GLOBAL_FEATURES, NODE_FEATURES
 
-PRIORS = (None, "risk")
+PRIORS = (None, "risk", "alarm")
+_PRIOR_WEIGHTS = {"risk": risk_weights, "alarm": alarm_weights}
 
 
 @dataclass(frozen=True)
@@ -312,13 +313,14 @@ PRIOR_FLOOR = 0.05
 def prior_log_weights(nodes: torch.Tensor, prior: str) -> torch.Tensor:
     """Log-weights (B, N) of heuristic ``prior`` for node features (B, N, F), no gradient.
 
-    ``log(w / mean(w) + PRIOR_FLOOR)`` from `agents.baselines.risk_weights`, computed in
+    ``log(w / mean(w) + PRIOR_FLOOR)`` from `agents.baselines.risk_weights` or
+    `agents.baselines.alarm_weights`, computed in
     NumPy (about 30 operations per node, not counted by `count_flops_per_decision`:
     under 0.1% of the network's FLOPs).
     """
-    if prior != "risk":
+    if prior not in _PRIOR_WEIGHTS:
         raise ValueError(f"unknown prior {prior!r}")
-    weights = risk_weights(nodes.detach().float().cpu().numpy())  # (B, N)
+    weights = _PRIOR_WEIGHTS[prior](nodes.detach().float().cpu().numpy())  # (B, N)
     mean = np.maximum(weights.mean(axis=-1, keepdims=True), 1e-12)
     log_weights = np.log(weights / mean + PRIOR_FLOOR)
     return torch.as_tensor(log_weights, dtype=nodes.dtype, device=nodes.device)

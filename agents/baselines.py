@@ -22,7 +22,7 @@ policy one could deploy). Only "random" puts weight on the unused slot.
   sensors' sub-threshold hints, as an operator watching anomaly scores would.
 - ``oracle``: clairvoyant and myopic (an upper bound on service, not a deployable policy).
   It reads the true open, undetected incidents (node, damage rate, true end) and the true
-  arrival rates of the coming interval (`simcity.monitoring.true_state` of the last
+  arrival rates of the coming interval (`simcity.truth.true_state` of the last
   interval's traffic under the capacity cuts now in force, and the last interval's load),
   and spends the budget in `ORACLE_CHUNKS` greedy chunks that minimise the damage-rate-
   weighted time incidents stay undetected in the interval, under the env's own detection
@@ -42,7 +42,8 @@ from agents.policy import Policy
 from simcity import incidents as inc
 from simcity.env import ANOMALY_SCALE, NODE_FEATURES, CityEnv
 from simcity.errors import SimcityError
-from simcity.monitoring import SENSOR_FOR_INCIDENT, true_state
+from simcity.monitoring import SENSOR_FOR_INCIDENT
+from simcity.truth import true_state
 
 BASELINES: tuple[str, ...] = (
     "random",
@@ -194,11 +195,17 @@ class AlarmPolicy:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Risk weights raised where the readings are unexplained."""
-        nodes = obs["nodes"]
-        weights = risk_weights(nodes)
-        weights = weights / max(weights.sum(), 1e-300)
-        evidence = nodes[:, _ANOMALY].astype(np.float64) * ANOMALY_SCALE
-        return _on_nodes(weights * np.exp(ALARM_GAIN * evidence))
+        return _on_nodes(alarm_weights(obs["nodes"]))
+
+
+def alarm_weights(nodes: np.ndarray, gain: float = ALARM_GAIN) -> np.ndarray:
+    """The alarm policy's node weights (..., N) for node features (..., N, F), any batch:
+    `risk_weights` scaled to sum 1, times ``exp(gain * S)`` with S the CUSUM evidence.
+    `agents.attention` uses it as an optional prior."""
+    weights = risk_weights(nodes)  # (..., N)
+    weights = weights / np.maximum(weights.sum(axis=-1, keepdims=True), 1e-300)
+    evidence = np.asarray(nodes, dtype=np.float64)[..., _ANOMALY] * ANOMALY_SCALE
+    return weights * np.exp(gain * evidence)
 
 
 def risk_weights(nodes: np.ndarray, prior_detections: float = RISK_PRIOR_DETECTIONS) -> np.ndarray:

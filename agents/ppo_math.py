@@ -144,6 +144,42 @@ def mirrored_advantages(advantages: torch.Tensor, dim: int = 1) -> torch.Tensor:
     return 0.5 * (advantages - twin)
 
 
+def couple_budget(
+    advantages: torch.Tensor, noise: torch.Tensor, logits: torch.Tensor
+) -> torch.Tensor:
+    """Per-node advantages (..., N + 1) that also pay for the budget their node takes.
+
+    Under per-node credit node i's log-weight ``z_i = logit_i + std * noise_i`` is trained
+    on the advantage ``A_i`` of its own cost ``c_i(s_i)``, so its policy gradient
+    estimates ``g_i = c_i' s_i (1 - s_i)``: what a larger share does for node i. But the
+    shares ``s = softmax(logits)`` split one budget, so a larger ``z_i`` also shrinks every
+    other node's share, and the city's gradient is ``g_i - s_i sum_{j != i} g_j / (1 - s_j)``.
+    The second term enters through the advantage, where PPO's clipping still bounds it:
+
+        A'_i = A_i - s_i noise_i sum_{j != i} A_j noise_j / (1 - s_j)
+
+    whose score-function gradient ``E[A'_i noise_i] / std`` is that term, as noise_i has
+    unit variance and is independent of the other nodes' ``A_j noise_j`` (to first order).
+    Without it, per-node credit pulls every node's share up by its own marginal benefit
+    and bills it its own compute, and which of the two biases is larger decides whether
+    the allocation drifts to concentrate or to spread. The unused slot (last), credited
+    with the city's reward, is left as it is.
+
+    >>> a = torch.tensor([[1.0, 0.0, 0.0]])  # node 0 did better; node 1 the same
+    >>> eps = torch.tensor([[1.0, -1.0, 0.0]])  # node 0 took share from node 1
+    >>> couple_budget(a, eps, torch.tensor([[0.0, 0.0, -1e9]])).tolist()  # s = 1/2, 1/2
+    [[1.0, 1.0, 0.0]]
+
+    Node 1's giving way is credited with node 0's gain.
+    """
+    shares = torch.softmax(logits, dim=-1)[..., :-1]  # (..., N)
+    a, eps = advantages[..., :-1], noise[..., :-1]  # (..., N) each
+    own = a * eps / (1.0 - shares).clamp_min(1e-6)  # (..., N)
+    others = own.sum(dim=-1, keepdim=True) - own  # (..., N)
+    coupled = a - shares * eps * others  # (..., N)
+    return torch.cat([coupled, advantages[..., -1:]], dim=-1)
+
+
 def standardise_advantages(advantages: torch.Tensor) -> torch.Tensor:
     """Advantages shifted to mean 0 and scaled to (sample) std 1 within the minibatch.
 

@@ -63,6 +63,7 @@ from agents.checkpoint import city_neighbours, load_checkpoint, save_checkpoint
 from agents.ppo_math import (
     RunningStd,
     compute_gae,
+    couple_budget,
     linear_schedule,
     mirrored_advantages,
     ppo_loss,
@@ -105,6 +106,7 @@ class TrainConfig:
     clip_value: bool = False  # targets are normalised by a running std instead
     normalise_advantages: bool = True
     node_credit: bool = True  # each slot's own cost and advantage (module doc); False: joint
+    budget_coupling: bool = False  # with node_credit: add the shared budget's gradient term
     twins: bool = True  # env i + E/2 replays env i's day with mirrored noise (module doc)
     async_envs: bool = False  # envs in worker processes (AsyncVectorEnv), same results
     init_from: str | None = None  # checkpoint whose weights start the run (fine-tuning)
@@ -282,6 +284,7 @@ def train(
     obs_nodes = torch.zeros(T, E, N, config.model.num_node_features)  # (T, E, N, F)
     obs_globals = torch.zeros(T, E, config.model.num_global_features)  # (T, E, G)
     actions = torch.zeros(T, E, N + 1)  # (T, E, N + 1) log-weights
+    mean_actions = torch.zeros(T, E, N + 1)  # (T, E, N + 1) the logits they were drawn around
     log_probs = torch.zeros(T, E, S)  # (T, E, S)
     rewards = torch.zeros(T, E, S)  # (T, E, S)
     values = torch.zeros(T, E, S)  # (T, E, S)
@@ -310,6 +313,7 @@ def train(
                 else:
                     action = dist.sample()  # (E, N + 1)
             obs_nodes[t], obs_globals[t], actions[t] = nodes, globals_, action
+            mean_actions[t] = output.logits
             log_probs[t] = per_slot(dist.log_prob(action))
             values[t] = slot_values(output.value) * std
             obs, reward, terminated, truncated, info = envs.step(to_weights(action).numpy())
@@ -349,6 +353,9 @@ def train(
         std = returns_std.std
         if config.twins:  # each env's advantage less its pair's mean: (A_e - A_twin) / 2
             advantages = mirrored_advantages(advantages.view(T, E, S)).view(T, E * S)
+        if config.node_credit and config.budget_coupling:  # what each node's share cost the rest
+            noise = (actions - mean_actions) / model.log_std.exp().detach()  # (T, E, N + 1)
+            advantages = couple_budget(advantages.view(T, E, S), noise, mean_actions).view(T, E * S)
 
         # Update: epochs of shuffled minibatches of the flattened (T * E) batch.
         b_nodes = obs_nodes.flatten(0, 1)  # (T * E, N, F)

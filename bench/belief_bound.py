@@ -32,7 +32,8 @@ from agents.baselines import _RANDOM_KINDS, OraclePolicy, make_baseline
 from agents.evaluate import held_out_seeds, run_episode
 from simcity import incidents as inc
 from simcity.env import CityEnv
-from simcity.monitoring import SENSOR_FOR_INCIDENT, true_state
+from simcity.monitoring import SENSOR_FOR_INCIDENT
+from simcity.truth import true_state
 
 warnings.filterwarnings("ignore", message=".*blank value")
 

@@ -19,6 +19,7 @@ from simcity import sensors
 from simcity.compute import ComputeBill, DeviceProfile, bill_step, device_profile
 from simcity.graph import City
 from simcity.scenario import Scenario
+from simcity.truth import TrueState
 
 NUM_QUANTITIES = 3
 # The sensor kind that sees each incident kind (accident, pollution, overload, scheduled).
@@ -29,15 +30,6 @@ SENSOR_FOR_INCIDENT = np.array(
 SENSOR_FOR_QUANTITY = np.array([sensors.TRAFFIC_COUNTER, sensors.ENERGY_METER, sensors.AIR_QUALITY])
 # The quantity each incident kind disturbs in its node's readings (see `alarm_snr`).
 QUANTITY_FOR_INCIDENT = np.array([0, 2, 1, 0])
-
-
-class TrueState(NamedTuple):
-    """The interval's true per-node quantities, and the incident rates they imply."""
-
-    quantities: np.ndarray  # (N, Q) congestion, load ratio, emissions ratio
-    accident_rate_per_h: np.ndarray  # (L,)
-    pollution_rate_per_h: np.ndarray  # (N,)
-    overload_rate_per_h: np.ndarray  # (N,)
 
 
 class StepOutcome(NamedTuple):
@@ -58,53 +50,6 @@ class StepOutcome(NamedTuple):
     """(N,) damage accrued over the interval by incidents at each node."""
     error_by_node: np.ndarray
     """(N,) mean absolute estimation error over the node's quantities."""
-
-
-def true_state(
-    city: City,
-    scenario: Scenario,
-    flows_veh_h: np.ndarray,
-    times_min: np.ndarray,
-    capacity_veh_h: np.ndarray,
-    load_kw: np.ndarray,
-    feeder_kw: np.ndarray,
-    hotspot: np.ndarray,
-) -> TrueState:
-    """Per-node true quantities and incident rates from traffic, load and hotspots (N,)."""
-    cfg = scenario.incidents
-    n = city.num_nodes
-    vc = flows_veh_h / capacity_veh_h
-    indegree = np.maximum(np.bincount(city.link_head, minlength=n), 1)
-    congestion = np.bincount(city.link_head, weights=vc, minlength=n) / indegree
-    slowdown = times_min / city.free_flow_time_min
-    emissions_g_h = np.bincount(
-        city.link_head,
-        weights=flows_veh_h * city.length_km * cfg.emissions_g_per_veh_km * slowdown,
-        minlength=n,
-    )
-    emissions_ratio = emissions_g_h / cfg.reference_emissions_g_h
-    load_ratio = load_kw / feeder_kw
-    return TrueState(
-        np.stack([congestion, load_ratio, emissions_ratio], axis=1),
-        inc.accident_rate_per_h(
-            flows_veh_h,
-            city.length_km,
-            vc,
-            per_mveh_km=cfg.accident_per_mveh_km,
-            congestion_gain=cfg.congestion_gain,
-        )
-        * hotspot[city.link_head],
-        inc.pollution_rate_per_h(
-            emissions_g_h, per_h=cfg.pollution_per_h, reference_g_h=cfg.reference_emissions_g_h
-        )
-        * hotspot,
-        inc.overload_rate_per_h(
-            load_kw, feeder_kw, per_h=cfg.overload_per_mw_h, gain=cfg.overload_gain
-        )
-        * load_kw
-        / 1000.0
-        * hotspot,
-    )
 
 
 @dataclass

@@ -21,10 +21,11 @@ from simcity import carbon, energy
 from simcity.cities import build_city
 from simcity.demand import city_gravity_od, event_od, od_at, zone_catchment
 from simcity.graph import City
-from simcity.monitoring import Monitoring, StepOutcome, TrueState, true_state
+from simcity.monitoring import Monitoring, StepOutcome
 from simcity.scenario import BUNDLED_TRACES, CarbonConfig, ConstantCarbon, DailyCarbon, Scenario
 from simcity.traffic import Assignment, bpr_time
 from simcity.traffic_day import traffic_day
+from simcity.truth import TrueState, true_state
 
 
 @dataclass(frozen=True)

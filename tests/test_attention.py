@@ -188,3 +188,28 @@ def test_rejects_mismatched_shapes(policy: AttentionPolicy) -> None:
         policy(nodes, globals_, neighbours[:8], distances[:8])
     with pytest.raises(ValueError, match="nodes"):
         policy(nodes[..., :5], globals_, neighbours, distances)
+
+
+@pytest.mark.parametrize("prior", ["risk", "alarm"])
+def test_a_fresh_residual_policy_plays_its_heuristic(prior: str) -> None:
+    """With a prior and the near-zero initial heads, the node allocation is the
+    heuristic's weights (plus the floor): residual learning starts from the heuristic."""
+    from agents.attention import PRIOR_FLOOR
+    from agents.baselines import alarm_weights, risk_weights
+
+    torch.manual_seed(0)
+    model = AttentionPolicy(AttentionConfig(num_neighbours=8, prior=prior)).eval()
+    nodes, globals_, neighbours, distances = grid_inputs(5, 5, 8)
+    nodes[..., -1] = nodes[..., -1] * 3.0  # a wide spread of anomaly evidence
+    with torch.no_grad():
+        share = mean_action(model(nodes, globals_, neighbours, distances).logits)[:, :-1]
+    heuristic = {"risk": risk_weights, "alarm": alarm_weights}[prior](nodes.double().numpy())
+    expected = heuristic / heuristic.mean(-1, keepdims=True) + PRIOR_FLOOR  # (B, N)
+    expected = expected / expected.sum(-1, keepdims=True)
+    got = share / share.sum(-1, keepdim=True)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=0.05)
+    assert np.corrcoef(got.numpy().ravel(), expected.ravel())[0, 1] > 0.99
+    if prior == "alarm":  # the evidence moves it: the alarm prior is not the risk prior
+        risk = risk_weights(nodes.double().numpy())
+        risk = risk / risk.mean(-1, keepdims=True) + PRIOR_FLOOR
+        assert not np.allclose(expected, risk / risk.sum(-1, keepdims=True), rtol=0.05)

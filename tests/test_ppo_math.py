@@ -12,6 +12,7 @@ from agents.ppo_math import (
     PPOLoss,
     RunningStd,
     compute_gae,
+    couple_budget,
     linear_schedule,
     ppo_loss,
     standardise_advantages,
@@ -283,3 +284,36 @@ def test_slot_rewards_credit_each_node_with_its_own_cost() -> None:
     assert per_slot[:, :3].mean(1).tolist() == pytest.approx(reward.tolist())
     joint = slot_rewards(reward, node_cost, scale=0.001, node_credit=False)
     torch.testing.assert_close(joint, torch.tensor([[-0.6], [-0.3]]))
+
+
+def test_budget_coupling_turns_own_cost_credit_into_the_city_gradient() -> None:
+    """Each node's cost depends on its own share only. Twin rollouts (noise +eps and -eps)
+    credited with each node's own cost, coupled, estimate the gradient of the city's
+    total cost; uncoupled they estimate something else."""
+    generator = torch.Generator().manual_seed(3)
+    n, samples, std = 5, 100_000, 0.02
+    a, b = torch.rand(2, n, generator=generator, dtype=torch.float64) * 4 + 0.5  # (N,) each
+    compute = 0.3
+
+    def own_cost(s: torch.Tensor) -> torch.Tensor:  # (..., N) per node, its own share only
+        return a * torch.exp(-b * s) + compute * s
+
+    logits = torch.randn(1, n + 1, generator=generator, dtype=torch.float64)  # (1, N + 1)
+    z = logits.clone().requires_grad_(True)
+    (-own_cost(torch.softmax(z, -1)[:, :-1]).sum()).backward()
+    truth = z.grad[0]  # (N + 1,) gradient of the city's reward
+    eps = torch.randn(samples, n + 1, generator=generator, dtype=torch.float64)  # (M, N + 1)
+
+    def rewards(noise: torch.Tensor) -> torch.Tensor:  # (M, N + 1): own, then the city's
+        own = -own_cost(torch.softmax(logits + std * noise, -1)[:, :-1])
+        return torch.cat([own, own.sum(-1, keepdim=True)], dim=-1)
+
+    advantages = 0.5 * (rewards(eps) - rewards(-eps))  # twins: (A_e - A_twin) / 2
+
+    def estimate(adv: torch.Tensor) -> torch.Tensor:  # score-function gradient (N + 1,)
+        return (adv * eps).mean(0) / std
+
+    coupled = estimate(couple_budget(advantages, eps, logits.expand(samples, -1)))
+    torch.testing.assert_close(coupled, truth, rtol=0.03, atol=0.03 * truth.abs().max().item())
+    uncoupled = estimate(advantages)
+    assert (uncoupled - truth)[:-1].abs().max() > 0.2 * truth.abs().max()
