@@ -21,12 +21,14 @@ masked out so an isolated node does not attend to itself K times.
 Heads. One allocation logit and one value per node; the mean of the node tokens (a
 size-agnostic pool) gives the "unused" slot's logit and value. No weight depends on N.
 
-Prior. With ``AttentionConfig.prior = "risk"`` the node logits are the network's output
-plus the log-weights of the risk heuristic (`prior_log_weights`): residual policy
-learning (Silver et al. 2018; Johannink et al. 2019), so a fresh policy plays like the
-heuristic and PPO learns where to depart from it. Off by default (``None``, the network
-alone): on ``downtown`` 96k steps of PPO moved the residual policy from the heuristic's
-cost to the uniform allocation's, worse than the network alone (bench/learning.py).
+Prior. With ``AttentionConfig.prior = "risk"`` or ``"alarm"`` the node logits are the
+network's output plus the log-weights of that heuristic (`prior_log_weights`): residual
+policy learning (Silver et al. 2018; Johannink et al. 2019), so a fresh policy plays like
+the heuristic and PPO learns where to depart from it. Off by default (``None``, the
+network alone): on ``downtown`` 20k steps of PPO moved the alarm-residual policy from the
+alarm heuristic's cost ($122.6k a day on 24 held-out days) to $128.6k, and to $124.7k
+with the budget coupling (`agents.ppo_math.couple_budget`), no better than the network
+alone ($124.3k).
 
 Actions. `action_distribution` is a logistic normal over the N + 1 slots: log-weights
 ``z ~ Normal(logits, exp(log_std))``, independent per slot with one learned ``log_std``, and
@@ -70,7 +72,7 @@ class AttentionConfig:
     mlp_ratio: int = 2
     """Hidden width of each block's MLP over ``d_model``."""
     dropout: float = 0.0
-    init_log_std: float = -1.0
+    init_log_std: float = -0.5
     """Initial log standard deviation of the log-weights (exploration)."""
     prior: str | None = None
     """Heuristic whose log-weights are added to the node logits (residual policy

@@ -219,11 +219,9 @@ def test_eval_compares_with_every_baseline_on_held_out_seeds(tmp_path: Path) -> 
 
 def test_short_training_finds_the_one_hotspot(tmp_path: Path) -> None:
     """Every incident of `toy_hotspot` is at node 9: a short run must learn to watch it."""
-    # Wide exploration and 4 epochs: the defaults (std e^-1, 8 epochs) get there more slowly.
-    model = AttentionConfig(**{**MODEL.__dict__, "init_log_std": -0.5})
-    config = TrainConfig(
-        total_steps=7680, num_envs=2, num_steps=96, lr=3e-3, update_epochs=4, model=model
-    )
+    # Training seeds 0, 1 and 2 put 91%, 93% and 98% of the budget there (without the budget
+    # coupling seed 0 put 24%; with std e^-1 and 8 epochs seeds 0-2 put 61%, 40%, 67%).
+    config = TrainConfig(total_steps=7680, num_envs=2, num_steps=96, model=MODEL)
     result = train("toy_hotspot", config, tmp_path)
     env = CityEnv("toy_hotspot")
     trained = TrainedPolicy.from_checkpoint(result.checkpoint_path, env)
