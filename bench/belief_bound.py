@@ -15,9 +15,11 @@ oracle, all on the same seeds (damage $ per day, paired difference to uniform):
   but not where incidents are can track. ``--no-hotspots`` hides the hidden per-node risk
   factors from both, as a policy that only sees the features would be.
 
-Measured on downtown (30 held-out seeds, damage): risk closes 18% of the gap, rate 20%,
-belief 37% (22% without the hotspot factors): issue 4's "half the gap" is beyond even
-this rate-clairvoyant search.
+Measured on downtown (30 held-out seeds, damage) before the sensors showed incidents
+(``monitoring.alarm_snr``, the ``anomaly`` feature) and before common random numbers:
+risk closed 18% of the gap, rate 20%, belief 37% (22% without the hotspot factors).
+Neither search reads the anomaly evidence, so on today's env they bound only what the
+rates alone can buy; not re-measured since.
 """
 
 from __future__ import annotations
