@@ -15,7 +15,7 @@ from agents.checkpoint import Checkpoint
 from simcity.errors import SimcityError
 
 if TYPE_CHECKING:
-    from agents.train import TrainConfig
+    from agents.train_config import TrainConfig
 
 RESUMABLE_CHANGES = ("total_steps", "checkpoint_every", "async_envs")
 """`TrainConfig` fields a resume may change."""
