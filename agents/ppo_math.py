@@ -145,25 +145,34 @@ def mirrored_advantages(advantages: torch.Tensor, dim: int = 1) -> torch.Tensor:
 
 
 def couple_budget(
-    advantages: torch.Tensor, noise: torch.Tensor, logits: torch.Tensor
+    advantages: torch.Tensor,
+    noise: torch.Tensor,
+    logits: torch.Tensor,
+    neighbour_mean: torch.Tensor | None = None,
+    spill: float = 0.0,
 ) -> torch.Tensor:
-    """Per-node advantages (..., N + 1) that also pay for the budget their node takes.
+    """Per-node advantages (..., N + 1) that also count what their node's share did to the
+    other nodes: the budget it took from them, and the watch it spilled onto them.
 
-    Under per-node credit node i's log-weight ``z_i = logit_i + std * noise_i`` is trained
-    on the advantage ``A_i`` of its own cost ``c_i(s_i)``, so its policy gradient
-    estimates ``g_i = c_i' s_i (1 - s_i)``: what a larger share does for node i. But the
-    shares ``s = softmax(logits)`` split one budget, so a larger ``z_i`` also shrinks every
-    other node's share, and the city's gradient is ``g_i - s_i sum_{j != i} g_j / (1 - s_j)``.
-    The second term enters through the advantage, where PPO's clipping still bounds it:
+    Node j is watched by ``m_j = s_j + spill * sum_k W_jk s_k`` (shares ``s = softmax(z)``
+    of one budget; ``W`` = ``neighbour_mean`` (N, N), row j the mean over j's neighbours;
+    `simcity.incidents.detection_hazard_per_min`), and its cost ``c_j(m_j)``. Under
+    per-node credit node i's log-weight ``z_i = logit_i + std * noise_i`` is trained on
+    the advantage ``A_i`` of its own cost alone, so its policy gradient estimates
+    ``g_i = c_i' s_i (1 - m_i)``. The city's gradient is
 
-        A'_i = A_i - s_i noise_i sum_{j != i} A_j noise_j / (1 - s_j)
+        g_i + s_i * (spill * sum_j W_ji x_j - sum_{j != i} x_j m_j),  x_j = g_j / (s_j (1 - m_j))
 
-    whose score-function gradient ``E[A'_i noise_i] / std`` is that term, as noise_i has
-    unit variance and is independent of the other nodes' ``A_j noise_j`` (to first order).
-    Without it, per-node credit pulls every node's share up by its own marginal benefit
-    and bills it its own compute, and which of the two biases is larger decides whether
-    the allocation drifts to concentrate or to spread. The unused slot (last), credited
-    with the city's reward, is left as it is.
+    (a larger ``z_i`` shrinks every other share, and watches i's neighbours). That term
+    enters through the advantage, where PPO's clipping still bounds it:
+    ``A'_i = A_i + noise_i * s_i * (...)`` with ``A_j noise_j`` for ``g_j``; its
+    score-function gradient ``E[A'_i noise_i] / std`` is the term, as noise_i has unit
+    variance and is independent of the other nodes' ``A_j noise_j`` (to first order).
+    Shares below a quarter of the mean node share count at that floor in ``x_j``, so a
+    nearly unwatched node cannot blow the estimate up. Without it, per-node credit pulls
+    every node's share up by its own marginal benefit and bills it its own compute, and
+    which bias is larger decides whether the allocation drifts to concentrate or to
+    spread. The unused slot (last), credited with the city's reward, is left as it is.
 
     >>> a = torch.tensor([[1.0, 0.0, 0.0]])  # node 0 did better; node 1 the same
     >>> eps = torch.tensor([[1.0, -1.0, 0.0]])  # node 0 took share from node 1
@@ -173,11 +182,27 @@ def couple_budget(
     Node 1's giving way is credited with node 0's gain.
     """
     shares = torch.softmax(logits, dim=-1)[..., :-1]  # (..., N)
+    floored = shares.clamp_min(0.25 / shares.shape[-1])  # (..., N)
+    spilled = torch.zeros_like(shares)  # (..., N) spill * sum_k W_jk s_k
+    if neighbour_mean is not None and spill > 0.0:
+        w = neighbour_mean.to(shares.dtype)  # (N, N), dense or sparse
+        spilled = spill * _rows_times(shares, w.t())
     a, eps = advantages[..., :-1], noise[..., :-1]  # (..., N) each
-    own = a * eps / (1.0 - shares).clamp_min(1e-6)  # (..., N)
-    others = own.sum(dim=-1, keepdim=True) - own  # (..., N)
-    coupled = a - shares * eps * others  # (..., N)
+    own = a * eps / (1.0 - shares - spilled).clamp_min(1e-6)  # (..., N) x_j s_j
+    x_watch = own * (1.0 + spilled / floored)  # (..., N) x_j m_j
+    term = x_watch - x_watch.sum(dim=-1, keepdim=True)  # (..., N) -sum_{j != i} x_j m_j
+    if neighbour_mean is not None and spill > 0.0:
+        term = term + spill * _rows_times(own / floored, w)  # (..., N) + spill sum_j W_ji x_j
+    coupled = a + eps * shares * term  # (..., N)
     return torch.cat([coupled, advantages[..., -1:]], dim=-1)
+
+
+def _rows_times(x: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """``x @ matrix`` for rows x (..., N) and a dense or sparse (N, N) matrix."""
+    flat = x.reshape(-1, x.shape[-1])  # (R, N)
+    if matrix.is_sparse:
+        return torch.sparse.mm(matrix.t(), flat.t()).t().reshape(x.shape)
+    return (flat @ matrix).reshape(x.shape)
 
 
 def standardise_advantages(advantages: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,9 @@ up to the city's. Without it per-node credit is biased: every node is pulled up 
 own marginal benefit and down by its own compute bill, whatever the others lose. On
 ``downtown`` (20k steps, 24 held-out days, 8 epochs, std e^-1) the coupling took the
 trained policy from 18% to 37% of the uniform-to-oracle gap; with 4 epochs and std
-e^-0.5 (the defaults) to 45%.
+e^-0.5 (the defaults) to 45%. ``TrainConfig.spill_credit`` also credits a node with the
+watch its units spill onto its neighbours (``monitoring.spill``); it is exact in the
+same sense (tests) but measured no gain there (44% vs 45%), so it is off by default.
 
 Twin rollouts. With ``TrainConfig.twins`` (the default) env i and env i + E/2 play the
 same day (the same reset seed) and explore with opposite noise (log-weights
@@ -85,6 +87,7 @@ from agents.train_io import (
     tensorboard_writer,
 )
 from simcity.env import CityEnv
+from simcity.monitoring import neighbour_mean
 from simcity.scenario import Scenario, load_scenario
 
 CHECKPOINT_NAME = "checkpoint.pt"
@@ -214,6 +217,18 @@ def train(
         )
 
     obs = reset_envs()
+    spill_model: tuple[torch.Tensor, float] | tuple[()] = ()  # (W (N, N) sparse, spill)
+    if config.spill_credit:
+        w = neighbour_mean(city).tocoo()
+        spill_model = (
+            torch.sparse_coo_tensor(
+                torch.as_tensor(np.vstack([w.row, w.col]), dtype=torch.long),
+                torch.as_tensor(w.data, dtype=torch.float32),
+                (N, N),
+                check_invariants=True,
+            ).coalesce(),
+            scenario.monitoring.spill,
+        )
     episode_return = np.zeros(E)
     for action in episode_actions:  # replay the episodes under way at the checkpoint
         obs, reward, _, _, _ = envs.step(to_weights(action).numpy())
@@ -292,9 +307,11 @@ def train(
         std = returns_std.std
         if config.twins:  # each env's advantage less its pair's mean: (A_e - A_twin) / 2
             advantages = mirrored_advantages(advantages.view(T, E, S)).view(T, E * S)
-        if config.node_credit and config.budget_coupling:  # what each node's share cost the rest
+        if config.node_credit and config.budget_coupling:  # what each node's share did to others
             noise = (actions - mean_actions) / model.log_std.exp().detach()  # (T, E, N + 1)
-            advantages = couple_budget(advantages.view(T, E, S), noise, mean_actions).view(T, E * S)
+            advantages = couple_budget(
+                advantages.view(T, E, S), noise, mean_actions, *spill_model
+            ).view(T, E * S)
 
         # Update: epochs of shuffled minibatches of the flattened (T * E) batch.
         b_nodes = obs_nodes.flatten(0, 1)  # (T * E, N, F)

@@ -34,6 +34,7 @@ class TrainConfig:
     normalise_advantages: bool = True
     node_credit: bool = True  # each slot's own cost and advantage (module doc); False: joint
     budget_coupling: bool = True  # with node_credit: what a node's share costs the others
+    spill_credit: bool = False  # with budget_coupling: also what a node's units do nearby
     twins: bool = True  # env i + E/2 replays env i's day with mirrored noise (module doc)
     async_envs: bool = False  # envs in worker processes (AsyncVectorEnv), same results
     init_from: str | None = None  # checkpoint whose weights start the run (fine-tuning)

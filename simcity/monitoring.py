@@ -52,6 +52,17 @@ class StepOutcome(NamedTuple):
     """(N,) mean absolute estimation error over the node's quantities."""
 
 
+def neighbour_mean(city: City) -> csr_matrix:
+    """(N, N) row-normalised undirected adjacency: row i averages over i's neighbours."""
+    n, tail, head = city.num_nodes, city.link_tail, city.link_head
+    adjacency = csr_matrix(
+        (np.ones(2 * len(tail)), (np.r_[tail, head], np.r_[head, tail])), shape=(n, n)
+    )
+    adjacency.data[:] = 1.0  # parallel pairs count once
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    return csr_matrix(adjacency.multiply(1.0 / np.maximum(degree, 1.0)[:, None]))
+
+
 @dataclass
 class Monitoring:
     """Sensors, incidents and estimates of one episode; advanced by `step`."""
@@ -112,13 +123,7 @@ class Monitoring:
         )
         self.cut_factor = np.ones(self.city.num_links)
         self.known_cut_factor = np.ones(self.city.num_links)
-        tail, head = self.city.link_tail, self.city.link_head
-        adjacency = csr_matrix(
-            (np.ones(2 * len(tail)), (np.r_[tail, head], np.r_[head, tail])), shape=(n, n)
-        )
-        adjacency.data[:] = 1.0  # parallel pairs count once
-        degree = np.asarray(adjacency.sum(axis=1)).ravel()
-        self.neighbour_mean = csr_matrix(adjacency.multiply(1.0 / np.maximum(degree, 1.0)[:, None]))
+        self.neighbour_mean = neighbour_mean(self.city)
 
     @property
     def _close_per_min(self) -> float:

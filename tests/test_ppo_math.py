@@ -286,17 +286,22 @@ def test_slot_rewards_credit_each_node_with_its_own_cost() -> None:
     torch.testing.assert_close(joint, torch.tensor([[-0.6], [-0.3]]))
 
 
-def test_budget_coupling_turns_own_cost_credit_into_the_city_gradient() -> None:
-    """Each node's cost depends on its own share only. Twin rollouts (noise +eps and -eps)
-    credited with each node's own cost, coupled, estimate the gradient of the city's
-    total cost; uncoupled they estimate something else."""
+@pytest.mark.parametrize("spill", [0.0, 0.25])
+def test_budget_coupling_turns_own_cost_credit_into_the_city_gradient(spill: float) -> None:
+    """Node j's cost depends on its watch ``m_j = s_j + spill * mean of its neighbours'
+    shares``. Twin rollouts (noise +eps and -eps) credited with each node's own cost,
+    coupled, estimate the gradient of the city's total cost; uncoupled they do not."""
     generator = torch.Generator().manual_seed(3)
-    n, samples, std = 5, 100_000, 0.02
+    n, samples, std = 6, 200_000, 0.02
     a, b = torch.rand(2, n, generator=generator, dtype=torch.float64) * 4 + 0.5  # (N,) each
-    compute = 0.3
+    b = 3 * b
+    adjacency = torch.zeros(n, n, dtype=torch.float64)
+    for i, j in [*((i, (i + 1) % n) for i in range(n)), (0, 3)]:  # a ring and one chord
+        adjacency[i, j] = adjacency[j, i] = 1.0
+    w = adjacency / adjacency.sum(1, keepdim=True)  # (N, N) neighbour mean
 
-    def own_cost(s: torch.Tensor) -> torch.Tensor:  # (..., N) per node, its own share only
-        return a * torch.exp(-b * s) + compute * s
+    def own_cost(s: torch.Tensor) -> torch.Tensor:  # (..., N) per node, from its watch
+        return a * torch.exp(-b * (s + spill * s @ w.T)) + 0.3 * s
 
     logits = torch.randn(1, n + 1, generator=generator, dtype=torch.float64)  # (1, N + 1)
     z = logits.clone().requires_grad_(True)
@@ -313,7 +318,14 @@ def test_budget_coupling_turns_own_cost_credit_into_the_city_gradient() -> None:
     def estimate(adv: torch.Tensor) -> torch.Tensor:  # score-function gradient (N + 1,)
         return (adv * eps).mean(0) / std
 
-    coupled = estimate(couple_budget(advantages, eps, logits.expand(samples, -1)))
-    torch.testing.assert_close(coupled, truth, rtol=0.03, atol=0.03 * truth.abs().max().item())
-    uncoupled = estimate(advantages)
-    assert (uncoupled - truth)[:-1].abs().max() > 0.2 * truth.abs().max()
+    scale = truth.abs().max().item()
+    tol = {"rtol": 0.03, "atol": 0.03 * scale}
+    spread = logits.expand(samples, -1)
+    coupled = estimate(couple_budget(advantages, eps, spread, w.to_sparse(), spill))
+    torch.testing.assert_close(coupled, truth, **tol)
+    dense = estimate(couple_budget(advantages, eps, spread, w, spill))
+    torch.testing.assert_close(dense, coupled)
+    assert (estimate(advantages) - truth)[:-1].abs().max() > 0.2 * scale  # uncoupled
+    if spill > 0:  # the budget alone is not enough where units spill onto neighbours
+        budget_only = estimate(couple_budget(advantages, eps, spread))
+        assert (budget_only - truth)[:-1].abs().max() > 0.1 * scale

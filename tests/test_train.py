@@ -256,6 +256,19 @@ def test_joint_ppo_runs_too(short_day: Scenario, tmp_path: Path) -> None:
     assert math.isfinite(seen[0].approx_kl) and seen[0].entropy > 0
 
 
+def test_spill_credit_changes_the_update_not_the_rollout(
+    short_day: Scenario, tmp_path: Path
+) -> None:
+    """``spill_credit``: the same first rollout (same actions), a different update."""
+    base = {**CONFIG.__dict__, "total_steps": 48}
+    plain = train(short_day, TrainConfig(**base), tmp_path / "plain")
+    spill = train(short_day, TrainConfig(**{**base, "spill_credit": True}), tmp_path / "spill")
+    a, b = (torch.load(r.checkpoint_path, weights_only=True) for r in (plain, spill))
+    assert torch.equal(a["extra"]["episode_actions"], b["extra"]["episode_actions"])
+    assert all(torch.isfinite(v).all() for v in b["state_dict"].values())
+    assert not all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+
+
 def test_async_envs_give_the_same_run(short_day: Scenario, tmp_path: Path) -> None:
     """Env workers in processes change where envs run, not what they return."""
     config = TrainConfig(**{**CONFIG.__dict__, "total_steps": 48})
