@@ -30,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines import _RANDOM_KINDS, OraclePolicy, make_baseline
+from agents.baselines import _RANDOM_KINDS, make_baseline
 from agents.evaluate import held_out_seeds, run_episode
+from agents.oracle import OraclePolicy
 from simcity import incidents as inc
 from simcity.env import CityEnv
 from simcity.monitoring import SENSOR_FOR_INCIDENT
