@@ -55,8 +55,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from agents.baselines import alarm_weights, risk_weights
 from simcity.env import GLOBAL_FEATURES, NODE_FEATURES
 
-PRIORS = (None, "risk", "alarm")
 _PRIOR_WEIGHTS = {"risk": risk_weights, "alarm": alarm_weights}
+PRIORS = (None, *_PRIOR_WEIGHTS)
 
 
 @dataclass(frozen=True)
@@ -316,9 +316,8 @@ def prior_log_weights(nodes: torch.Tensor, prior: str) -> torch.Tensor:
     """Log-weights (B, N) of heuristic ``prior`` for node features (B, N, F), no gradient.
 
     ``log(w / mean(w) + PRIOR_FLOOR)`` from `agents.baselines.risk_weights` or
-    `agents.baselines.alarm_weights`, computed in
-    NumPy (about 30 operations per node, not counted by `count_flops_per_decision`:
-    under 0.1% of the network's FLOPs).
+    `agents.baselines.alarm_weights`, computed in NumPy (about 30 operations per node,
+    not counted by `count_flops_per_decision`: under 0.1% of the network's FLOPs).
     """
     if prior not in _PRIOR_WEIGHTS:
         raise ValueError(f"unknown prior {prior!r}")

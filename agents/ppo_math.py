@@ -183,15 +183,15 @@ def couple_budget(
     """
     shares = torch.softmax(logits, dim=-1)[..., :-1]  # (..., N)
     floored = shares.clamp_min(0.25 / shares.shape[-1])  # (..., N)
+    w = neighbour_mean.to(shares.dtype) if neighbour_mean is not None and spill > 0 else None
     spilled = torch.zeros_like(shares)  # (..., N) spill * sum_k W_jk s_k
-    if neighbour_mean is not None and spill > 0.0:
-        w = neighbour_mean.to(shares.dtype)  # (N, N), dense or sparse
+    if w is not None:  # (N, N), dense or sparse
         spilled = spill * _rows_times(shares, w.t())
     a, eps = advantages[..., :-1], noise[..., :-1]  # (..., N) each
     own = a * eps / (1.0 - shares - spilled).clamp_min(1e-6)  # (..., N) x_j s_j
     x_watch = own * (1.0 + spilled / floored)  # (..., N) x_j m_j
     term = x_watch - x_watch.sum(dim=-1, keepdim=True)  # (..., N) -sum_{j != i} x_j m_j
-    if neighbour_mean is not None and spill > 0.0:
+    if w is not None:
         term = term + spill * _rows_times(own / floored, w)  # (..., N) + spill sum_j W_ji x_j
     coupled = a + eps * shares * term  # (..., N)
     return torch.cat([coupled, advantages[..., -1:]], dim=-1)

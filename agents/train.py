@@ -217,18 +217,14 @@ def train(
         )
 
     obs = reset_envs()
-    spill_model: tuple[torch.Tensor, float] | tuple[()] = ()  # (W (N, N) sparse, spill)
+    spill = scenario.monitoring.spill if config.spill_credit else 0.0
+    spill_matrix = None  # (N, N) sparse neighbour mean, for the spill credit
     if config.spill_credit:
         w = neighbour_mean(city).tocoo()
-        spill_model = (
-            torch.sparse_coo_tensor(
-                torch.as_tensor(np.vstack([w.row, w.col]), dtype=torch.long),
-                torch.as_tensor(w.data, dtype=torch.float32),
-                (N, N),
-                check_invariants=True,
-            ).coalesce(),
-            scenario.monitoring.spill,
-        )
+        index = torch.as_tensor(np.vstack([w.row, w.col]), dtype=torch.long)
+        spill_matrix = torch.sparse_coo_tensor(
+            index, torch.as_tensor(w.data, dtype=torch.float32), (N, N), check_invariants=True
+        ).coalesce()
     episode_return = np.zeros(E)
     for action in episode_actions:  # replay the episodes under way at the checkpoint
         obs, reward, _, _, _ = envs.step(to_weights(action).numpy())
@@ -310,7 +306,7 @@ def train(
         if config.node_credit and config.budget_coupling:  # what each node's share did to others
             noise = (actions - mean_actions) / model.log_std.exp().detach()  # (T, E, N + 1)
             advantages = couple_budget(
-                advantages.view(T, E, S), noise, mean_actions, *spill_model
+                advantages.view(T, E, S), noise, mean_actions, spill_matrix, spill
             ).view(T, E * S)
 
         # Update: epochs of shuffled minibatches of the flattened (T * E) batch.

@@ -58,6 +58,12 @@ class TrainConfig:
             )
         if self.seed < 0:
             raise SimcityError(f"is {self.seed}", field="train.seed", expected=">= 0")
+        if self.spill_credit and not (self.node_credit and self.budget_coupling):
+            raise SimcityError(
+                "is on, but it extends the budget coupling of per-node credit",
+                field="train.spill_credit",
+                expected="node_credit and budget_coupling on too, or spill_credit off",
+            )
         if self.twins and self.num_envs % 2:
             raise SimcityError(
                 f"is {self.num_envs}", field="train.num_envs", expected="even with twins"

@@ -96,6 +96,7 @@ class Monitoring:
         # Arrivals (and their detection clocks) draw from a generator per interval, so
         # policies facing the same seed meet the same incidents even after their histories
         # part (`simcity.incidents`, "Common random numbers").
+        # Two draws, as when detections had a key of their own: the draws after it stay put.
         self._arrival_key = int(self.rng.integers(2**63, size=2)[0])
         # Fixed per city: the same dangerous junctions and weak feeders every episode.
         sigma = self.scenario.incidents.hotspot_sigma

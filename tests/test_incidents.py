@@ -31,15 +31,27 @@ def one_incident(
     )
 
 
-def test_undetected_incident_accrues_full_damage_and_closes() -> None:
-    out = inc.advance_incidents(
-        one_incident(5.0, 12.0, 10.0),
-        np.array([0.0]),
-        0.0,
-        15.0,
-        response_damage_factor=0.3,
-        response_duration_factor=0.5,
+def advance(
+    incidents: inc.Incidents,
+    hazard_per_min: float,
+    t0: float,
+    t1: float,
+    damage_factor: float = 0.3,
+    duration_factor: float = 0.5,
+) -> inc.StepOutcome:
+    """`advance_incidents` at one hazard for every incident."""
+    return inc.advance_incidents(
+        incidents,
+        np.full(incidents.num, hazard_per_min),
+        t0,
+        t1,
+        response_damage_factor=damage_factor,
+        response_duration_factor=duration_factor,
     )
+
+
+def test_undetected_incident_accrues_full_damage_and_closes() -> None:
+    out = advance(one_incident(5.0, 12.0, 10.0), 0.0, 0.0, 15.0)
     assert out.damage == pytest.approx(70.0)  # 7 min x 10 $/min
     assert out.closed.tolist() == [True] and not out.incidents.detected.any()
 
@@ -47,23 +59,9 @@ def test_undetected_incident_accrues_full_damage_and_closes() -> None:
 def test_detected_incident_is_cut_short_and_cheaper() -> None:
     # Detected at minute 2 of an incident open [0, 42) in an earlier interval: from
     # t0 = 2 only the reduced rate applies, over its 40 remaining minutes.
-    out = inc.advance_incidents(
-        one_incident(0.0, 42.0, 10.0, detected=2.0),
-        np.array([0.0]),
-        2.0,
-        60.0,
-        response_damage_factor=0.3,
-        response_duration_factor=0.5,
-    )
+    out = advance(one_incident(0.0, 42.0, 10.0, detected=2.0), 0.0, 2.0, 60.0)
     assert out.damage == pytest.approx(40.0 * 10.0 * 0.3)
-    fresh = inc.advance_incidents(
-        one_incident(0.0, 42.0, 10.0),
-        np.array([1e9]),
-        0.0,
-        60.0,
-        response_damage_factor=0.3,
-        response_duration_factor=0.5,
-    )
+    fresh = advance(one_incident(0.0, 42.0, 10.0), 1e9, 0.0, 60.0)
     # Detected at once (huge hazard): 42 min remain, become 21 at 0.3 of the rate.
     assert fresh.damage == pytest.approx(21.0 * 10.0 * 0.3, rel=1e-6)
     assert fresh.newly_detected.tolist() == [True]
@@ -85,14 +83,7 @@ def test_detection_frequency_matches_the_probability() -> None:
         damage=np.zeros(n),
         clock=np.random.default_rng(1).exponential(1.0, size=n),
     )
-    out = inc.advance_incidents(
-        table,
-        np.full(n, 0.1),
-        0.0,
-        15.0,
-        response_damage_factor=1.0,
-        response_duration_factor=1.0,
-    )
+    out = advance(table, 0.1, 0.0, 15.0, 1.0, 1.0)
     expected = float(inc.detection_probability(np.array([0.1]), 15.0)[0])
     assert expected == pytest.approx(1 - np.exp(-1.5))
     assert out.newly_detected.mean() == pytest.approx(expected, abs=0.01)
@@ -171,24 +162,10 @@ def test_open_accidents_cut_their_link_capacity() -> None:
 
 def test_detection_clock_carries_over_intervals() -> None:
     # Clock 2.0 at hazard 0.1/min: 1.5 spent over [0, 15), the rest by minute 20.
-    first = inc.advance_incidents(
-        one_incident(0.0, 100.0, 10.0, clock=2.0),
-        np.array([0.1]),
-        0.0,
-        15.0,
-        response_damage_factor=1.0,
-        response_duration_factor=1.0,
-    )
+    first = advance(one_incident(0.0, 100.0, 10.0, clock=2.0), 0.1, 0.0, 15.0, 1.0, 1.0)
     assert not first.newly_detected.any()
     assert first.incidents.clock[0] == pytest.approx(0.5)
-    second = inc.advance_incidents(
-        first.incidents,
-        np.array([0.1]),
-        15.0,
-        30.0,
-        response_damage_factor=1.0,
-        response_duration_factor=1.0,
-    )
+    second = advance(first.incidents, 0.1, 15.0, 30.0, 1.0, 1.0)
     assert second.newly_detected.tolist() == [True]
     assert second.incidents.detected_min[0] == pytest.approx(20.0)
 

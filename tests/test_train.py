@@ -316,3 +316,10 @@ def test_twins_need_an_even_number_of_envs() -> None:
     with pytest.raises(SimcityError, match="num_envs"):
         TrainConfig(num_envs=3, num_steps=8, num_minibatches=1)
     TrainConfig(num_envs=3, num_steps=8, num_minibatches=1, twins=False)
+
+
+def test_spill_credit_needs_the_budget_coupling() -> None:
+    for off in ({"budget_coupling": False}, {"node_credit": False}):
+        with pytest.raises(SimcityError, match=r"train\.spill_credit"):
+            TrainConfig(spill_credit=True, **off)
+    TrainConfig(spill_credit=True)
