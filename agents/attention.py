@@ -21,14 +21,15 @@ masked out so an isolated node does not attend to itself K times.
 Heads. One allocation logit and one value per node; the mean of the node tokens (a
 size-agnostic pool) gives the "unused" slot's logit and value. No weight depends on N.
 
-Prior. With ``AttentionConfig.prior = "risk"`` or ``"alarm"`` the node logits are the
-network's output plus the log-weights of that heuristic (`prior_log_weights`): residual
-policy learning (Silver et al. 2018; Johannink et al. 2019), so a fresh policy plays like
-the heuristic and PPO learns where to depart from it. Off by default (``None``, the
-network alone): on ``downtown`` 20k steps of PPO moved the alarm-residual policy from the
-alarm heuristic's cost ($122.6k a day on 24 held-out days) to $128.6k, and to $124.7k
-with the budget coupling (`agents.ppo_math.couple_budget`), no better than the network
-alone ($124.3k).
+Prior. With ``AttentionConfig.prior`` = ``"risk"``, ``"alarm"`` or ``"posterior"`` the node
+logits are the network's output plus the log-weights of that heuristic
+(`prior_log_weights`): residual policy learning (Silver et al. 2018; Johannink et al.
+2019), so a fresh policy plays like the heuristic and PPO learns where to depart from it.
+Off by default (``None``, the network alone): on ``downtown`` (20k steps, 24 held-out days)
+PPO moved the posterior-residual policy from the posterior heuristic's $120.6k a day to
+$122.0k (it concentrates the budget: logits 1.24 x the prior's log-weights), and at a
+sixth of the learning rate with std e^-1 kept it level ($120.7k); the network alone gets
+$121.1k. Earlier, the alarm-residual policy went from $122.6k to $124.7k.
 
 Actions. `action_distribution` is a logistic normal over the N + 1 slots: log-weights
 ``z ~ Normal(logits, exp(log_std))``, independent per slot with one learned ``log_std``, and
@@ -52,10 +53,10 @@ from torch.distributions import Normal
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from agents.baselines import alarm_weights, risk_weights
+from agents.baselines import alarm_weights, posterior_weights, risk_weights
 from simcity.env import GLOBAL_FEATURES, NODE_FEATURES
 
-_PRIOR_WEIGHTS = {"risk": risk_weights, "alarm": alarm_weights}
+_PRIOR_WEIGHTS = {"risk": risk_weights, "alarm": alarm_weights, "posterior": posterior_weights}
 PRIORS = (None, *_PRIOR_WEIGHTS)
 
 

@@ -20,6 +20,11 @@ policy one could deploy). Only "random" puts weight on the unused slot.
 - ``alarm``: the risk weights times ``exp(ALARM_GAIN * S)``, where ``S`` is the node's
   CUSUM evidence of readings no known incident explains (feature ``anomaly``): chases the
   sensors' sub-threshold hints, as an operator watching anomaly scores would.
+- ``posterior``: the alarm weights times the node's ``unwatched`` belief: expected
+  undetected incidents at a node are its arrival rate times how long its incidents stay
+  unseen under the past allocations (``unwatched``), and the evidence scales them by
+  ``exp(ALARM_GAIN * S)`` (a likelihood ratio); the budget goes in proportion, as search
+  theory spreads effort by the chance the target is there. Reads only the observation.
 - ``oracle``: clairvoyant and myopic (an upper bound on service, not a deployable policy).
   It reads the true open, undetected incidents (node, damage rate, true end) and the true
   arrival rates of the coming interval (`simcity.truth.true_state` of the last
@@ -51,6 +56,7 @@ BASELINES: tuple[str, ...] = (
     "traffic",
     "risk",
     "alarm",
+    "posterior",
     "oracle",
 )
 RISK_PRIOR_DETECTIONS = 1.0
@@ -59,7 +65,7 @@ ALARM_GAIN = 0.5
 """Log-weight per unit of CUSUM evidence in the alarm policy (best of 0.25, 0.5, 0.75 on
 30 downtown days at ``alarm_snr`` 1 and 1.5)."""
 
-_POP, _JOBS, _CONGESTION, _LOAD, _EMISSIONS, _RECENT, _HISTORY, _ANOMALY = (
+_POP, _JOBS, _CONGESTION, _LOAD, _EMISSIONS, _RECENT, _HISTORY, _UNWATCHED, _ANOMALY = (
     NODE_FEATURES.index(name)
     for name in (
         "population",
@@ -69,6 +75,7 @@ _POP, _JOBS, _CONGESTION, _LOAD, _EMISSIONS, _RECENT, _HISTORY, _ANOMALY = (
         "emissions_est",
         "recent_detections",
         "risk_history",
+        "unwatched",
         "anomaly",
     )
 )
@@ -195,6 +202,35 @@ class AlarmPolicy:
         return _on_nodes(alarm_weights(obs["nodes"]))
 
 
+class PosteriorPolicy:
+    """The alarm weights times the ``unwatched`` belief: expected undetected incidents."""
+
+    name = "posterior"
+
+    def reset(self, seed: int | None) -> None:
+        """Nothing to reset."""
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Budget in proportion to the expected undetected incidents given the evidence."""
+        return _on_nodes(posterior_weights(obs["nodes"]))
+
+
+def posterior_weights(nodes: np.ndarray, gain: float = ALARM_GAIN) -> np.ndarray:
+    """The posterior policy's node weights (..., N) for node features (..., N, F), any batch:
+    `alarm_weights` times the ``unwatched`` feature (arrival rate x unwatched time is the
+    expected number of undetected incidents before the evidence). `agents.attention` uses
+    it as an optional prior.
+
+    >>> nodes = np.zeros((2, len(NODE_FEATURES)))
+    >>> nodes[:, [_POP, _JOBS, _HISTORY]] = 1.0
+    >>> nodes[:, _UNWATCHED] = [0.2, 0.8]
+    >>> posterior_weights(nodes).round(3).tolist()
+    [0.1, 0.4]
+    """
+    unwatched = np.asarray(nodes, dtype=np.float64)[..., _UNWATCHED]
+    return alarm_weights(nodes, gain) * unwatched
+
+
 def alarm_weights(nodes: np.ndarray, gain: float = ALARM_GAIN) -> np.ndarray:
     """The alarm policy's node weights (..., N) for node features (..., N, F), any batch:
     `risk_weights` scaled to sum 1, times ``exp(gain * S)`` with S the CUSUM evidence.
@@ -240,6 +276,7 @@ _FACTORIES: dict[str, Callable[[CityEnv, int], Policy]] = {
     "traffic": lambda env, seed: TrafficPolicy(),
     "risk": lambda env, seed: RiskPolicy(),
     "alarm": lambda env, seed: AlarmPolicy(),
+    "posterior": lambda env, seed: PosteriorPolicy(),
     "oracle": lambda env, seed: _oracle(env),
 }
 

@@ -41,7 +41,7 @@ import numpy as np
 
 warnings.filterwarnings("ignore", message=".*blank value")
 
-HEURISTICS = ("uniform", "population", "traffic", "risk", "alarm")
+HEURISTICS = ("uniform", "population", "traffic", "risk", "alarm", "posterior")
 
 
 def train_ours(scenario: str, steps: int, out_dir: str) -> dict[str, Any]:

@@ -190,12 +190,12 @@ def test_rejects_mismatched_shapes(policy: AttentionPolicy) -> None:
         policy(nodes[..., :5], globals_, neighbours, distances)
 
 
-@pytest.mark.parametrize("prior", ["risk", "alarm"])
+@pytest.mark.parametrize("prior", ["risk", "alarm", "posterior"])
 def test_a_fresh_residual_policy_plays_its_heuristic(prior: str) -> None:
     """With a prior and the near-zero initial heads, the node allocation is the
     heuristic's weights (plus the floor): residual learning starts from the heuristic."""
     from agents.attention import PRIOR_FLOOR
-    from agents.baselines import alarm_weights, risk_weights
+    from agents.baselines import alarm_weights, posterior_weights, risk_weights
 
     torch.manual_seed(0)
     model = AttentionPolicy(AttentionConfig(num_neighbours=8, prior=prior)).eval()
@@ -203,13 +203,14 @@ def test_a_fresh_residual_policy_plays_its_heuristic(prior: str) -> None:
     nodes[..., -1] = nodes[..., -1] * 3.0  # a wide spread of anomaly evidence
     with torch.no_grad():
         share = mean_action(model(nodes, globals_, neighbours, distances).logits)[:, :-1]
-    heuristic = {"risk": risk_weights, "alarm": alarm_weights}[prior](nodes.double().numpy())
+    weights = {"risk": risk_weights, "alarm": alarm_weights, "posterior": posterior_weights}
+    heuristic = weights[prior](nodes.double().numpy())
     expected = heuristic / heuristic.mean(-1, keepdims=True) + PRIOR_FLOOR  # (B, N)
     expected = expected / expected.sum(-1, keepdims=True)
     got = share / share.sum(-1, keepdim=True)
     np.testing.assert_allclose(got.numpy(), expected, rtol=0.05)
     assert np.corrcoef(got.numpy().ravel(), expected.ravel())[0, 1] > 0.99
-    if prior == "alarm":  # the evidence moves it: the alarm prior is not the risk prior
+    if prior != "risk":  # the evidence (and unwatched) move it: not the risk prior
         risk = risk_weights(nodes.double().numpy())
         risk = risk / risk.mean(-1, keepdims=True) + PRIOR_FLOOR
         assert not np.allclose(expected, risk / risk.sum(-1, keepdims=True), rtol=0.05)

@@ -92,7 +92,7 @@ def test_static_baselines_follow_their_definitions(tiny: CityEnv) -> None:
     assert population[-1] == 0.0
 
 
-def test_traffic_and_risk_follow_the_features(tiny: CityEnv) -> None:
+def test_traffic_risk_alarm_and_posterior_follow_the_features(tiny: CityEnv) -> None:
     obs, _ = tiny.reset(seed=0)
     nodes = np.zeros((TINY_NODES, len(NODE_FEATURES)), dtype=np.float32)
     nodes[:, NODE_FEATURES.index("population")] = 1.0
@@ -116,6 +116,18 @@ def test_traffic_and_risk_follow_the_features(tiny: CityEnv) -> None:
     weights[3] *= 2.5
     weights[9] *= 4.0
     np.testing.assert_allclose(risk[:-1] / risk.sum(), weights / weights.sum(), rtol=1e-5)
+    # Alarm: those weights times exp(0.5 S), S = 5 x the anomaly feature (2 at node 5).
+    # Posterior: times the unwatched feature too (1 at node 6, 0.5 elsewhere).
+    nodes[5, NODE_FEATURES.index("anomaly")] = 0.4
+    nodes[:, NODE_FEATURES.index("unwatched")] = 0.5
+    nodes[6, NODE_FEATURES.index("unwatched")] = 1.0
+    alarm = make_baseline("alarm", tiny).act({"nodes": nodes, "globals": obs["globals"]})
+    weights[5] *= math.e
+    np.testing.assert_allclose(alarm[:-1] / alarm.sum(), weights / weights.sum(), rtol=1e-5)
+    posterior = make_baseline("posterior", tiny).act({"nodes": nodes, "globals": obs["globals"]})
+    weights[6] *= 2.0
+    np.testing.assert_allclose(posterior[:-1] / posterior.sum(), weights / weights.sum(), rtol=1e-5)
+    assert alarm[-1] == posterior[-1] == 0.0
 
 
 def test_oracle_goes_to_the_open_undetected_incident() -> None:
