@@ -223,6 +223,12 @@ def train_command(
         bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")
     ] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the run.")] = 0,
+    teacher_days: Annotated[
+        int,
+        typer.Option(
+            "--teacher-days", min=0, help="Days learnt from the privileged teacher first (0: none)."
+        ),
+    ] = 24,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Train the graph-attention policy with PPO on a scenario.
@@ -232,6 +238,7 @@ def train_command(
     an uninterrupted run.
     """
     from agents.train import TrainConfig, UpdateStats, train
+    from agents.train_config import TeacherConfig
     from simcity.scenario import load_scenario
 
     if out.exists() and not out.is_dir():
@@ -244,9 +251,11 @@ def train_command(
             expected="--resume or a new folder",
         )
     scenario = load_scenario(scenario_name)
-    config = TrainConfig(total_steps=steps, seed=seed)
+    teacher = TeacherConfig(days=teacher_days)
+    config = TrainConfig(total_steps=steps, seed=seed, teacher=teacher)
+    first = "learning from the teacher" if teacher.enabled and not resume else ""
     with _progress(quiet, "kpis") as progress:
-        task = progress.add_task(f"{scenario.name} / ppo", total=config.num_updates, kpis="")
+        task = progress.add_task(f"{scenario.name} / ppo", total=config.num_updates, kpis=first)
 
         def tick(stats: UpdateStats) -> None:
             reward = f"episode reward {stats.mean_episode_reward:.4g}  " if stats.episodes else ""

@@ -23,6 +23,7 @@ from agents.checkpoint import TrainedPolicy, load_checkpoint
 from agents.evaluate import compare_policies, held_out_seeds
 from agents.policy import Policy
 from agents.train import TrainConfig, UpdateStats, train
+from agents.train_config import TeacherConfig
 from simcity.env import CityEnv
 from simcity.results import write_atomic, write_atomic_bytes
 from simcity.scenario import Scenario, load_scenario
@@ -45,7 +46,10 @@ def finetune(
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     model_config = load_checkpoint(checkpoint).model_config
-    scratch = TrainConfig(total_steps=steps, seed=seed, model=model_config)
+    # PPO alone in both runs (no teacher): the comparison is of where PPO starts from.
+    scratch = TrainConfig(
+        total_steps=steps, seed=seed, model=model_config, teacher=TeacherConfig(days=0)
+    )
     tuned = dataclasses.replace(
         scratch, init_from=str(checkpoint.resolve()), freeze_encoder=freeze_encoder
     )

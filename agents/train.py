@@ -36,6 +36,15 @@ allocations did and drops which incidents happened: antithetic sampling, a basel
 that cancels exactly in the gradient of the mean action. The exploration std is fixed
 (its gradient cancels over a pair too); the critic still learns, for GAE.
 
+Teacher. With ``TrainConfig.teacher`` (days > 0) a fresh network (no ``init_from``)
+first learns the allocation of a privileged teacher, a Bayes search that knows the true
+arrival rates and reads the sensors' evidence, by DAgger on training days
+(`agents.teacher`), and PPO starts from there; its first ``teacher.critic_updates``
+updates train only the value head (the distilled actor has no critic yet, and the value
+loss through the shared layers otherwise undoes the teacher's lesson in one update:
+approx. KL 80), and PPO's learning rate is then ``teacher.ppo_lr``, smaller than a run
+from scratch needs. A resume skips the teacher (the checkpoint holds its result).
+
 Resume semantics. ``train(..., resume=True)`` continues from ``out_dir/checkpoint.pt`` and
 ends with the same parameters, bit for bit, as an uninterrupted run with the same
 `TrainConfig`. The checkpoint holds the weights, the Adam state, the step and update
@@ -78,6 +87,7 @@ from agents.ppo_math import (
     mirrored_advantages,
     ppo_loss,
 )
+from agents.teacher import pretrain_from_teacher
 from agents.train_config import TrainConfig
 from agents.train_io import (
     UpdateStats,
@@ -103,6 +113,10 @@ class TrainResult:
     step: int
     update: int
     last: UpdateStats | None  # None when a resume found nothing left to do
+
+
+TEACHER_ENV_INDEX = 1_000_000
+"""`episode_seed`'s env index for the teacher's days: no vector env has that many envs."""
 
 
 def episode_seed(seed: int, env_index: int, episode: int) -> int:
@@ -178,13 +192,20 @@ def train(
         model.load_state_dict(
             load_checkpoint(config.init_from, expected_config=config.model).state_dict
         )
+    if config.learns_from_teacher and not resume:  # learn the teacher's allocation first
+        plan = config.teacher
+        days = plan.days + plan.dagger_rounds * plan.dagger_days
+        seeds = [episode_seed(config.seed, TEACHER_ENV_INDEX, k) for k in range(days)]
+        pretrain_from_teacher(model, first, plan, seeds)
     if config.freeze_encoder:
         for module in (model.node_embed, model.global_embed, model.blocks):
             module.requires_grad_(False)
     if config.twins:  # its gradient cancels over a pair; minibatches would only add noise
         model.log_std.requires_grad_(False)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(trainable, lr=config.lr, eps=1e-5)
+    critic = {id(p) for p in model.value_head.parameters()}
+    actor_parameters = [p for p in trainable if id(p) not in critic]
+    optimizer = torch.optim.Adam(trainable, lr=config.ppo_lr, eps=1e-5)
     neighbours, distances = city_neighbours(city, config.model.num_neighbours)  # (N, K) x 2
     flops = count_flops_per_decision(model, N, neighbours, distances)
     returns_std = RunningStd()
@@ -244,7 +265,7 @@ def train(
     last: UpdateStats | None = None
     while update < config.num_updates:
         started = time.perf_counter()
-        lr = linear_schedule(config.lr, 0.0, update / config.num_updates)
+        lr = linear_schedule(config.ppo_lr, 0.0, update / config.num_updates)
         for group in optimizer.param_groups:
             group["lr"] = lr
         std = returns_std.std  # critic outputs are in units of this std
@@ -317,6 +338,7 @@ def train(
         b_values = values.flatten(0, 1) / std  # (T * E, S), in the new units
         b_advantages = advantages.view(T * E, S)  # (T * E, S)
         b_returns = returns.view(T * E, S) / std  # (T * E, S)
+        critic_only = config.learns_from_teacher and update < config.teacher.critic_updates
         for _ in range(config.update_epochs):
             order = torch.randperm(config.batch_size)
             for start in range(0, config.batch_size, config.minibatch_size):
@@ -338,7 +360,12 @@ def train(
                     normalise_advantages=config.normalise_advantages,
                 )
                 optimizer.zero_grad()
-                loss.total.backward()
+                if critic_only:  # after the teacher: the critic catches up before the actor moves
+                    (config.vf_coef * loss.value).backward()
+                    for parameter in actor_parameters:
+                        parameter.grad = None  # Adam skips them: no step, no state
+                else:
+                    loss.total.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
                 optimizer.step()
         update += 1

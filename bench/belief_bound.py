@@ -14,8 +14,9 @@ and the oracle, all on the same seeds (damage $ per day, paired difference to un
   ``b <- b exp(-k dt) + r (1 - exp(-k dt)) / k``), the best a policy that knows the rates
   but not where incidents are can track.
 - ``evidence G``: that belief weighed by the sensors' anomaly evidence read as a
-  likelihood ratio ``exp(G S)`` (`EvidenceOracle`): a myopic Bayes search that knows the
-  true rates and sees what an observation-based policy sees of the incidents.
+  likelihood ratio ``exp(G S)`` (`agents.teacher.EvidenceSearch`, the teacher of
+  `agents.train`): a myopic Bayes search that knows the true rates and sees what an
+  observation-based policy sees of the incidents.
 
 ``--no-hotspots`` hides the hidden per-node risk factors from the references, as a policy
 that only sees the features would be (it sees the records' estimate, ``risk_history``).
@@ -32,137 +33,28 @@ from __future__ import annotations
 
 import argparse
 import warnings
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from agents.baselines import _RANDOM_KINDS, make_baseline
+from agents.baselines import make_baseline
 from agents.evaluate import held_out_seeds, run_episode
-from agents.oracle import OraclePolicy
+from agents.teacher import EvidenceSearch
 from simcity import incidents as inc
 from simcity.env import CityEnv
-from simcity.monitoring import QUANTITY_FOR_INCIDENT, SENSOR_FOR_INCIDENT
-from simcity.truth import true_state
 
 warnings.filterwarnings("ignore", message=".*blank value")
 
 
-class RateOracle(OraclePolicy):
+class RateOracle(EvidenceSearch):
     """The oracle fed the true arrival rates but no open incidents."""
 
-    name = "rate"
-
     def __init__(self, env: CityEnv, hotspots: bool = True) -> None:
-        super().__init__(env)
-        self.hotspots = hotspots
+        super().__init__(env, 0.0, hotspots)
+        self.name = "rate"
 
     def _pseudo_open(self) -> inc.Incidents:
         return inc.Incidents.empty()
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        world = self.env.world
-        if world is None or world.traffic is None:
-            return super().act(obs)
-        mon = world.monitoring
-        saved_open, saved_hot = mon.open, mon.hotspot
-        mon.open = self._pseudo_open()
-        if not self.hotspots:
-            mon.hotspot = np.ones_like(saved_hot)
-        try:
-            return super().act(obs)
-        finally:
-            mon.open, mon.hotspot = saved_open, saved_hot
-
-
-class BeliefOracle(RateOracle):
-    """The oracle fed the expected undetected incidents of a Bayes filter on true rates."""
-
-    name = "belief"
-
-    def reset(self, seed: int | None) -> None:
-        self.belief: np.ndarray | None = None  # (N, K) expected undetected incidents
-
-    def _pseudo_open(self) -> inc.Incidents:
-        world = self.env.world
-        assert world is not None and world.traffic is not None
-        mon, cfg = world.monitoring, world.scenario.monitoring
-        n, dt, now = world.city.num_nodes, world.dt_min, world.env.now
-        hotspot = mon.hotspot if self.hotspots else np.ones(n)
-        capacity = world.city.capacity_veh_h * world.capacity_factor * mon.cut_factor
-        state = true_state(
-            world.city,
-            world.scenario,
-            world.flows_veh_h,
-            world.times_min,
-            capacity,
-            world.node_load_kw,
-            world.feeder_kw,
-            hotspot,
-        )
-        accidents = np.bincount(
-            world.city.link_head, weights=state.accident_rate_per_h, minlength=n
-        )
-        rates = np.stack([accidents, state.pollution_rate_per_h, state.overload_rate_per_h], 1)
-        rates = rates / 60.0  # (N, K) per minute
-        durations = np.asarray(world.scenario.incidents.mean_duration_min)  # (K,)
-        up = mon.sensors_up_share[:, SENSOR_FOR_INCIDENT[_RANDOM_KINDS]]  # (N, K)
-        allocation = world.allocation
-        hazard = inc.detection_hazard_per_min(
-            allocation[:, None],
-            (mon.neighbour_mean @ allocation)[:, None],
-            up,
-            report_per_min=cfg.report_per_min,
-            sensor_per_min=cfg.sensor_per_min,
-            unit_per_min=cfg.unit_per_min,
-            spill=cfg.spill,
-        )
-        k = hazard + 1.0 / durations
-        if self.belief is None:
-            self.belief = rates / (cfg.report_per_min + 1.0 / durations)
-        else:
-            decay = np.exp(-k * dt)
-            self.belief = self.belief * decay + rates / k * (1.0 - decay)
-        nodes = np.repeat(np.arange(n), len(_RANDOM_KINDS))
-        kinds = np.tile(_RANDOM_KINDS, n)
-        m = len(nodes)
-        damage = np.asarray(world.scenario.incidents.damage_per_min)[kinds]
-        return inc.Incidents(
-            kind=kinds.astype(np.int64),
-            node=nodes.astype(np.int64),
-            link=np.full(m, -1, dtype=np.int64),
-            severity=np.ones(m),
-            start_min=np.full(m, now - 1.0),
-            end_min=now + durations[kinds],
-            damage_per_min=damage * self.belief.ravel(),
-            detected_min=np.full(m, np.nan),
-            damage=np.zeros(m),
-            clock=np.ones(m),
-        )
-
-
-class EvidenceOracle(BeliefOracle):
-    """`BeliefOracle` whose expected undetected incidents also weigh the sensors' evidence.
-
-    The anomaly CUSUM ``S`` (node, quantity) read as a likelihood ratio ``L = exp(gain S)``
-    for "an incident of this kind is here": a Poisson belief b becomes, to first order,
-    ``b L / (1 + b (L - 1))`` (Bayes, saturating at one incident).
-    """
-
-    def __init__(self, env: CityEnv, hotspots: bool = True, gain: float = 0.5) -> None:
-        super().__init__(env, hotspots)
-        self.gain = gain
-        self.name = f"evidence {gain:g}"
-
-    def _pseudo_open(self) -> inc.Incidents:
-        table = super()._pseudo_open()
-        world = self.env.world
-        assert world is not None and self.belief is not None
-        quantity = QUANTITY_FOR_INCIDENT[_RANDOM_KINDS]  # (K,)
-        ratio = np.exp(np.minimum(self.gain * world.monitoring.anomaly[:, quantity], 50.0))
-        b = self.belief  # (N, K)
-        scale = (ratio / (1.0 + b * (ratio - 1.0))).ravel()  # (N K,) posterior / prior
-        return replace(table, damage_per_min=table.damage_per_min * scale)
 
 
 def main() -> None:
@@ -178,9 +70,9 @@ def main() -> None:
         name: make_baseline(name, env) for name in ("uniform", "alarm", "posterior", "oracle")
     }
     policies["rate"] = RateOracle(env, hot)
-    policies["belief"] = BeliefOracle(env, hot)
+    policies["belief"] = EvidenceSearch(env, 0.0, hot)  # gain 0: the rates' belief alone
     for gain in args.gains:
-        policies[f"evidence {gain:g}"] = EvidenceOracle(env, hot, gain)
+        policies[f"evidence {gain:g}"] = EvidenceSearch(env, gain, hot)
     damage: dict[str, list[float]] = {name: [] for name in policies}
     for seed in held_out_seeds(args.seeds):
         for name, policy in policies.items():

@@ -21,6 +21,7 @@ from agents.checkpoint import (  # noqa: E402
 from agents.evaluate import held_out_seeds, run_episode  # noqa: E402
 from agents.policy import Policy  # noqa: E402
 from agents.train import TrainConfig, UpdateStats, train  # noqa: E402
+from agents.train_config import TeacherConfig  # noqa: E402
 from simcity.env import CityEnv  # noqa: E402
 from simcity.errors import SimcityError  # noqa: E402
 from simcity.scenario import Scenario, load_scenario  # noqa: E402
@@ -36,6 +37,8 @@ CONFIG = TrainConfig(
     num_minibatches=2,
     seed=3,
     model=MODEL,
+    # A small teacher: its first update trains only the critic, later ones PPO as usual.
+    teacher=TeacherConfig(days=2, dagger_rounds=1, dagger_days=1, epochs=2, critic_updates=1),
 )
 
 
@@ -221,7 +224,10 @@ def test_short_training_finds_the_one_hotspot(tmp_path: Path) -> None:
     """Every incident of `toy_hotspot` is at node 9: a short run must learn to watch it."""
     # Training seeds 0, 1 and 2 put 91%, 93% and 98% of the budget there (without the budget
     # coupling seed 0 put 24%; with std e^-1 and 8 epochs seeds 0-2 put 61%, 40%, 67%).
-    config = TrainConfig(total_steps=7680, num_envs=2, num_steps=96, model=MODEL)
+    # PPO alone: no teacher (it would know where the hotspot is).
+    config = TrainConfig(
+        total_steps=7680, num_envs=2, num_steps=96, model=MODEL, teacher=TeacherConfig(days=0)
+    )
     result = train("toy_hotspot", config, tmp_path)
     env = CityEnv("toy_hotspot")
     trained = TrainedPolicy.from_checkpoint(result.checkpoint_path, env)
@@ -260,7 +266,7 @@ def test_spill_credit_changes_the_update_not_the_rollout(
     short_day: Scenario, tmp_path: Path
 ) -> None:
     """``spill_credit``: the same first rollout (same actions), a different update."""
-    base = {**CONFIG.__dict__, "total_steps": 48}
+    base = {**CONFIG.__dict__, "total_steps": 48, "teacher": TeacherConfig(days=0)}
     plain = train(short_day, TrainConfig(**base), tmp_path / "plain")
     spill = train(short_day, TrainConfig(**{**base, "spill_credit": True}), tmp_path / "spill")
     a, b = (torch.load(r.checkpoint_path, weights_only=True) for r in (plain, spill))
@@ -289,7 +295,13 @@ def test_twins_play_one_day_with_mirrored_noise(short_day: Scenario, tmp_path: P
     # keeps those steps' actions. Twins (envs 0, 2 and 1, 3) start that day from one
     # observation, so their first log-weights are the initial logits plus and minus noise.
     config = TrainConfig(
-        total_steps=80, num_envs=4, num_steps=20, num_minibatches=2, seed=5, model=MODEL
+        total_steps=80,
+        num_envs=4,
+        num_steps=20,
+        num_minibatches=2,
+        seed=5,
+        model=MODEL,
+        teacher=TeacherConfig(days=0),  # the initial weights act, not a teacher's student
     )
     result = train(short_day, config, tmp_path)
     actions = torch.load(result.checkpoint_path, weights_only=True)["extra"]["episode_actions"]
