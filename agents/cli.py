@@ -215,7 +215,7 @@ def train_command(
     scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
     steps: Annotated[
         int, typer.Option("--steps", min=1, help="Env steps in all, over all envs.")
-    ] = 100_000,
+    ] = 20_480,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for checkpoint.pt and progress.csv.")
     ] = Path("runs/train"),

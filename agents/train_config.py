@@ -66,7 +66,7 @@ class TrainConfig:
     ratios barely move at 3e-4; a short horizon: what monitoring saves it saves within
     the hour an incident lasts, and a longer one only adds noise)."""
 
-    total_steps: int = 100_000  # env steps over all envs; rounded up to whole updates
+    total_steps: int = 20_480  # env steps over all envs; rounded up to whole updates
     num_envs: int = 4
     num_steps: int = 96  # per env per rollout (one day of 15-min steps)
     lr: float = 3e-3  # annealed linearly to 0 over the run (teacher.ppo_lr after a teacher)
