@@ -148,6 +148,43 @@ def distillation_loss(
     return kl + value_weight * functional.mse_loss(student_values, teacher_values)
 
 
+def fit_to_allocations(
+    student: AttentionPolicy,
+    data: TeacherData,
+    neighbours: torch.Tensor,
+    distances: torch.Tensor,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    value_weight: float,
+    generator: torch.Generator,
+) -> list[float]:
+    """Fit ``student`` (in place, left in eval mode) to ``data`` by `distillation_loss`:
+    epochs of Adam over minibatches in ``generator``'s order; the mean loss per epoch."""
+    params = [p for p in student.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=lr)
+    num_samples = data.nodes.shape[0]
+    losses = []
+    student.train()
+    for _ in range(epochs):
+        order = torch.randperm(num_samples, generator=generator)
+        total = 0.0
+        for start in range(0, num_samples, batch_size):
+            batch = order[start : start + batch_size]  # (M,)
+            out = student(data.nodes[batch], data.globals_[batch], neighbours, distances)
+            loss = distillation_loss(
+                out.logits, out.value, data.logits[batch], data.values[batch], value_weight
+            )
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(batch)
+        losses.append(total / num_samples)
+    student.eval()
+    return losses
+
+
 def distill(
     teacher: AttentionPolicy,
     student: AttentionPolicy,
@@ -166,24 +203,17 @@ def distill(
     with torch.no_grad():
         student.log_std.copy_(teacher.log_std.detach())
     student.log_std.requires_grad_(False)
-    params = [p for p in student.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr)
+    losses = fit_to_allocations(
+        student,
+        data,
+        neighbours,
+        distances,
+        epochs=config.epochs,
+        batch_size=config.batch_size,
+        lr=config.lr,
+        value_weight=config.value_weight,
+        generator=generator,
+    )
     num_samples = data.nodes.shape[0]
-    losses = []
-    student.train()
-    for _ in range(config.epochs):
-        order = torch.randperm(num_samples, generator=generator)
-        total = 0.0
-        for start in range(0, num_samples, config.batch_size):
-            batch = order[start : start + config.batch_size]  # (M,)
-            out = student(data.nodes[batch], data.globals_[batch], neighbours, distances)
-            loss = distillation_loss(
-                out.logits, out.value, data.logits[batch], data.values[batch], config.value_weight
-            )
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(batch)
-        losses.append(total / num_samples)
     student.log_std.requires_grad_(True)
     return DistillResult(student.eval(), losses, num_samples)

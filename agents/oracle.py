@@ -14,6 +14,7 @@ from simcity import incidents as inc
 from simcity.env import CityEnv
 from simcity.monitoring import SENSOR_FOR_INCIDENT
 from simcity.truth import true_state
+from simcity.world import World
 
 ORACLE_CHUNKS = 64
 """Budget chunks of the oracle's greedy allocation (its resolution: budget / chunks)."""
@@ -47,6 +48,25 @@ def _uniform_exposure_gain(hazard_per_min: np.ndarray, dt_min: float) -> np.ndar
     safe = np.maximum(x, 1e-3)
     psi = np.where(x > 1e-3, (safe - 2.0 + np.exp(-safe) * (2.0 + safe)) / safe**3, 1.0 / 6.0)
     return dt_min**2 * psi
+
+
+def true_rates_per_h(world: World, hotspot: np.ndarray) -> np.ndarray:
+    """True arrival rates (N, K) per hour of the coming interval at risk factors ``hotspot``
+    (N,): `simcity.truth.true_state` of the last interval's traffic under the capacity
+    cuts now in force, and the last interval's load; accidents summed at link heads."""
+    mon, n = world.monitoring, world.city.num_nodes
+    state = true_state(
+        world.city,
+        world.scenario,
+        world.flows_veh_h,
+        world.times_min,
+        world.city.capacity_veh_h * world.capacity_factor * mon.cut_factor,
+        world.node_load_kw,
+        world.feeder_kw,
+        hotspot,
+    )
+    accidents = np.bincount(world.city.link_head, weights=state.accident_rate_per_h, minlength=n)
+    return np.stack([accidents, state.pollution_rate_per_h, state.overload_rate_per_h], axis=1)
 
 
 class OraclePolicy:
@@ -101,22 +121,7 @@ class OraclePolicy:
         exposure = np.minimum(open_.end_min[todo] - now, dt_min)
         up_open = up[node, SENSOR_FOR_INCIDENT[open_.kind[todo]]]
         # Incidents to arrive this interval: the true rates under the cuts now in force.
-        state = true_state(
-            world.city,
-            world.scenario,
-            world.flows_veh_h,
-            world.times_min,
-            world.city.capacity_veh_h * world.capacity_factor * mon.cut_factor,
-            world.node_load_kw,
-            world.feeder_kw,
-            mon.hotspot,
-        )
-        accidents = np.bincount(
-            world.city.link_head, weights=state.accident_rate_per_h, minlength=n
-        )
-        rates_per_h = np.stack(
-            [accidents, state.pollution_rate_per_h, state.overload_rate_per_h], axis=1
-        )  # (N, K)
+        rates_per_h = true_rates_per_h(world, mon.hotspot)  # (N, K)
         weight_new = rates_per_h * dt_min / 60.0 * self._damage_per_min  # (N, K)
         # Scheduled incidents due this interval are known for certain; they are sensed
         # like accidents (by traffic counters), so they join that column.

@@ -17,7 +17,7 @@ observation, to the teacher's allocations (learning by cheating, Chen et al. 201
 DAgger (Ross et al. 2011): the posterior heuristic plays the first days and the teacher
 labels every step; then the student plays further days, labelled the same way, and is
 refitted on all of it. The loss is KL(teacher || student) of the allocations over the
-N + 1 slots (`agents.distill.distillation_loss`, no value term). What the teacher knows
+N + 1 slots (`agents.distill.fit_to_allocations`, no value term). What the teacher knows
 and the observation does not (the true rates, the risk factors) the student can only
 average over: it learns the teacher's allocation given what it sees.
 
@@ -34,14 +34,13 @@ import torch
 from agents.attention import AttentionPolicy
 from agents.baselines import _RANDOM_KINDS, PosteriorPolicy
 from agents.checkpoint import TrainedPolicy, city_neighbours
-from agents.distill import distillation_loss
-from agents.oracle import OraclePolicy
+from agents.distill import TeacherData, fit_to_allocations
+from agents.oracle import OraclePolicy, true_rates_per_h
 from agents.policy import Policy
 from agents.train_config import TeacherConfig
 from simcity import incidents as inc
 from simcity.env import CityEnv
 from simcity.monitoring import QUANTITY_FOR_INCIDENT, SENSOR_FOR_INCIDENT
-from simcity.truth import true_state
 
 TEACHER_GAIN = TeacherConfig.gain
 
@@ -86,22 +85,7 @@ class EvidenceSearch(OraclePolicy):
         mon, cfg = world.monitoring, world.scenario.monitoring
         n, dt, now = world.city.num_nodes, world.dt_min, world.env.now
         hotspot = mon.hotspot if self.hotspots else np.ones(n)
-        capacity = world.city.capacity_veh_h * world.capacity_factor * mon.cut_factor
-        state = true_state(
-            world.city,
-            world.scenario,
-            world.flows_veh_h,
-            world.times_min,
-            capacity,
-            world.node_load_kw,
-            world.feeder_kw,
-            hotspot,
-        )
-        accidents = np.bincount(
-            world.city.link_head, weights=state.accident_rate_per_h, minlength=n
-        )
-        rates = np.stack([accidents, state.pollution_rate_per_h, state.overload_rate_per_h], 1)
-        rates = rates / 60.0  # (N, K) per minute
+        rates = true_rates_per_h(world, hotspot) / 60.0  # (N, K) per minute
         durations = np.asarray(world.scenario.incidents.mean_duration_min)  # (K,)
         up = mon.sensors_up_share[:, SENSOR_FOR_INCIDENT[_RANDOM_KINDS]]  # (N, K)
         allocation = world.allocation
@@ -158,7 +142,21 @@ def pretrain_from_teacher(
         player: Policy = PosteriorPolicy() if index == 0 else TrainedPolicy(model, env, "student")
         data += _labelled_days(env, player, teacher, seeds[first : first + days])
         first += days
-        losses.append(_fit(model, data, neighbours, distances, config, epochs, generator))
+        nodes, globals_, targets = (torch.stack(part) for part in zip(*data, strict=True))
+        # No value term (weight 0): the critic learns under PPO.
+        table = TeacherData(nodes, globals_, targets, torch.zeros_like(targets))
+        fitted = fit_to_allocations(
+            model,
+            table,
+            neighbours,
+            distances,
+            epochs=epochs,
+            batch_size=config.batch_size,
+            lr=config.lr,
+            value_weight=0.0,
+            generator=generator,
+        )
+        losses.append(fitted[-1])
     return losses
 
 
@@ -185,34 +183,3 @@ def _labelled_days(
             obs, _, terminated, truncated, _ = env.step(player.act(obs))
             done = terminated or truncated
     return out
-
-
-def _fit(
-    model: AttentionPolicy,
-    data: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]],
-    neighbours: torch.Tensor,
-    distances: torch.Tensor,
-    config: TeacherConfig,
-    epochs: int,
-    generator: torch.Generator,
-) -> float:
-    """Epochs of KL(teacher || student) over ``data``; the last epoch's mean loss."""
-    nodes, globals_, targets = (torch.stack(part) for part in zip(*data, strict=True))
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.Adam(params, lr=config.lr)
-    model.train()
-    total = 0.0
-    for _ in range(epochs):
-        order = torch.randperm(len(nodes), generator=generator)
-        total = 0.0
-        for start in range(0, len(nodes), config.batch_size):
-            batch = order[start : start + config.batch_size]  # (M,)
-            out = model(nodes[batch], globals_[batch], neighbours, distances)
-            values = out.value.detach()  # no value term: the critic learns under PPO
-            loss = distillation_loss(out.logits, values, targets[batch], values, 0.0)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(batch)
-    model.eval()
-    return total / len(nodes)
