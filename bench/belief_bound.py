@@ -14,8 +14,8 @@ and the oracle, all on the same seeds (damage $ per day, paired difference to un
   ``b <- b exp(-k dt) + r (1 - exp(-k dt)) / k``), the best a policy that knows the rates
   but not where incidents are can track.
 - ``evidence G``: that belief weighed by the sensors' anomaly evidence read as a
-  likelihood ratio ``exp(G S)`` (`agents.teacher.EvidenceSearch`, the teacher of
-  `agents.train`): a myopic Bayes search that knows the true rates and sees what an
+  likelihood ratio ``exp(G S)`` (`agents.policies.teacher.EvidenceSearch`, the teacher of
+  `agents.training.train`): a myopic Bayes search that knows the true rates and sees what an
   observation-based policy sees of the incidents.
 
 ``--no-hotspots`` hides the hidden per-node risk factors from the references, as a policy
@@ -37,11 +37,11 @@ from typing import Any
 
 import numpy as np
 
-from agents.baselines import make_baseline
-from agents.evaluate import held_out_seeds, run_episode
-from agents.teacher import EvidenceSearch
-from simcity import incidents as inc
+from agents.policies.baselines import make_baseline
+from agents.policies.teacher import EvidenceSearch
+from agents.training.evaluate import held_out_seeds, run_episode
 from simcity.env import CityEnv
+from simcity.monitoring import incidents as inc
 
 warnings.filterwarnings("ignore", message=".*blank value")
 

@@ -8,7 +8,7 @@ with ``PYTHONPATH=.``):
 Episode k of every policy uses env seed ``first_seed + k`` (common random numbers: the
 same seed gives the same sensor, arrival and detection streams, so paired differences
 are much tighter than the intervals of the means). Each (policy, seed) episode runs in a
-worker process; results do not depend on which worker ran what (`simcity.traffic_day.TrafficDay`
+worker process; results do not depend on which worker ran what (`simcity.traffic.day.TrafficDay`
 is a pure function of step and capacity). Intervals are Student-t 95% half-widths.
 """
 
@@ -23,8 +23,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from agents.baselines import BASELINES, make_baseline
-from agents.evaluate import KPIS, mean_ci, run_episode
+from agents.policies.baselines import BASELINES, make_baseline
+from agents.training.evaluate import KPIS, mean_ci, run_episode
 from simcity.env import CityEnv
 
 _ENVS: dict[str, CityEnv] = {}

@@ -30,12 +30,12 @@ from collections import defaultdict
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
-from agents.baselines import make_baseline
-from simcity import traffic_day as traffic_day_module
+from agents.policies.baselines import make_baseline
 from simcity import world as world_module
+from simcity.config.scenario import load_scenario
 from simcity.env import CityEnv
-from simcity.monitoring import Monitoring
-from simcity.scenario import load_scenario
+from simcity.monitoring.monitor import Monitoring
+from simcity.traffic import day as traffic_day_module
 
 TARGET_NODE_STEPS_S = 100_000.0
 SHORT_DAYS = {"metro": 16}

@@ -6,13 +6,13 @@ Not a test: compresses, evaluates and prints a report. Run from the repository r
     python bench/green.py [--checkpoint runs/ppo/checkpoint.pt] [--scenario downtown]
                           [--episodes 10] [--train-steps 24000] [--out runs/green]
 
-1. Takes ``--checkpoint``, or trains one with `agents.train.train` (default `TrainConfig`,
+1. Takes ``--checkpoint``, or trains one with `agents.training.train.train` (default `TrainConfig`,
    ``--train-steps`` env steps) when none is given.
 2. Makes every compressed policy `simcity compress` can: int8, pruned (half the heads and
    MLP units, then distilled from the original), distilled into the default smaller
    student, and that student in int8.
 3. Plays the original and each compressed policy on the same held-out days
-   (`agents.evaluate.held_out_seeds`), each billed its own cost per decision, and reports:
+   (`agents.training.evaluate.held_out_seeds`), each billed its own cost per decision, and reports:
    service share = the original's service cost (damage + estimation error, money) over the
    compressed policy's (1 = as good; above 1 = better), and energy share = the compressed
    policy's modelled energy per decision on the scenario's device over the original's.
@@ -56,13 +56,13 @@ def main() -> None:
 
     import torch
 
-    from agents.compress import CompressedPolicy, load_model, quantize_int8
-    from agents.compress_run import CompressOptions, make_compressed, measure_policy
-    from agents.distill import DistillConfig
-    from agents.train import TrainConfig, train
+    from agents.green.compress import CompressOptions, make_compressed, measure_policy
+    from agents.green.distill import DistillConfig
+    from agents.policies.compressed import CompressedPolicy, load_model, quantize_int8
+    from agents.training.train import TrainConfig, train
+    from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv
-    from simcity.results import write_atomic
-    from simcity.scenario import load_scenario
+    from simcity.records.files import write_atomic
 
     torch.set_num_threads(1)
     scenario = load_scenario(args.scenario)

@@ -8,13 +8,13 @@ Not a test: trains, evaluates and prints a report. Run from the repository root 
 
 What it does, on 2 CPU cores (one process per core):
 
-1. Trains the attention policy with `agents.train.train` (default `TrainConfig`) for
+1. Trains the attention policy with `agents.training.train.train` (default `TrainConfig`) for
    ``--steps`` env steps on ``--scenario``, and, at the same time in a second process,
    Stable-Baselines3 PPO (``MultiInputPolicy``, its default MLP) for the same number of
    env steps on the same env, so both trainers share the machine alike. Each reports its
    training throughput (env steps per second, wall time including its env; ours also
    includes learning from the teacher first, `TrainConfig.teacher`, about 3 minutes).
-2. Evaluates, on held-out seeds (`agents.evaluate.held_out_seeds`, never used in
+2. Evaluates, on held-out seeds (`agents.training.evaluate.held_out_seeds`, never used in
    training) and with common random numbers, the trained policy, SB3's, every heuristic
    and the oracle: total cost (money: damage + estimation + compute energy + carbon)
    with the mean and Student-t 95% interval, and the paired difference to the best
@@ -49,7 +49,7 @@ def train_ours(scenario: str, steps: int, out_dir: str) -> dict[str, Any]:
     """Train the attention policy; return its throughput."""
     import torch
 
-    from agents.train import TrainConfig, train
+    from agents.training.train import TrainConfig, train
 
     torch.set_num_threads(1)
     config = TrainConfig(total_steps=steps)
@@ -79,7 +79,7 @@ def train_sb3(scenario: str, steps: int, out_dir: str, queue: Any) -> None:
 
 
 class SB3Policy:
-    """An SB3 model behind the `agents.policy.Policy` protocol (deterministic)."""
+    """An SB3 model behind the `agents.policies.protocol.Policy` protocol (deterministic)."""
 
     name = "sb3_ppo"
 
@@ -115,9 +115,9 @@ def evaluate_job(job: tuple[str, str, str, int]) -> tuple[str, str, int, float, 
     """One episode ``(scenario, policy, run_dir, seed)`` -> total cost and damage."""
     import torch
 
-    from agents.baselines import make_baseline
-    from agents.checkpoint import TrainedPolicy
-    from agents.evaluate import run_episode
+    from agents.policies.baselines import make_baseline
+    from agents.policies.checkpoint import TrainedPolicy
+    from agents.training.evaluate import run_episode
     from simcity.env import CityEnv
 
     torch.set_num_threads(1)
@@ -155,7 +155,7 @@ def table(
 
 def report(costs: dict[str, np.ndarray], title: str) -> dict[str, Any]:
     """Print mean +- 95% interval per policy and the gap closed; return the figures."""
-    from agents.evaluate import mean_ci
+    from agents.training.evaluate import mean_ci
 
     print(f"\n{title}: total cost per day ($), mean +- 95% interval, {len(costs['uniform'])} seeds")
     stats = {name: mean_ci(values.tolist()) for name, values in costs.items()}
@@ -209,7 +209,7 @@ def main() -> None:
         f"{ours['steps_per_s'] / sb3_stats['steps_per_s']:.2f}"
     )
 
-    from agents.evaluate import held_out_seeds
+    from agents.training.evaluate import held_out_seeds
 
     policies = ("attention", "sb3_ppo", "random", *HEURISTICS, "oracle")
     jobs = [

@@ -17,9 +17,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from agents.maps import map_html
-from agents.screenshot import fixed_size, run_chromium
-from simcity.daylog import read_day_log
+from agents.viz.maps import map_html
+from agents.viz.screenshot import fixed_size, run_chromium
+from simcity.records.daylog import read_day_log
 
 WIDTH, HEIGHT = 1200, 800
 BLANK = "<!DOCTYPE html><html><body style='background:#0b1020'></body></html>"

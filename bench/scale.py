@@ -38,11 +38,11 @@ def measure(size: int, hours: float) -> dict[str, float]:
     """Build, reset and run a ``size``-node city for ``hours`` in this process."""
     import torch
 
-    from agents.attention import AttentionConfig, AttentionPolicy
-    from agents.checkpoint import city_neighbours
+    from agents.policies.attention import AttentionConfig, AttentionPolicy
+    from agents.policies.checkpoint import city_neighbours
+    from simcity.config.overrides import override_scenario
+    from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv
-    from simcity.overrides import override_scenario
-    from simcity.scenario import load_scenario
 
     torch.set_num_threads(1)
     base = load_scenario("metro_xl")

@@ -1,4 +1,4 @@
-"""Speed of `simcity.traffic.assign` against AequilibraE at equal relative gap.
+"""Speed of `simcity.traffic.assignment.assign` against AequilibraE at equal relative gap.
 
 Not a test: prints times, iterations and ratios. Run from the repository root:
 
@@ -7,7 +7,7 @@ Not a test: prints times, iterations and ratios. Run from the repository root:
 For every network: our bi-conjugate Frank–Wolfe to ``rel_gap`` (best of 3), then, if
 ``aequilibrae`` imports, its "bfw" on the same links, demand and BPR parameters in the
 same process (best of 3; graph building not timed, as building our `Network` is not).
-Both gaps are recomputed with `simcity.traffic.relative_gap`, one definition for both;
+Both gaps are recomputed with `simcity.traffic.assignment.relative_gap`, one definition for both;
 AequilibraE's own figure lags an iteration, so its target is tightened until the
 recomputed gap reaches ``rel_gap``.
 """
@@ -24,11 +24,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from simcity.graph import City
-from simcity.paths import PathLoader
-from simcity.scenario import bundled_scenarios, load_scenario
-from simcity.tntp import read_tntp
-from simcity.traffic import Network, assign, relative_gap
+from simcity.city.graph import City
+from simcity.city.network import Network
+from simcity.city.tntp import read_tntp
+from simcity.config.scenario import bundled_scenarios, load_scenario
+from simcity.traffic.assignment import assign, relative_gap
+from simcity.traffic.paths import PathLoader
 from simcity.world import World
 
 os.environ.setdefault("AEQ_SHOW_PROGRESS", "FALSE")

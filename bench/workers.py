@@ -9,7 +9,7 @@ traffic cache (later days reuse it, as in training):
 
 - env steps/s of ``gymnasium.vector.AsyncVectorEnv`` with W worker processes under the
   uniform allocation, against ``SyncVectorEnv`` with the same W envs in this process;
-- PPO training steps/s (`agents.train.train`, ``async_envs=True``, ``num_envs=W``) for a
+- PPO training steps/s (`agents.training.train.train`, ``async_envs=True``, ``num_envs=W``) for a
   few updates.
 
 Ratios are against W = 1 measured in the same run. On 2 cores expect the env alone to
@@ -27,10 +27,10 @@ import numpy as np
 import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, SyncVectorEnv
 
-from agents.train import TrainConfig, train
-from simcity.cities import build_city
+from agents.training.train import TrainConfig, train
+from simcity.city.build import build_city
+from simcity.config.scenario import load_scenario
 from simcity.env import CityEnv
-from simcity.scenario import load_scenario
 
 warnings.filterwarnings("ignore", message=".*blank value")
 

@@ -4,10 +4,10 @@ The world (`simcity.world`) and its parts: scenarios, city graphs, traffic equil
 electric demand and grid carbon. `simcity` never imports `agents` or torch.
 """
 
+from simcity.city.graph import City
+from simcity.city.tntp import read_tntp, read_tntp_flows
+from simcity.config.scenario import Scenario, load_scenario
 from simcity.errors import SimcityError
-from simcity.graph import City
-from simcity.scenario import Scenario, load_scenario
-from simcity.tntp import read_tntp, read_tntp_flows
 
 __all__ = ["City", "Scenario", "SimcityError", "load_scenario", "read_tntp", "read_tntp_flows"]
 __version__ = "0.1.0"

@@ -28,9 +28,9 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from simcity.cities import build_city
-from simcity.graph import City
-from simcity.scenario import Scenario, load_scenario
+from simcity.city.build import build_city
+from simcity.city.graph import City
+from simcity.config.scenario import Scenario, load_scenario
 from simcity.world import StepRecord, World
 
 NODE_FEATURES: tuple[str, ...] = (

@@ -17,15 +17,22 @@ from typing import NamedTuple
 import numpy as np
 import simpy
 
-from simcity import carbon, energy
-from simcity.cities import build_city
-from simcity.demand import city_gravity_od, event_od, od_at, zone_catchment
-from simcity.graph import City
-from simcity.monitoring import Monitoring, StepOutcome
-from simcity.scenario import BUNDLED_TRACES, CarbonConfig, ConstantCarbon, DailyCarbon, Scenario
-from simcity.traffic import Assignment, bpr_time
-from simcity.traffic_day import traffic_day
-from simcity.truth import TrueState, true_state
+from simcity.city.build import build_city
+from simcity.city.graph import City
+from simcity.config.scenario import (
+    BUNDLED_TRACES,
+    CarbonConfig,
+    ConstantCarbon,
+    DailyCarbon,
+    Scenario,
+)
+from simcity.energy import carbon
+from simcity.energy import load as energy
+from simcity.monitoring.monitor import Monitoring, StepOutcome
+from simcity.monitoring.truth import TrueState, true_state
+from simcity.traffic.assignment import Assignment, bpr_time
+from simcity.traffic.day import traffic_day
+from simcity.traffic.demand import city_gravity_od, event_od, od_at, zone_catchment
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,13 @@ class World:
         self.outcome: StepOutcome | None = None
         self.state: TrueState | None = None
         """The last interval's true per-node quantities and incident rates."""
-        self._day = traffic_day(self)
+        self._day = traffic_day(
+            self.city,
+            scenario,
+            lambda: [
+                self.od_now(self.hour_local((k + 0.5) * self.dt_min)) for k in range(self.num_steps)
+            ],
+        )
         self.flows_veh_h = np.zeros(self.city.num_links)
         self.times_min = np.array(self.city.free_flow_time_min)
         self.ev_charging_veh = np.zeros(self.city.num_nodes)

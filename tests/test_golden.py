@@ -48,7 +48,7 @@ def _play(env: Any, policy: Any, flops: float) -> dict[str, Any]:
 
 
 def _baseline_runs() -> dict[str, Any]:
-    from agents.baselines import BASELINES, make_baseline
+    from agents.policies.baselines import BASELINES, make_baseline
     from simcity.env import CityEnv
 
     runs = {}
@@ -62,12 +62,12 @@ def _baseline_runs() -> dict[str, Any]:
 def _trained_runs(tmp: Path) -> dict[str, Any]:
     import torch
 
-    from agents.attention import AttentionConfig
-    from agents.checkpoint import TrainedPolicy
-    from agents.train import TrainConfig, train
-    from agents.train_config import TeacherConfig
+    from agents.policies.attention import AttentionConfig
+    from agents.policies.checkpoint import TrainedPolicy
+    from agents.training.config import TeacherConfig
+    from agents.training.train import TrainConfig, train
+    from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv
-    from simcity.scenario import load_scenario
 
     torch.set_num_threads(1)
     scenario = load_scenario("tiny")

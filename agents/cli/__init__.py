@@ -1,0 +1,1 @@
+"""The `simcity` command line: the only place that knows both packages."""

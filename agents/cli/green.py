@@ -1,0 +1,308 @@
+"""The `simcity compress`, `simcity explain` and `simcity calibrate` commands."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from simcity.errors import SimcityError
+
+CheckpointArgument = Annotated[
+    Path,
+    typer.Argument(
+        metavar="CHECKPOINT",
+        help="A checkpoint.pt from `simcity train` (or a policy.pt from `simcity compress`).",
+    ),
+]
+SeedOption = Annotated[int, typer.Option("--seed", min=0, help="Seed of data and models.")]
+
+
+def _out_dir(out: Path | None, default: Path) -> Path:
+    folder = out if out is not None else default
+    if folder.exists() and not folder.is_dir():
+        raise SimcityError("exists and is not a folder", file=folder, field="--out")
+    return folder
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``compress``, ``explain`` and ``calibrate`` commands to ``app``."""
+    from agents.cli.common import DEFAULT_SCENARIO, user_errors
+    from agents.cli.tables import console
+
+    @app.command("compress")
+    @user_errors
+    def compress_command(
+        checkpoint: CheckpointArgument,
+        scenario_name: Annotated[
+            str, typer.Argument(metavar="[SCENARIO]", help="Bundled scenario name or TOML file.")
+        ] = DEFAULT_SCENARIO,
+        method: Annotated[
+            str, typer.Option("--method", help="int8 | prune | distill.", show_default=False)
+        ] = "",
+        out: Annotated[
+            Path | None,
+            typer.Option(
+                "--out", help="Folder for policy.pt, compress.json [CHECKPOINT folder/METHOD]."
+            ),
+        ] = None,
+        episodes: Annotated[
+            int, typer.Option("--episodes", min=0, help="Held-out days for the KPIs (0: none).")
+        ] = 5,
+        heads: Annotated[
+            int | None,
+            typer.Option("--heads", min=1, help="prune: heads kept; distill: the student's heads."),
+        ] = None,
+        mlp_hidden: Annotated[
+            int | None, typer.Option("--mlp-hidden", min=1, help="prune: MLP units kept [half].")
+        ] = None,
+        d_model: Annotated[
+            int | None, typer.Option("--d-model", min=1, help="distill: student width [half].")
+        ] = None,
+        layers: Annotated[
+            int | None, typer.Option("--layers", min=1, help="distill: student layers [half].")
+        ] = None,
+        finetune: Annotated[
+            bool, typer.Option("--finetune/--no-finetune", help="prune: distil afterwards.")
+        ] = True,
+        rollouts: Annotated[
+            int, typer.Option("--rollouts", min=1, help="distill: teacher days of data.")
+        ] = 16,
+        epochs: Annotated[int, typer.Option("--epochs", min=1, help="distill: epochs.")] = 40,
+        seed: SeedOption = 0,
+    ) -> None:
+        """Make a cheaper policy (int8, pruned or distilled) and compare it with the original.
+
+        Reports parameters, FLOPs and int8 ops per decision, CPU latency, modelled energy
+        and carbon per decision on every device profile, and the service KPIs of held-out
+        days in the env, which bills each policy's real cost.
+        """
+        from agents.green.compress import CompressOptions, compress_checkpoint
+        from agents.green.distill import DistillConfig
+        from simcity.config.scenario import load_scenario
+        from simcity.env import CityEnv
+
+        options = CompressOptions(
+            method=method,
+            episodes=episodes,
+            heads=heads,
+            mlp_hidden=mlp_hidden,
+            d_model=d_model,
+            num_layers=layers,
+            finetune=finetune,
+            distill=DistillConfig(episodes=rollouts, epochs=epochs, seed=seed),
+        )
+        out_dir = _out_dir(out, checkpoint.parent / method)
+        env = CityEnv(load_scenario(scenario_name))
+        report = compress_checkpoint(checkpoint, env, options, out_dir)
+        console.print(compression_table(report))
+        console.print(energy_table(report))
+        console.print(f"wrote {report['policy_file']} and {out_dir / 'compress.json'}")
+
+    @app.command("explain")
+    @user_errors
+    def explain_command(
+        checkpoint: CheckpointArgument,
+        scenario_name: Annotated[
+            str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
+        ],
+        at: Annotated[str, typer.Option("--at", help="Local time of the decision, HH:MM.")],
+        seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the day.")] = 0,
+        top: Annotated[int, typer.Option("--top", min=1, help="Nodes to explain.")] = 5,
+        out: Annotated[
+            Path | None,
+            typer.Option(
+                "--out",
+                help="Folder for explain.json, attention.csv, features.csv and explain.html.",
+            ),
+        ] = None,
+        no_map: Annotated[
+            bool, typer.Option("--no-map", help="Write no explain.html to --out.")
+        ] = False,
+    ) -> None:
+        """Explain one decision: whom the top nodes attended to, which features drove it.
+
+        Plays the policy to --at, then gives, for the nodes given the most units, their
+        attention over their neighbours (per layer and head, and the mean), integrated
+        gradients (IG) of their allocation share with respect to every input feature, and
+        the change in that share when a feature is zeroed everywhere (ablation). With
+        --out, also a map of the decision (explain.html, offline).
+        """
+        from agents.green.explain import explain_at, write_explanation
+        from agents.policies.compressed import load_policy
+        from agents.viz.explain_map import write_explain_map
+        from simcity.config.scenario import load_scenario
+        from simcity.env import CityEnv
+
+        out_dir = _out_dir(out, out) if out is not None else None
+        env = CityEnv(load_scenario(scenario_name))
+        explanation = explain_at(load_policy(checkpoint, env), env, at, seed, top)
+        for node in explanation.nodes:
+            console.print(node_table(node, explanation.time_local))
+        if out_dir is not None:
+            paths = write_explanation(out_dir, explanation)
+            if not no_map:
+                title = env.scenario.title or env.scenario.name
+                paths.append(write_explain_map(out_dir, explanation, env.city, title))
+            console.print("wrote " + ", ".join(p.name for p in paths) + f" to {out_dir}")
+
+    @app.command("calibrate")
+    @user_errors
+    def calibrate_command(
+        device: Annotated[str, typer.Option("--device", help="cuda or cuda:N.")] = "cuda",
+        out: Annotated[
+            Path, typer.Option("--out", help="Devices TOML to add the profile to.")
+        ] = Path("devices.toml"),
+        scenario_name: Annotated[
+            str, typer.Option("--scenario", help="City the policy decides on.")
+        ] = DEFAULT_SCENARIO,
+        checkpoint: Annotated[
+            Path | None, typer.Option("--checkpoint", help="Policy to time [a fresh default].")
+        ] = None,
+        base: Annotated[
+            str | None, typer.Option("--base", help="Shipped profile to fit [from the GPU name].")
+        ] = None,
+        name: Annotated[
+            str | None, typer.Option("--name", help="Profile name [BASE_measured].")
+        ] = None,
+        seconds: Annotated[
+            float, typer.Option("--seconds", min=0.1, help="Measured time per model.")
+        ] = 2.0,
+    ) -> None:
+        """Measure joules per policy decision and perception call (NVML); write a profile.
+
+        The profile is fitted to the perception model's measured run and added to --out;
+        the policy's joules per decision are printed beside it. Without an NVIDIA GPU it
+        says so and exits 2.
+        """
+        from agents.green.calibrate import calibrate_device, torch_device, write_profile
+        from simcity.config.scenario import load_scenario
+        from simcity.env import CityEnv
+
+        if torch_device(device).type != "cuda":
+            raise SimcityError(f"is {device!r}", field="--device", expected="cuda or cuda:N")
+        if out.exists() and not out.is_file():
+            raise SimcityError("is not a file", file=out, field="--out")
+        env = CityEnv(load_scenario(scenario_name))
+        result = calibrate_device(
+            device=device, env=env, checkpoint=checkpoint, base=base, name=name, seconds=seconds
+        )
+        write_profile(out, result.profile)
+        table = Table(title=f"{result.gpu_name}: measured with NVML", title_justify="left")
+        for column in ("call", "FLOP", "J per call", "s per call", "board W"):
+            table.add_column(column, justify="right")
+        for label, measured, flop in (
+            ("policy decision", result.policy, result.policy_flop),
+            ("perception call", result.perception, result.perception_flop),
+        ):
+            table.add_row(
+                label,
+                f"{flop:.4g}",
+                f"{measured.joules_per_call:.4g}",
+                f"{measured.seconds_per_call:.4g}",
+                f"{measured.power_w:.4g}",
+            )
+        console.print(table)
+        console.print(
+            f"wrote profile {result.profile.name} (utilisation {result.profile.utilisation:.3g}, "
+            f"max {result.profile.max_power_w:.4g} W) to {out}; use it with [compute] "
+            f'device = "{result.profile.name}", devices_file = "{out}"'
+        )
+
+
+def compression_table(report: dict[str, Any]) -> Table:
+    """Original vs compressed: size, cost, latency, energy and service KPIs."""
+    from agents.cli.tables import number
+
+    original, compressed = report["original"], report["compressed"]
+    device = original["billed_device"]
+    table = Table(
+        title=f"{report['method']} on {report['scenario']} ({report['num_nodes']} nodes)",
+        title_justify="left",
+    )
+    for column in ("", "original", report["method"], "ratio"):
+        table.add_column(column, justify="right" if column else "left")
+    rows: list[tuple[str, float, float]] = [
+        ("parameters", original["num_params"], compressed["num_params"]),
+        ("stored weights KB", original["weight_bytes"] / 1e3, compressed["weight_bytes"] / 1e3),
+        ("FLOP / decision", original["flop_per_decision"], compressed["flop_per_decision"]),
+        (
+            "int8 op / decision",
+            original["int8_op_per_decision"],
+            compressed["int8_op_per_decision"],
+        ),
+        (
+            f"billed FLOP ({device})",
+            original["billed_flop_per_decision"],
+            compressed["billed_flop_per_decision"],
+        ),
+        ("CPU latency ms", original["cpu_latency_ms"], compressed["cpu_latency_ms"]),
+        (
+            f"energy µJ / decision ({device})",
+            original["energy_per_decision"][device]["joules"] * 1e6,
+            compressed["energy_per_decision"][device]["joules"] * 1e6,
+        ),
+    ]
+    kpis = (
+        ("service_cost", "service cost $ (damage + error)"),
+        ("detection_rate", "detection rate"),
+        ("compute_policy_kwh", "policy kWh / day"),
+        ("money", "total cost $"),
+    )
+    if original["kpis"]:
+        rows += [
+            (label, original["kpis"][k]["mean"], compressed["kpis"][k]["mean"]) for k, label in kpis
+        ]
+    for label, a, b in rows:
+        ratio = f"{b / a:.3f}" if a else "–"
+        table.add_row(label, number(a), number(b), ratio)
+    return table
+
+
+def energy_table(report: dict[str, Any]) -> Table:
+    """Modelled energy and carbon of one decision on every device profile."""
+    original, compressed = report["original"], report["compressed"]
+    table = Table(title="per decision, modelled (busy energy x PUE)", title_justify="left")
+    for column in ("device", "original µJ", "compressed µJ", "original µgCO2", "compressed µgCO2"):
+        table.add_column(column, justify="right" if column != "device" else "left")
+    for name, before in original["energy_per_decision"].items():
+        after = compressed["energy_per_decision"][name]
+        table.add_row(
+            name,
+            f"{before['joules'] * 1e6:.4g}",
+            f"{after['joules'] * 1e6:.4g}",
+            f"{before['gco2'] * 1e6:.4g}",
+            f"{after['gco2'] * 1e6:.4g}",
+        )
+    return table
+
+
+def node_table(node: Any, time_local: str) -> Table:
+    """One explained node: its top neighbours by attention and top features."""
+    table = Table(
+        title=f"{time_local} node {node.node} ({node.lon:.5f}, {node.lat:.5f}): "
+        f"{node.units:.3g} units, {node.share:.1%} of the budget "
+        f"(IG completeness gap {node.delta:.2g})",
+        title_justify="left",
+    )
+    columns = ("attends to", "weight", "min away", "feature", "IG", "IG at node", "ablation")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("attends to", "feature") else "right")
+    links, features = node.attention[:8], node.features[:8]
+    for k in range(max(len(links), len(features))):
+        link = links[k] if k < len(links) else None
+        feature = features[k] if k < len(features) else None
+        table.add_row(
+            f"node {link.neighbour}" if link else "",
+            f"{link.weight:.3f}" if link else "",
+            f"{link.distance_min:.2f}" if link else "",
+            (feature.feature + (" (global)" if feature.kind == "global" else ""))
+            if feature
+            else "",
+            f"{feature.attribution:+.3g}" if feature else "",
+            f"{feature.own:+.3g}" if feature and feature.kind == "node" else "",
+            f"{feature.ablation:+.3g}" if feature else "",
+        )
+    return table

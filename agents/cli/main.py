@@ -1,0 +1,369 @@
+"""The `simcity` command line."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from agents.cli import green as green_cli
+from agents.cli import pareto as pareto_cli
+from agents.cli import sweep as sweep_cli
+from agents.cli import viz as viz_cli
+from agents.cli.common import (
+    DEFAULT_POLICY,
+    DEFAULT_SCENARIO,
+    ScenarioArgument,
+    progress_bar,
+    user_errors,
+)
+from agents.cli.tables import console, number, print_kpis, print_monitoring
+from simcity.errors import SimcityError
+
+app = typer.Typer(
+    help="simcity: smart-city monitoring allocation that bills the carbon of its own compute.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.command("scenarios")
+@user_errors
+def scenarios_command() -> None:
+    """List the bundled scenarios."""
+    from simcity.config.scenario import bundled_scenarios, load_scenario
+
+    table = Table(title="Bundled scenarios")
+    table.add_column("name", no_wrap=True)
+    table.add_column("title")
+    table.add_column("city", no_wrap=True)
+    table.add_column("steps", no_wrap=True)
+    for name, path in bundled_scenarios().items():
+        scenario = load_scenario(path)
+        table.add_row(
+            name,
+            scenario.title,
+            scenario.city.source,
+            f"{scenario.time.num_steps} x {scenario.time.dt_min:g} min",
+        )
+    console.print(table)
+
+
+@app.command("validate")
+@user_errors
+def validate_command(
+    file: Annotated[Path, typer.Argument(help="Scenario TOML file (or a bundled name).")],
+) -> None:
+    """Check a scenario file: schema, data files, and that its city can be built."""
+    from simcity.city.build import build_city
+    from simcity.config.scenario import load_scenario
+
+    scenario = load_scenario(file)
+    city = build_city(scenario, file=str(file))
+    console.print(
+        f"[green]ok[/] {scenario.name}: {city.num_nodes} nodes, {city.num_links} links, "
+        f"{city.num_zones} zones, {scenario.time.num_steps} steps of {scenario.time.dt_min:g} min"
+    )
+
+
+@app.command("run")
+@user_errors
+def run_command(
+    scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
+    policy_name: Annotated[
+        str,
+        typer.Option(
+            "--policy",
+            help="Baseline (random, uniform, population, traffic, risk, oracle) or a trained "
+            "checkpoint file (DIR/checkpoint.pt), whose FLOPs per decision are billed.",
+        ),
+    ] = DEFAULT_POLICY,
+    episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes (days).")] = 1,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first episode.")] = 0,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Folder for steps.csv, episodes.json, summary.json and, for maps and "
+            "reports, the last episode's city.json, day.npz and incidents.csv (all atomic).",
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Simulate a scenario's day under a monitoring policy and print KPIs.
+
+    Episode k uses seed SEED + k. Prints the last episode's hourly city KPIs and, over
+    all episodes, the mean and 95% interval of damage, detection, estimation error,
+    compute energy and carbon, money and reward.
+    """
+    from agents.training.evaluate import Episode, aggregate, run_episode
+    from simcity.config.scenario import load_scenario
+    from simcity.env import CityEnv
+    from simcity.records.daylog import DayRecorder
+    from simcity.records.results import hourly_kpis, write_run
+
+    if out is not None and out.exists() and not out.is_dir():
+        raise SimcityError("exists and is not a folder", file=out, field="--out")
+    scenario = load_scenario(scenario_name)
+    started = time.perf_counter()
+    env = CityEnv(scenario)
+    policy = _make_policy(policy_name, env, seed)
+    results: list[Episode] = []
+    recorder = DayRecorder() if out is not None else None
+    num_steps = scenario.time.num_steps
+    with progress_bar(quiet, "clock") as progress:
+        task = progress.add_task(
+            f"{scenario.name} / {policy_name}", total=episodes * num_steps, clock=""
+        )
+
+        def tick(info: dict[str, Any]) -> None:
+            if recorder is not None:
+                assert env.world is not None
+                recorder.record(env.world)
+            hour = info["hour_local"]
+            progress.update(task, advance=1, clock=f"{int(hour):02d}:{int(hour % 1 * 60):02d}")
+
+        for k in range(episodes):
+            results.append(run_episode(env, policy, seed + k, on_step=tick))
+    wall_s = time.perf_counter() - started
+    assert env.world is not None
+    hourly = hourly_kpis(env.world.records, env.world.dt_min)
+    summaries = [r.summary for r in results]
+    stats = aggregate(summaries)
+    summary = {
+        "scenario": scenario.name,
+        "title": scenario.title,
+        "policy": policy_name,
+        "episodes": episodes,
+        "seeds": [r.seed for r in results],
+        "date": scenario.time.date.isoformat(),
+        "timezone": scenario.time.timezone,
+        "num_nodes": env.city.num_nodes,
+        "num_links": env.city.num_links,
+        "num_zones": env.city.num_zones,
+        "wall_s": wall_s,
+        "kpis": stats,
+        "hourly_last_episode": hourly,
+    }
+    day = {k.removeprefix("city_"): v["mean"] for k, v in stats.items() if k.startswith("city_")}
+    title = f"{scenario.title or scenario.name} (seed {results[-1].seed})"
+    print_kpis(title, hourly, {**summary, **day})
+    print_monitoring(policy_name, stats, episodes)
+    if out is not None:
+        rows = [
+            {"episode": k, "seed": r.seed, **info}
+            for k, r in enumerate(results)
+            for info in r.infos
+        ]
+        episodes_doc = [{"episode": k, "seed": r.seed, **r.summary} for k, r in enumerate(results)]
+        assert recorder is not None
+        write_run(out, rows, summary, episodes_doc, day=recorder.day_log(results[-1].seed))
+        console.print(f"wrote the run's steps, episodes, summary and last day to {out}")
+
+
+@app.command("train")
+@user_errors
+def train_command(
+    scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
+    steps: Annotated[
+        int, typer.Option("--steps", min=1, help="Env steps in all, over all envs.")
+    ] = 20_480,
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for checkpoint.pt and progress.csv.")
+    ] = Path("runs/train"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the run.")] = 0,
+    teacher_days: Annotated[
+        int,
+        typer.Option(
+            "--teacher-days", min=0, help="Days learnt from the privileged teacher first (0: none)."
+        ),
+    ] = 24,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train the graph-attention policy with PPO on a scenario.
+
+    Writes OUT/checkpoint.pt (atomically, every few updates and at the end) and
+    OUT/progress.csv. With --resume and the same settings, the result is identical to
+    an uninterrupted run.
+    """
+    from agents.training.config import TeacherConfig
+    from agents.training.train import TrainConfig, UpdateStats, train
+    from simcity.config.scenario import load_scenario
+
+    if out.exists() and not out.is_dir():
+        raise SimcityError("exists and is not a folder", file=out, field="--out")
+    if not resume and (out / "checkpoint.pt").exists():
+        raise SimcityError(
+            "already holds a checkpoint",
+            file=out,
+            field="--out",
+            expected="--resume or a new folder",
+        )
+    scenario = load_scenario(scenario_name)
+    teacher = TeacherConfig(days=teacher_days)
+    config = TrainConfig(total_steps=steps, seed=seed, teacher=teacher)
+    first = "learning from the teacher" if teacher.enabled and not resume else ""
+    with progress_bar(quiet, "kpis") as progress:
+        task = progress.add_task(f"{scenario.name} / ppo", total=config.num_updates, kpis=first)
+
+        def tick(stats: UpdateStats) -> None:
+            reward = f"episode reward {stats.mean_episode_reward:.4g}  " if stats.episodes else ""
+            kpis = f"{reward}kl {stats.approx_kl:.3g}  {stats.steps_per_s:,.0f} steps/s"
+            progress.update(task, completed=stats.update, kpis=kpis)
+
+        result = train(scenario, config, out, resume=resume, progress=tick)
+    last = result.last
+    summary = f"{result.update} updates, {result.step:,} steps"
+    if last is not None and last.episodes:
+        summary += f", last mean episode reward {last.mean_episode_reward:.4g}"
+    console.print(
+        f"[green]ok[/] {summary}; wrote {result.checkpoint_path} and {result.progress_path}"
+    )
+
+
+@app.command("finetune")
+@user_errors
+def finetune_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint trained on another city.")],
+    scenario_name: ScenarioArgument,
+    steps: Annotated[int, typer.Option("--steps", min=1, help="Env steps for each run.")] = 20_000,
+    freeze_encoder: Annotated[
+        bool, typer.Option("--freeze-encoder", help="Train only the heads.")
+    ] = False,
+    out: Annotated[Path, typer.Option("--out", help="Folder for both runs.")] = Path(
+        "runs/finetune"
+    ),
+    episodes: Annotated[int, typer.Option("--episodes", min=2, help="Held-out days.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of both runs.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Adapt a trained policy to another city; compare with zero-shot and from scratch.
+
+    Trains the checkpoint's weights and a fresh policy of the same shape for --steps env
+    steps each on SCENARIO, plays the checkpoint zero-shot, both runs, uniform and risk on
+    the same held-out days, and writes OUT/finetune.json and OUT/curves.png.
+    """
+    from agents.green.finetune import finetune
+    from agents.training.train import TrainConfig
+
+    if out.exists() and not out.is_dir():
+        raise SimcityError("exists and is not a folder", file=out, field="--out")
+    if (out / "finetuned" / "checkpoint.pt").exists():
+        raise SimcityError("already holds a fine-tuning run", file=out, field="--out")
+    num_updates = 2 * TrainConfig(total_steps=steps).num_updates
+    with progress_bar(quiet, "kpis") as progress:
+        task = progress.add_task("finetune + scratch", total=num_updates, kpis="")
+        doc = finetune(
+            checkpoint,
+            scenario_name,
+            out,
+            steps=steps,
+            freeze_encoder=freeze_encoder,
+            seed=seed,
+            episodes=episodes,
+            progress=lambda name, stats: progress.update(task, advance=1, kpis=name),
+        )
+    table = Table(title=f"{doc['scenario']}: total cost per day, {episodes} held-out days")
+    table.add_column("policy")
+    table.add_column("cost $ (mean +- 95%)", justify="right")
+    table.add_column("damage $", justify="right")
+    for name, kpis in doc["kpis"].items():
+        money, damage = kpis["money"], kpis["damage"]
+        table.add_row(
+            name, f"{money['mean']:,.0f} +- {money['ci95']:,.0f}", f"{damage['mean']:,.0f}"
+        )
+    console.print(table)
+    console.print(f"wrote {out / 'finetune.json'} and {out / 'curves.png'}")
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint.pt written by simcity train.")],
+    scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
+    episodes: Annotated[int, typer.Option("--episodes", min=2, help="Held-out days.")] = 10,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for eval.json and eval.csv [default: beside CHECKPOINT]."
+        ),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Compare a trained policy with every baseline and the oracle on held-out seeds.
+
+    Every policy plays the same days (seeds never used in training); the table gives
+    the mean and 95% interval of each KPI. The trained policy's FLOPs are billed.
+    """
+    from agents.policies.baselines import BASELINES, make_baseline
+    from agents.policies.compressed import load_policy
+    from agents.policies.protocol import Policy
+    from agents.training.evaluate import KPIS, compare_policies, held_out_seeds
+    from simcity.config.scenario import load_scenario
+    from simcity.env import CityEnv
+    from simcity.records.files import write_atomic
+
+    out_dir = out if out is not None else checkpoint.parent
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
+    env = CityEnv(load_scenario(scenario_name))
+    trained = load_policy(checkpoint, env, name="trained")
+    policies: list[tuple[Policy, float]] = [(trained, float(trained.flops_per_decision))]
+    policies += [(make_baseline(name, env, seed=0), 0.0) for name in BASELINES]
+    seeds = held_out_seeds(episodes)
+    with progress_bar(quiet) as progress:
+        task = progress.add_task("eval", total=len(policies) * episodes)
+        table = compare_policies(env, policies, seeds, lambda: progress.advance(task))
+    view = Table(title=f"{env.scenario.name}: {episodes} held-out days, mean ± 95%")
+    view.add_column("policy", no_wrap=True)
+    for _, label in KPIS:
+        view.add_column(label, justify="right")
+    for name, stats in table.items():
+        cells = [f"{number(stats[k]['mean'])} ± {number(stats[k]['ci95'])}" for k, _ in KPIS]
+        view.add_row(name, *cells)
+    console.print(view)
+    header = ["policy"] + [f"{k}_{part}" for k, _ in KPIS for part in ("mean", "ci95")]
+    rows = [",".join(header)]
+    for name, stats in table.items():
+        values = [repr(stats[k][part]) for k, _ in KPIS for part in ("mean", "ci95")]
+        rows.append(",".join([name, *values]))
+    document = {"checkpoint": str(checkpoint), "scenario": env.scenario.name, "seeds": seeds}
+    write_atomic(out_dir / "eval.csv", "\n".join(rows) + "\n")
+    write_atomic(out_dir / "eval.json", json.dumps({**document, "table": table}, indent=2) + "\n")
+    console.print(f"wrote eval.csv and eval.json to {out_dir}")
+
+
+def _make_policy(name: str, env: Any, seed: int) -> Any:
+    """A baseline by name, or a trained policy from a checkpoint file (its FLOPs billed)."""
+    from agents.policies.baselines import make_baseline
+
+    path = Path(name)
+    if path.suffix == ".pt" or path.is_file():
+        from agents.policies.compressed import load_policy
+
+        policy = load_policy(path, env, name="trained")
+        env.policy_flop_per_decision = float(policy.flops_per_decision)
+        return policy
+    return make_baseline(name, env, seed=seed)
+
+
+sweep_cli.register(app)
+pareto_cli.register(app)
+green_cli.register(app)
+viz_cli.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

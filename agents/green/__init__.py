@@ -1,0 +1,2 @@
+"""Cheaper and explained policies: compression, distillation, calibration, Pareto fronts,
+fine-tuning, explanations."""

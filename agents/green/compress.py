@@ -1,0 +1,261 @@
+"""`simcity compress`: make a cheaper policy and measure it against the original.
+
+For the original and the compressed policy alike: parameters and stored bytes, FLOPs and
+int8 ops per decision (`agents.policies.compressed.policy_cost`), the FLOP-equivalent the env
+bills on the scenario's device, CPU latency per decision (median of timed `act` calls, one torch
+thread), the modelled energy and carbon of one decision on every device profile, and the
+service KPIs of days played in the env (held-out seeds, the policy's real cost billed).
+
+Energy per decision on a device is the marginal, busy energy of the linear power model,
+``(max - idle) × billed FLOPs / achievable FLOP/s`` (`DeviceProfile.busy_energy_j`), times the
+scenario's PUE; carbon is that times the scenario's mean data-centre grid intensity. The
+idle draw is left out: the GPUs are on for the analytics either way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.green.distill import (
+    DistillConfig,
+    collect_teacher_data,
+    distill,
+    fresh_student,
+    smaller_config,
+)
+from agents.policies.attention import AttentionPolicy
+from agents.policies.checkpoint import save_checkpoint
+from agents.policies.compressed import (
+    METHODS,
+    CompressedPolicy,
+    PrunedShape,
+    env_device,
+    is_int8,
+    load_model,
+    pruned_shape,
+    quantize_int8,
+    save_compressed,
+)
+from agents.policies.compressed import prune as prune_model
+from agents.training.evaluate import aggregate, held_out_seeds, run_episode
+from simcity.config.devices import load_devices
+from simcity.env import CityEnv
+from simcity.errors import SimcityError
+from simcity.records.files import write_atomic
+
+POLICY_NAME = "policy.pt"
+REPORT_NAME = "compress.json"
+
+
+@dataclass(frozen=True)
+class CompressOptions:
+    """What `compress_checkpoint` does; sizes left None take the defaults in the CLI help."""
+
+    method: str
+    episodes: int = 5  # evaluation days (0: no KPIs)
+    heads: int | None = None  # prune: heads kept; distill: the student's heads
+    mlp_hidden: int | None = None  # prune: MLP hidden units kept
+    d_model: int | None = None  # distill: the student's width
+    num_layers: int | None = None  # distill: the student's layers
+    finetune: bool = True  # prune: distil the pruned model from the original afterwards
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    latency_runs: int = 50
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise SimcityError(
+                f"unknown method {self.method!r}", field="--method", expected=" | ".join(METHODS)
+            )
+        if self.episodes < 0 or self.latency_runs < 1:
+            raise SimcityError("is negative", field="--episodes", expected=">= 0")
+
+
+def make_compressed(
+    teacher: AttentionPolicy, env: CityEnv, options: CompressOptions
+) -> tuple[AttentionPolicy, dict[str, Any]]:
+    """The compressed network and what was done, as plain data for the file and report."""
+    if options.method == "int8":
+        if is_int8(teacher):
+            raise SimcityError("is already int8", field="CHECKPOINT", expected="a float policy")
+        return quantize_int8(teacher), {}
+    if options.method == "prune":
+        if is_int8(teacher):
+            raise SimcityError("is int8", field="CHECKPOINT", expected="a float policy to prune")
+        c = teacher.config
+        current = pruned_shape(teacher) or PrunedShape(c.num_heads, c.mlp_ratio * c.d_model)
+        shape = PrunedShape(
+            options.heads if options.heads is not None else max(1, current.num_heads // 2),
+            options.mlp_hidden
+            if options.mlp_hidden is not None
+            else max(1, current.mlp_hidden // 2),
+        )
+        model = prune_model(teacher, shape)
+        done: dict[str, Any] = {"pruned": dataclasses.asdict(shape)}
+        if options.finetune:
+            result = distill(teacher, model, env, options.distill)
+            done["finetune"] = _distill_facts(options.distill, result.epoch_losses)
+        return model, done
+    student_config = smaller_config(teacher.config)
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("d_model", options.d_model),
+            ("num_heads", options.heads),
+            ("num_layers", options.num_layers),
+        )
+        if value is not None
+    }
+    try:
+        student_config = dataclasses.replace(student_config, **changes)
+    except ValueError as err:
+        raise SimcityError(str(err), field="--d-model/--heads") from None
+    student = fresh_student(student_config, options.distill.seed)
+    data = collect_teacher_data(teacher, env, options.distill)
+    result = distill(teacher, student, env, options.distill, data)
+    return result.model, {
+        "student": dataclasses.asdict(student_config),
+        "distill": _distill_facts(options.distill, result.epoch_losses),
+    }
+
+
+def _distill_facts(config: DistillConfig, losses: list[float]) -> dict[str, Any]:
+    return {**dataclasses.asdict(config), "first_loss": losses[0], "last_loss": losses[-1]}
+
+
+def save_policy(path: Path, model: AttentionPolicy, method: str, extra: dict[str, Any]) -> Path:
+    """Distilled students are ordinary checkpoints; pruned and int8 ones compressed files."""
+    if method == "distill":
+        return save_checkpoint(
+            path,
+            model_config=model.config,
+            state_dict=model.state_dict(),
+            optimizer_state={},
+            step=0,
+            update=0,
+            rng_states={},
+            extra=extra,
+        )
+    return save_compressed(path, model, method=method, extra=extra)
+
+
+def cpu_latency_ms(policy: CompressedPolicy, obs: dict[str, np.ndarray], runs: int) -> float:
+    """Median wall time of one `act` in milliseconds, one torch thread, after a warm-up."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(max(3, runs // 10)):
+            policy.act(obs)
+        times = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            policy.act(obs)
+            times.append(time.perf_counter() - start)
+    finally:
+        torch.set_num_threads(threads)
+    return 1000.0 * statistics.median(times)
+
+
+def decision_energy(
+    policy: CompressedPolicy, env: CityEnv, intensity_g_per_kwh: float
+) -> dict[str, dict[str, float]]:
+    """Joules (facility) and gCO2 of one decision on every shipped device and the env's own."""
+    devices = load_devices()
+    own = env_device(env)
+    devices[own.name] = own
+    pue = env.scenario.compute.pue
+    out = {}
+    for name, device in devices.items():
+        joules = device.busy_energy_j(policy.cost.flop, policy.cost.int8_op) * pue
+        out[name] = {"joules": joules, "gco2": joules / 3.6e6 * intensity_g_per_kwh}
+    return out
+
+
+def measure_policy(
+    policy: CompressedPolicy, env: CityEnv, episodes: int, latency_runs: int
+) -> dict[str, Any]:
+    """Everything the module doc lists, for one policy, as plain data."""
+    obs, _ = env.reset(seed=held_out_seeds(1)[0])
+    assert env.world is not None
+    intensity = float(np.mean(env.world.datacentre_g_per_kwh))
+    facts: dict[str, Any] = {
+        "name": policy.name,
+        "num_params": policy.cost.num_params,
+        "weight_bytes": policy.cost.weight_bytes,
+        "flop_per_decision": policy.cost.flop,
+        "int8_op_per_decision": policy.cost.int8_op,
+        "billed_flop_per_decision": policy.flops_per_decision,
+        "billed_device": env.scenario.compute.device,
+        "cpu_latency_ms": cpu_latency_ms(policy, obs, latency_runs),
+        "energy_per_decision": decision_energy(policy, env, intensity),
+        "kpis": {},
+    }
+    if episodes:
+        env.policy_flop_per_decision = float(policy.flops_per_decision)
+        summaries = []
+        for seed in held_out_seeds(episodes):
+            episode = run_episode(env, policy, seed)
+            service = sum(i["cost_damage"] + i["cost_estimation"] for i in episode.infos)
+            summaries.append({**episode.summary, "service_cost": float(service)})
+        env.policy_flop_per_decision = 0.0
+        facts["kpis"] = aggregate(summaries)
+    return facts
+
+
+def compress_checkpoint(
+    checkpoint: Path, env: CityEnv, options: CompressOptions, out_dir: Path
+) -> dict[str, Any]:
+    """Compress ``checkpoint`` by ``options.method``, save it in ``out_dir`` with a report
+    (``compress.json``, atomic), and return the report."""
+    teacher, _ = load_model(checkpoint)
+    model, done = make_compressed(teacher, env, options)
+    extra = {"method": options.method, "source": str(checkpoint), **done}
+    policy_path = save_policy(out_dir / POLICY_NAME, model, options.method, extra)
+    original = measure_policy(
+        CompressedPolicy(teacher, env, "original"), env, options.episodes, options.latency_runs
+    )
+    compressed = measure_policy(
+        CompressedPolicy(model, env, options.method), env, options.episodes, options.latency_runs
+    )
+    report = {
+        "checkpoint": str(checkpoint),
+        "scenario": env.scenario.name,
+        "num_nodes": env.city.num_nodes,
+        "method": options.method,
+        "policy_file": str(policy_path),
+        "seeds": held_out_seeds(options.episodes),
+        "done": done,
+        "original": original,
+        "compressed": compressed,
+        "ratios": ratios(original, compressed),
+    }
+    write_atomic(out_dir / REPORT_NAME, json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def ratios(original: dict[str, Any], compressed: dict[str, Any]) -> dict[str, float]:
+    """Compressed over original for the headline numbers (service cost: lower is better)."""
+    keys = ["num_params", "billed_flop_per_decision", "cpu_latency_ms"]
+    out = {key: _ratio(compressed[key], original[key]) for key in keys}
+    device = original["billed_device"]
+    out["energy_per_decision"] = _ratio(
+        compressed["energy_per_decision"][device]["joules"],
+        original["energy_per_decision"][device]["joules"],
+    )
+    if original["kpis"]:
+        out["service_cost"] = _ratio(
+            compressed["kpis"]["service_cost"]["mean"], original["kpis"]["service_cost"]["mean"]
+        )
+    return out
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else float("nan")

@@ -1,0 +1,374 @@
+"""Pareto fronts: service cost, compute carbon and money over carbon price, budget and model.
+
+A point is one policy at one carbon price weight (``reward.carbon_weight``) and one
+monitoring budget (``monitoring.budget_units``), its KPIs the mean over seeds of one day
+each: service cost (incident damage + estimation-error cost, in money), compute kgCO2 and
+money (the whole bill: service + compute energy + carbon cost x weight). Policies are the
+heuristic baselines and trained checkpoints of different sizes (``simcity train``, or
+``simcity compress --method distill|prune|int8``), whose real FLOPs per decision are billed.
+
+`run_pareto` evaluates given checkpoints; it does not train. Training a point is
+``simcity train SCENARIO`` on the scenario with the same overrides (a scenario file with
+that ``[reward] carbon_weight`` and ``[monitoring] budget_units``): minutes to hours per
+point, out of scope for a command that must finish in minutes. A checkpoint does not see
+the carbon weight (it is not in the observation), so for a given checkpoint the weight
+changes only the bill; it changes behaviour only through what the checkpoint was trained
+with.
+
+The runs are one sweep (`agents.sweeps`): `expand` checks the overrides, `run_sweep` plays
+them on local processes or Ray, and each run is bit-for-bit the same on any backend.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from agents.sweeps.run import run_sweep
+from agents.sweeps.sweep import Backend, RunResult, Sweep, expand
+from simcity.city.build import build_city
+from simcity.config.overrides import override_scenario
+from simcity.config.scenario import load_scenario
+from simcity.env import CityEnv
+from simcity.errors import SimcityError
+
+OBJECTIVES: tuple[str, ...] = ("service_cost", "compute_kgco2", "money")
+"""What the front minimises, every one in the points' own units (money, kg, money)."""
+BASELINE_POINTS: tuple[str, ...] = ("uniform", "risk", "traffic", "population")
+CARBON_KEY = "reward.carbon_weight"
+BUDGET_KEY = "monitoring.budget_units"
+KPI_COLUMNS: tuple[str, ...] = (
+    "service_cost",
+    "compute_kgco2",
+    "money",
+    "damage",
+    "estimation_cost",
+    "detection_rate",
+    "compute_kwh",
+    "compute_policy_kwh",
+)
+
+
+def pareto_mask(values: np.ndarray) -> np.ndarray:
+    """Which rows of ``values`` (n, k) are non-dominated, every column minimised.
+
+    Row j dominates row i when it is no worse in every column and better in one. Rows
+    equal in every column do not dominate each other; of such duplicates only the first
+    is kept, so the front holds each objective vector once and does not depend on how
+    many times a point was listed. O(n^2 k) memory and time.
+
+    >>> pareto_mask(np.array([[1.0, 2.0], [2.0, 1.0], [2.0, 2.0], [1.0, 2.0]])).tolist()
+    [True, True, False, False]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.ndim != 2:
+        raise ValueError(f"values have shape {v.shape}; expected (points, objectives)")
+    if not np.isfinite(v).all():
+        raise ValueError("values contain NaN or infinite numbers")
+    no_worse = (v[:, None, :] <= v[None, :, :]).all(axis=-1)  # (n, n): [j, i] j <= i
+    better = (v[:, None, :] < v[None, :, :]).any(axis=-1)  # (n, n): [j, i] j < i somewhere
+    dominated = (no_worse & better).any(axis=0)
+    equal = no_worse & no_worse.T
+    repeated = np.triu(equal, k=1).any(axis=0)  # an earlier row is the same vector
+    return np.logical_not(dominated | repeated)
+
+
+def pareto_front(
+    points: Sequence[dict[str, Any]], objectives: Sequence[str] = OBJECTIVES
+) -> list[dict[str, Any]]:
+    """The non-dominated points (all ``objectives`` minimised), in their input order.
+
+    >>> pts = [{"a": 1, "b": 3}, {"a": 2, "b": 2}, {"a": 2, "b": 3}, {"a": 1, "b": 3}]
+    >>> pareto_front(pts, ["a", "b"])
+    [{'a': 1, 'b': 3}, {'a': 2, 'b': 2}]
+    """
+    if not points:
+        return []
+    values = np.array([[float(p[key]) for key in objectives] for p in points])
+    return [p for p, keep in zip(points, pareto_mask(values), strict=True) if keep]
+
+
+@dataclass(frozen=True)
+class PolicyInfo:
+    """A policy of the front: its label, file (None for a baseline) and size."""
+
+    label: str
+    source: str
+    num_params: int = 0
+    flop_per_decision: float = 0.0
+
+    @property
+    def kind(self) -> str:
+        return "baseline" if self.num_params == 0 else "policy"
+
+
+@dataclass(frozen=True)
+class ParetoResult:
+    """Every point (one per policy, weight and budget) with its ``pareto`` flag, and the runs."""
+
+    points: list[dict[str, Any]]
+    runs: list[RunResult]
+
+    @property
+    def front(self) -> list[dict[str, Any]]:
+        return [p for p in self.points if p["pareto"]]
+
+
+def parse_numbers(text: str, option: str) -> tuple[float, ...]:
+    """``"10,20,40"`` as (10.0, 20.0, 40.0); `SimcityError` naming ``option`` otherwise."""
+    expected = "comma-separated non-negative numbers, e.g. 10,20,40"
+    try:
+        numbers = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        raise SimcityError(f"is {text!r}", field=option, expected=expected) from None
+    if not all(math.isfinite(x) and x >= 0 for x in numbers):
+        raise SimcityError(f"is {text!r}", field=option, expected=expected)
+    if len(set(numbers)) != len(numbers):
+        raise SimcityError(f"repeats a value: {text!r}", field=option, expected=expected)
+    return numbers
+
+
+def run_pareto(
+    scenario: str,
+    checkpoints: Sequence[str | Path] = (),
+    budgets: Sequence[float] = (10.0, 20.0, 40.0),
+    carbon_weights: Sequence[float] = (0.0, 1.0, 10.0),
+    num_seeds: int = 3,
+    *,
+    oracle: bool = False,
+    overrides: Sequence[tuple[str, Any]] = (),
+    backend: Backend = "process",
+    workers: int | None = None,
+    on_result: Callable[[RunResult], None] | None = None,
+    on_specs: Callable[[int], None] | None = None,
+) -> ParetoResult:
+    """Play every baseline and checkpoint at every carbon weight and budget on seeds
+    0..num_seeds-1; points are the means over seeds, flagged when on the front.
+
+    ``overrides`` (dotted scenario keys) hold in every run, e.g. ``time.num_steps``.
+    ``on_specs`` is told the number of runs before they start.
+    """
+    if num_seeds < 1:
+        raise SimcityError(f"is {num_seeds}", field="--seeds", expected=">= 1")
+    for option, values in (("--budgets", budgets), ("--carbon-weights", carbon_weights)):
+        if not values:
+            raise SimcityError("is empty", field=option, expected="at least one number")
+    source = str(Path(scenario).resolve()) if Path(scenario).is_file() else scenario
+    fixed = list(overrides)
+    for key, _ in fixed:
+        if key in (CARBON_KEY, BUDGET_KEY):
+            raise SimcityError("is an axis of the front", field=key, expected="another key")
+    base = override_scenario(load_scenario(source), fixed)
+    city = build_city(base, file=source)
+    baselines = BASELINE_POINTS + (("oracle",) if oracle else ())
+    sweep = Sweep(
+        scenarios=(source,),
+        policies=baselines,
+        seeds=tuple(range(num_seeds)),
+        grid=(
+            *((key, (value,)) for key, value in fixed),
+            (CARBON_KEY, tuple(float(w) for w in carbon_weights)),
+            (BUDGET_KEY, tuple(float(b) for b in budgets)),
+        ),
+        name="pareto",
+    )
+    specs = expand(sweep)
+    infos = {name: PolicyInfo(name, name) for name in baselines}
+    cells = [spec for spec in specs if spec.policy == baselines[0]]
+    for index, path in enumerate(checkpoints):
+        info = _checkpoint_info(Path(path), CityEnv(base, city=city), index, set(infos))
+        infos[info.label] = info
+        # `expand` takes only `simcity train` checkpoints; compressed files play too.
+        specs += [
+            dataclasses.replace(
+                cell, run_id=len(specs) + k, policy=info.label, policy_source=info.source
+            )
+            for k, cell in enumerate(cells)
+        ]
+    if on_specs is not None:
+        on_specs(len(specs))
+    runs = run_sweep(specs, backend=backend, workers=workers, on_result=on_result)
+    points = _points(runs, infos, city.num_nodes)
+    candidates = [p for p in points if p["runs_ok"] == num_seeds]
+    front = {id(p) for p in pareto_front(candidates, OBJECTIVES)}
+    for point in points:
+        point["pareto"] = id(point) in front
+    return ParetoResult(points, runs)
+
+
+def _checkpoint_info(path: Path, env: CityEnv, index: int, taken: set[str]) -> PolicyInfo:
+    """A checkpoint's label (its folder, or file stem, unique), size and FLOPs in ``env``."""
+    from agents.policies.compressed import load_policy
+
+    if not path.is_file():
+        raise SimcityError("no such checkpoint file", file=path, field=f"--checkpoint[{index}]")
+    policy = load_policy(path, env)
+    generic = path.stem in ("checkpoint", "policy") and path.parent.name
+    label = path.parent.name if generic else path.stem
+    unique, k = label, 2
+    while unique in taken:
+        unique, k = f"{label}-{k}", k + 1
+    return PolicyInfo(
+        unique, str(path.resolve()), policy.cost.num_params, float(policy.flops_per_decision)
+    )
+
+
+def _points(
+    runs: Sequence[RunResult], infos: dict[str, PolicyInfo], num_nodes: int
+) -> list[dict[str, Any]]:
+    """Mean KPIs over seeds for each (policy, carbon weight, budget), in run order."""
+    groups: dict[tuple[str, float, float], list[RunResult]] = {}
+    for run in runs:
+        changes = dict(run.spec.overrides)
+        key = (run.spec.policy, float(changes[CARBON_KEY]), float(changes[BUDGET_KEY]))
+        groups.setdefault(key, []).append(run)
+    points = []
+    for (policy, weight, budget), group in groups.items():
+        ok = [r for r in group if r.status == "ok"]
+        info = infos[policy]
+        point: dict[str, Any] = {
+            "kind": info.kind,
+            "policy": policy,
+            "carbon_weight": weight,
+            "budget_units": budget,
+            "num_params": info.num_params,
+            "flop_per_decision": info.flop_per_decision,
+            "runs": len(group),
+            "runs_ok": len(ok),
+        }
+        per_run = [_objectives(r, num_nodes) for r in ok]
+        for column in KPI_COLUMNS:
+            point[column] = float(np.mean([k[column] for k in per_run])) if per_run else math.nan
+        points.append(point)
+    return points
+
+
+def _objectives(run: RunResult, num_nodes: int) -> dict[str, float]:
+    """A run's KPIs with its estimation-error cost and service cost in money."""
+    changes = dict(run.spec.overrides)
+    scenario = override_scenario(
+        load_scenario(run.spec.scenario_source), changes.items(), base_dir=run.spec.base_dir
+    )
+    kpis = run.kpis
+    # episode_summary's estimation_error is the mean per step of the city's mean error
+    estimation = (
+        scenario.reward.estimation_cost
+        * num_nodes
+        * kpis["estimation_error"]
+        * scenario.time.num_steps
+    )
+    return {
+        **kpis,
+        "estimation_cost": estimation,
+        "service_cost": kpis["damage"] + estimation,
+    }
+
+
+POINT_COLUMNS: tuple[str, ...] = (
+    "kind",
+    "policy",
+    "carbon_weight",
+    "budget_units",
+    "num_params",
+    "flop_per_decision",
+    "runs",
+    "runs_ok",
+    *KPI_COLUMNS,
+    "pareto",
+)
+
+
+def points_csv(points: Sequence[dict[str, Any]]) -> str:
+    """Points as CSV, one column each of `POINT_COLUMNS`, floats written exactly."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(POINT_COLUMNS)
+    for point in points:
+        writer.writerow([_cell(point[c]) for c in POINT_COLUMNS])
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "" if math.isnan(value) else repr(value)
+    return str(value)
+
+
+def front_png(points: Sequence[dict[str, Any]], title: str) -> bytes:
+    """Service cost against compute kgCO2 for every point; the front ringed and joined."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
+    try:
+        markers = "osD^vP*Xh<>"
+        policies = list(dict.fromkeys(p["policy"] for p in points))
+        for k, policy in enumerate(policies):
+            mine = [p for p in points if p["policy"] == policy and p["runs_ok"]]
+            if not mine:
+                continue
+            kind = mine[0]["kind"]
+            ax.scatter(
+                [p["service_cost"] for p in mine],
+                [p["compute_kgco2"] for p in mine],
+                marker=markers[k % len(markers)],
+                s=36 if kind == "baseline" else 64,
+                alpha=0.75,
+                label=f"{policy} ({kind})",
+            )
+        front = sorted(
+            (p for p in points if p["pareto"]),
+            key=lambda p: (p["service_cost"], p["compute_kgco2"]),
+        )
+        ax.scatter(
+            [p["service_cost"] for p in front],
+            [p["compute_kgco2"] for p in front],
+            s=150,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=1.4,
+            label="Pareto front (cost, kgCO2, money)",
+        )
+        ax.plot(
+            [p["service_cost"] for p in front],
+            [p["compute_kgco2"] for p in front],
+            color="black",
+            linewidth=0.6,
+            linestyle=":",
+        )
+        ax.set_xlabel("service cost per day (damage + estimation error), $")
+        ax.set_ylabel("compute kgCO2 per day")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="best")
+        fig.tight_layout()
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(fig)
+
+
+def write_pareto(out_dir: Path, result: ParetoResult, title: str) -> tuple[Path, Path, Path]:
+    """Write ``points.csv``, ``front.csv`` and ``front.png`` to ``out_dir``, atomically."""
+    from simcity.records.files import write_atomic, write_atomic_bytes
+
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
+    paths = (out_dir / "points.csv", out_dir / "front.csv", out_dir / "front.png")
+    write_atomic(paths[0], points_csv(result.points))
+    write_atomic(paths[1], points_csv(result.front))
+    write_atomic_bytes(paths[2], front_png(result.points, title))
+    return paths

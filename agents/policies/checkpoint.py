@@ -1,0 +1,228 @@
+"""Checkpoints of a trained `AttentionPolicy`, and the `TrainedPolicy` that plays one.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so it loads with
+``torch.load(path, weights_only=True)``: no pickled classes, nothing executed on load. It is
+written atomically (a temporary file in the same folder, then `os.replace`), so a run killed
+mid-save leaves the previous checkpoint intact.
+
+N nodes, F node features, G global features, K neighbours.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from agents.policies.attention import (
+    AttentionConfig,
+    AttentionPolicy,
+    count_flops_per_decision,
+    mean_action,
+)
+from simcity.city.graph import City
+from simcity.env import CityEnv
+from simcity.errors import SimcityError
+
+CHECKPOINT_FORMAT = 2  # 2: logistic-normal actions, per-slot values
+_KEYS = ("model_config", "state_dict", "optimizer_state", "step", "update", "rng_states", "extra")
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What `load_checkpoint` returns; ``state_dict`` is known to fit ``model_config``."""
+
+    path: Path
+    model_config: AttentionConfig
+    state_dict: dict[str, torch.Tensor]
+    optimizer_state: dict[str, Any]
+    step: int  # env steps collected so far, over all envs
+    update: int  # PPO updates done so far
+    rng_states: dict[str, Any]
+    extra: dict[str, Any]
+
+    def build_model(self) -> AttentionPolicy:
+        """A fresh `AttentionPolicy` holding the checkpoint's weights, in eval mode."""
+        model = AttentionPolicy(self.model_config)
+        model.load_state_dict(self.state_dict)
+        return model.eval()
+
+
+def save_checkpoint(
+    path: str | Path,
+    *,
+    model_config: AttentionConfig,
+    state_dict: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+    step: int,
+    update: int,
+    rng_states: dict[str, Any],
+    extra: dict[str, Any],
+) -> Path:
+    """Write a checkpoint atomically to ``path`` and return it.
+
+    ``rng_states`` and ``extra`` must hold only what ``weights_only`` loading accepts:
+    tensors, numbers, strings, bools, None, and lists, tuples and dicts of those.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "model_config": dataclasses.asdict(model_config),
+        "state_dict": {k: v.detach().cpu().clone() for k, v in state_dict.items()},
+        "optimizer_state": optimizer_state,
+        "step": int(step),
+        "update": int(update),
+        "rng_states": rng_states,
+        "extra": extra,
+    }
+    return save_torch_atomic(payload, path)
+
+
+def save_torch_atomic(payload: dict[str, Any], path: Path) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, synced, then renamed onto it."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as tmp:
+            torch.save(payload, tmp)
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(
+    path: str | Path, *, expected_config: AttentionConfig | None = None
+) -> Checkpoint:
+    """Read and check a checkpoint written by `save_checkpoint`.
+
+    Raises:
+        SimcityError: the file is missing or unreadable, lacks a field, its model config is
+            not an `AttentionConfig`, its weights do not fit that config, or (when given)
+            its config differs from ``expected_config``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SimcityError("no such checkpoint file", file=path)
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a corrupt or foreign file
+        raise SimcityError(
+            f"cannot be read as a checkpoint ({type(err).__name__})",
+            file=path,
+            expected="a file written by `simcity train`",
+        ) from None
+    if not isinstance(raw, dict):
+        raise SimcityError("is not a checkpoint", file=path, expected="a dict of fields")
+    for key in _KEYS:
+        if key not in raw:
+            raise SimcityError("missing", file=path, field=key)
+    if raw.get("format") != CHECKPOINT_FORMAT:
+        raise SimcityError(
+            f"unknown format {raw.get('format')!r}",
+            file=path,
+            field="format",
+            expected=str(CHECKPOINT_FORMAT),
+        )
+    try:
+        model_config = AttentionConfig(**raw["model_config"])
+    except (TypeError, ValueError) as err:
+        raise SimcityError(
+            str(err), file=path, field="model_config", expected="AttentionConfig fields"
+        ) from None
+    if expected_config is not None and model_config != expected_config:
+        raise SimcityError(
+            f"is {dataclasses.asdict(model_config)}",
+            file=path,
+            field="model_config",
+            expected=str(dataclasses.asdict(expected_config)),
+        )
+    _check_state_dict(path, model_config, raw["state_dict"])
+    return Checkpoint(
+        path=path,
+        model_config=model_config,
+        state_dict=raw["state_dict"],
+        optimizer_state=raw["optimizer_state"],
+        step=int(raw["step"]),
+        update=int(raw["update"]),
+        rng_states=raw["rng_states"],
+        extra=raw["extra"],
+    )
+
+
+def _check_state_dict(path: Path, config: AttentionConfig, state_dict: Any) -> None:
+    """Raise `SimcityError` unless ``state_dict`` has exactly the tensors ``config`` needs."""
+    if not isinstance(state_dict, dict):
+        raise SimcityError("is not a dict", file=path, field="state_dict")
+    expected = {k: tuple(v.shape) for k, v in AttentionPolicy(config).state_dict().items()}
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    if missing or unexpected:
+        raise SimcityError(
+            f"missing {missing[:3]}, unexpected {unexpected[:3]}",
+            file=path,
+            field="state_dict",
+            expected="the parameters of model_config's AttentionPolicy",
+        )
+    for key, shape in expected.items():
+        value = state_dict[key]
+        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
+            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
+            raise SimcityError(
+                f"has shape {got}", file=path, field=f"state_dict.{key}", expected=str(shape)
+            )
+
+
+def city_neighbours(city: City, num_neighbours: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each node's K nearest nodes by free-flow travel time: (N, K) int64, (N, K) float32."""
+    neighbours, distances = AttentionPolicy.graph_neighbours(
+        city.link_tail, city.link_head, city.free_flow_time_min, city.num_nodes, num_neighbours
+    )
+    return torch.from_numpy(neighbours), torch.from_numpy(distances)
+
+
+class TrainedPolicy:
+    """A trained `AttentionPolicy` playing deterministically (softmax of its logits).
+
+    Follows the `agents.policies.protocol.Policy` protocol. ``flops_per_decision`` is what one `act`
+    costs; pass it to the env as ``policy_flop_per_decision`` so the env bills it.
+    """
+
+    def __init__(self, model: AttentionPolicy, env: CityEnv, name: str = "trained") -> None:
+        self.name = name
+        self.model = model.eval()
+        self.neighbours, self.distances = city_neighbours(
+            env.city, model.config.num_neighbours
+        )  # (N, K), (N, K)
+        self.num_nodes = env.city.num_nodes
+        self.flops_per_decision = count_flops_per_decision(
+            model, self.num_nodes, self.neighbours, self.distances
+        )
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: Checkpoint | str | Path, env: CityEnv) -> TrainedPolicy:
+        """Load ``checkpoint`` (a `Checkpoint` or a path) and play it in ``env``'s city."""
+        if not isinstance(checkpoint, Checkpoint):
+            checkpoint = load_checkpoint(checkpoint)
+        return cls(checkpoint.build_model(), env)
+
+    def reset(self, seed: int | None) -> None:
+        """Nothing to reset: the policy is deterministic and has no memory."""
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Action weights (N + 1,): the allocation at the mean log-weights."""
+        nodes = torch.as_tensor(obs["nodes"], dtype=torch.float32).unsqueeze(0)  # (1, N, F)
+        globals_ = torch.as_tensor(obs["globals"], dtype=torch.float32).unsqueeze(0)  # (1, G)
+        with torch.no_grad():
+            output = self.model(nodes, globals_, self.neighbours, self.distances)
+            action = mean_action(output.logits)[0]  # (N + 1,)
+        return action.numpy().astype(np.float64)

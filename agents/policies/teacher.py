@@ -1,0 +1,110 @@
+"""A privileged teacher: `EvidenceSearch` (learning from it: `agents.training.teacher`).
+
+N nodes, K = 3 incident kinds that arrive at random, T collected observations.
+
+Teacher. `EvidenceSearch` is the oracle's greedy allocation (`agents.policies.oracle.OraclePolicy`)
+fed, instead of the true open incidents, what a Bayes search would expect of them if it
+knew the true arrival rates and hidden risk factors but saw the incidents only through
+the sensors: the expected undetected incidents ``b`` of a filter of the true rates under
+the allocations made (``b <- b exp(-k dt) + r (1 - exp(-k dt)) / k``, k the detection
+hazard plus the closing rate), weighed by the anomaly evidence ``S`` read as a likelihood
+ratio ``L = exp(gain S)``: ``b L / (1 + b (L - 1))`` (to first order; it saturates at one
+incident). It reads the env's true state, so it is not a deployable policy; on downtown
+it closes about 53% of the uniform-to-oracle gap at gain 0.5 (`bench/belief_bound.py`).
+
+The student that learns from it is fitted by `agents.training.teacher`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.policies.actions import RANDOM_KINDS
+from agents.policies.oracle import OraclePolicy, true_rates_per_h
+from simcity.env import CityEnv
+from simcity.monitoring import incidents as inc
+from simcity.monitoring.monitor import QUANTITY_FOR_INCIDENT, SENSOR_FOR_INCIDENT
+
+TEACHER_GAIN = 0.5
+"""The log likelihood ratio per unit of CUSUM evidence (best of 0.35, 0.5, 0.75, 1 and 1.5
+on 60 downtown days, `bench/belief_bound.py`)."""
+
+
+class EvidenceSearch(OraclePolicy):
+    """The oracle's allocation fed expected undetected incidents, not true ones (module doc).
+
+    ``gain`` 0 ignores the evidence (the belief of the rates alone); ``hotspots`` False
+    hides the hidden per-node risk factors from it.
+    """
+
+    def __init__(self, env: CityEnv, gain: float = TEACHER_GAIN, hotspots: bool = True) -> None:
+        super().__init__(env)
+        self.gain = gain
+        self.hotspots = hotspots
+        self.name = f"evidence {gain:g}"
+        self.belief: np.ndarray | None = None  # (N, K) expected undetected incidents
+
+    def reset(self, seed: int | None) -> None:
+        """Forget the belief: a new day starts from the steady state of the rates."""
+        self.belief = None
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """The oracle's greedy allocation with the expected incidents in place of the true."""
+        world = self.env.world
+        if world is None or world.traffic is None:
+            return super().act(obs)
+        mon = world.monitoring
+        saved_open, saved_hot = mon.open, mon.hotspot
+        mon.open = self._pseudo_open()
+        if not self.hotspots:
+            mon.hotspot = np.ones_like(saved_hot)
+        try:
+            return super().act(obs)
+        finally:
+            mon.open, mon.hotspot = saved_open, saved_hot
+
+    def _pseudo_open(self) -> inc.Incidents:
+        """One pseudo-incident per node and kind whose damage rate carries the expectation."""
+        world = self.env.world
+        assert world is not None and world.traffic is not None
+        mon, cfg = world.monitoring, world.scenario.monitoring
+        n, dt, now = world.city.num_nodes, world.dt_min, world.env.now
+        hotspot = mon.hotspot if self.hotspots else np.ones(n)
+        rates = true_rates_per_h(world, hotspot) / 60.0  # (N, K) per minute
+        durations = np.asarray(world.scenario.incidents.mean_duration_min)  # (K,)
+        up = mon.sensors_up_share[:, SENSOR_FOR_INCIDENT[RANDOM_KINDS]]  # (N, K)
+        allocation = world.allocation
+        hazard = inc.detection_hazard_per_min(
+            allocation[:, None],
+            (mon.neighbour_mean @ allocation)[:, None],
+            up,
+            report_per_min=cfg.report_per_min,
+            sensor_per_min=cfg.sensor_per_min,
+            unit_per_min=cfg.unit_per_min,
+            spill=cfg.spill,
+        )  # (N, K)
+        k = hazard + 1.0 / durations
+        if self.belief is None:
+            self.belief = rates / (cfg.report_per_min + 1.0 / durations)
+        else:
+            decay = np.exp(-k * dt)
+            self.belief = self.belief * decay + rates / k * (1.0 - decay)
+        quantity = QUANTITY_FOR_INCIDENT[RANDOM_KINDS]  # (K,)
+        ratio = np.exp(np.minimum(self.gain * mon.anomaly[:, quantity], 50.0))  # (N, K)
+        expected = self.belief * ratio / (1.0 + self.belief * (ratio - 1.0))  # (N, K)
+        nodes = np.repeat(np.arange(n), len(RANDOM_KINDS))
+        kinds = np.tile(RANDOM_KINDS, n)
+        m = len(nodes)
+        damage = np.asarray(world.scenario.incidents.damage_per_min)[kinds]
+        return inc.Incidents(
+            kind=kinds.astype(np.int64),
+            node=nodes.astype(np.int64),
+            link=np.full(m, -1, dtype=np.int64),
+            severity=np.ones(m),
+            start_min=np.full(m, now - 1.0),
+            end_min=now + durations[kinds],
+            damage_per_min=damage * expected.ravel(),
+            detected_min=np.full(m, np.nan),
+            damage=np.zeros(m),
+            clock=np.ones(m),
+        )

@@ -1,0 +1,1 @@
+"""Scenario sweeps: specs, runs on local processes or Ray, result tables."""

@@ -1,0 +1,1 @@
+"""Maps, reports, figures and screenshots; plotting libraries are imported where they draw."""

@@ -1,0 +1,1 @@
+"""City graphs: the `City` arrays, generators, TNTP and GraphML readers, `build_city`."""

@@ -1,0 +1,448 @@
+"""Read networks in the TNTP format of the Transportation Networks for Research repository.
+
+A folder holds ``<name>_net.tntp`` (links), ``<name>_trips.tntp`` (zone-to-zone demand)
+and node coordinates, either ``<name>_node.tntp`` or a ``.geojson`` of points; ``_flow``
+files hold published equilibrium flows. Files start with ``<KEY> value`` metadata lines up
+to ``<END OF METADATA>``; ``~`` starts a comment; rows end with ``;``.
+
+Units are the file's: free-flow times in minutes, capacities and demand in veh/h, and
+lengths copied as they are into `LINK_LENGTH` (km only if the file's lengths are km).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import networkx as nx
+import numpy as np
+
+from simcity.city.graph import (
+    LINK_BPR_B,
+    LINK_BPR_POWER,
+    LINK_CAPACITY,
+    LINK_FREE_FLOW_TIME,
+    LINK_LENGTH,
+    NODE_IS_ZONE,
+    NODE_JOBS,
+    NODE_LAND_USE,
+    NODE_LAT,
+    NODE_LON,
+    NODE_NAME,
+    NODE_POPULATION,
+    NODE_THROUGH,
+    City,
+)
+from simcity.errors import SimcityError
+
+# Sioux Falls, SD, home of the most used TNTP network; where planar coordinates land.
+DEFAULT_ORIGIN_LON = -96.73
+DEFAULT_ORIGIN_LAT = 43.55
+# Planar coordinates with no given scale are fitted so their longer side spans this.
+DEFAULT_EXTENT_KM = 10.0
+# `<TOTAL OD FLOW>` may differ from the sum of the trips by this fraction (rounding).
+TOTAL_FLOW_TOLERANCE = 1e-3
+
+_NET_COLUMNS = ("init_node", "term_node", "capacity", "length", "free_flow_time", "b", "power")
+_KM_PER_DEG_LAT = 110.574
+_KM_PER_DEG_LON_EQUATOR = 111.320
+
+
+class LinkFlows(NamedTuple):
+    """Link flows of a ``_flow.tntp`` file, in file order."""
+
+    init_node: np.ndarray  # (L,) int TNTP node id
+    term_node: np.ndarray  # (L,) int TNTP node id
+    volume_veh_h: np.ndarray  # (L,)
+    cost_min: np.ndarray  # (L,)
+
+
+def read_tntp(
+    folder: str | Path,
+    *,
+    name: str | None = None,
+    origin_lon: float = DEFAULT_ORIGIN_LON,
+    origin_lat: float = DEFAULT_ORIGIN_LAT,
+    scale_km_per_unit: float | None = None,
+) -> City:
+    """Read a TNTP network folder (net, trips, node coordinates) into a `City`.
+
+    Nodes are the TNTP ids 1..<NUMBER OF NODES>, in that order; zones are 1..<NUMBER OF
+    ZONES>, so `City.zone_index` follows the rows of the trips matrix, which becomes
+    `City.od_veh_h`. Zones below ``<FIRST THRU NODE>`` only start and end trips
+    (`NODE_THROUGH` False). A zone's population is its trip productions (row sum) and its
+    jobs its attractions (column sum), both in veh/h; land use is "mixed".
+
+    Coordinates that all look like WGS84 (|x| <= 180, |y| <= 90) are lon/lat. Otherwise a
+    ``.geojson`` of the nodes is used if there is one, else the plane is placed around
+    (``origin_lon``, ``origin_lat``) at ``scale_km_per_unit`` (default: the longer side
+    spans `DEFAULT_EXTENT_KM`).
+
+    Args:
+        folder: the folder holding the files.
+        name: the city's name; default the files' prefix (``SiouxFalls``).
+    """
+    root = Path(folder)
+    if not root.is_dir():
+        raise SimcityError("no such folder", file=root, expected="a folder of TNTP files")
+    net_path = _one_file(root, "*_net.tntp")
+    trips_path = _one_file(root, "*_trips.tntp")
+    meta, links = _read_net(net_path)
+    num_nodes = _meta_int(meta, "NUMBER OF NODES", net_path)
+    num_zones = _meta_int(meta, "NUMBER OF ZONES", net_path)
+    first_thru = _meta_int(meta, "FIRST THRU NODE", net_path) if "FIRST THRU NODE" in meta else 1
+    if not 0 < num_zones <= num_nodes:
+        raise SimcityError(
+            f"{num_zones} zones for {num_nodes} nodes",
+            file=net_path,
+            field="<NUMBER OF ZONES>",
+            expected="1 <= zones <= nodes",
+        )
+    od = _read_trips(trips_path, num_zones)  # (Z, Z)
+    lon, lat = _coordinates(root, num_nodes, origin_lon, origin_lat, scale_km_per_unit)
+
+    graph = nx.DiGraph()
+    produced, attracted = od.sum(axis=1), od.sum(axis=0)  # (Z,)
+    for node in range(1, num_nodes + 1):
+        zone = node <= num_zones
+        graph.add_node(
+            node,
+            **{
+                NODE_NAME: str(node),
+                NODE_LON: float(lon[node - 1]),
+                NODE_LAT: float(lat[node - 1]),
+                NODE_POPULATION: float(produced[node - 1]) if zone else 0.0,
+                NODE_JOBS: float(attracted[node - 1]) if zone else 0.0,
+                NODE_LAND_USE: "mixed",
+                NODE_IS_ZONE: zone,
+                NODE_THROUGH: not (zone and node < first_thru),
+            },
+        )
+    for line, row in links:
+        for column, end in (("init_node", row[0]), ("term_node", row[1])):
+            if end != int(end) or not 1 <= end <= num_nodes:
+                raise SimcityError(
+                    f"link to unknown node {end:g}",
+                    file=net_path,
+                    field=f"line {line}, {column}",
+                    expected=f"a node id in 1..{num_nodes}",
+                )
+        tail, head = int(row[0]), int(row[1])
+        if graph.has_edge(tail, head):
+            raise SimcityError(
+                f"second link {tail}->{head}",
+                file=net_path,
+                field=f"line {line}",
+                expected="one link per ordered pair of nodes",
+            )
+        graph.add_edge(
+            tail,
+            head,
+            **{
+                LINK_CAPACITY: row[2],
+                LINK_LENGTH: row[3],
+                LINK_FREE_FLOW_TIME: row[4],
+                LINK_BPR_B: row[5],
+                LINK_BPR_POWER: row[6],
+            },
+        )
+    return City(name or net_path.name[: -len("_net.tntp")], graph, od, source=str(net_path))
+
+
+def read_tntp_flows(path: str | Path) -> LinkFlows:
+    """Read a ``_flow.tntp`` file: a header line, then ``from to volume cost`` rows."""
+    path = Path(path)
+    lines = _lines(path)
+    rows = []
+    for number, text in lines:
+        parts = text.rstrip(";").split()
+        if not parts or not parts[0].lstrip("-").isdigit():  # the header
+            continue
+        rows.append(_numbers(parts, 4, path, number, ("from", "to", "volume", "cost")))
+    if not rows:
+        raise SimcityError("no flow rows", file=path, expected="rows of: from to volume cost")
+    table = np.array(rows)  # (L, 4)
+    return LinkFlows(table[:, 0].astype(int), table[:, 1].astype(int), table[:, 2], table[:, 3])
+
+
+def _one_file(root: Path, pattern: str) -> Path:
+    found = sorted(root.glob(pattern))
+    if len(found) != 1:
+        raise SimcityError(
+            f"{len(found)} files match {pattern}", file=root, expected=f"exactly one {pattern}"
+        )
+    return found[0]
+
+
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """Numbered lines of ``path`` without comments or blanks."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise SimcityError(f"cannot read: {error.strerror}", file=path) from None
+    numbered = ((n, line.split("~", 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1))
+    return [(n, line) for n, line in numbered if line]
+
+
+def _split_metadata(path: Path) -> tuple[dict[str, str], list[tuple[int, str]]]:
+    """Metadata ``{KEY: value}`` and the numbered lines after ``<END OF METADATA>``."""
+    lines = _lines(path)
+    meta: dict[str, str] = {}
+    for index, (number, text) in enumerate(lines):
+        tag = re.match(r"<([^>]+)>\s*(.*)", text)
+        if tag is None:
+            raise SimcityError(
+                f"unexpected text {text[:30]!r} in the metadata",
+                file=path,
+                field=f"line {number}",
+                expected="<KEY> value lines up to <END OF METADATA>",
+            )
+        key = tag.group(1).strip().upper()
+        if key == "END OF METADATA":
+            return meta, lines[index + 1 :]
+        meta[key] = tag.group(2).strip()
+    raise SimcityError("no <END OF METADATA> line", file=path, expected="a TNTP metadata block")
+
+
+def _meta_int(meta: dict[str, str], key: str, path: Path) -> int:
+    if key not in meta:
+        raise SimcityError("missing", file=path, field=f"<{key}>", expected="an integer")
+    try:
+        return int(meta[key])
+    except ValueError:
+        raise SimcityError(
+            f"is {meta[key]!r}", file=path, field=f"<{key}>", expected="an integer"
+        ) from None
+
+
+def _numbers(
+    parts: list[str], count: int, path: Path, line: int, names: tuple[str, ...]
+) -> list[float]:
+    if len(parts) < count:
+        raise SimcityError(
+            f"{len(parts)} values", file=path, field=f"line {line}", expected=f">= {count} values"
+        )
+    values = []
+    for name, text in zip(names, parts[:count], strict=True):
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise SimcityError(
+                f"{name} is {text!r}", file=path, field=f"line {line}, {name}", expected="a number"
+            )
+        values.append(value)
+    return values
+
+
+def _read_net(path: Path) -> tuple[dict[str, str], list[tuple[int, list[float]]]]:
+    """Metadata and ``(line, [init, term, capacity, length, t0, b, power])`` link rows."""
+    meta, lines = _split_metadata(path)
+    links = [
+        (n, _numbers(text.rstrip(";").split(), len(_NET_COLUMNS), path, n, _NET_COLUMNS))
+        for n, text in lines
+    ]
+    for line, row in links:
+        for name, value in zip(_NET_COLUMNS[2:], row[2:], strict=True):
+            if value < 0 or (name == "capacity" and value == 0):
+                raise SimcityError(
+                    f"{name} is {value:g}",
+                    file=path,
+                    field=f"line {line}, {name}",
+                    expected="> 0 veh/h" if name == "capacity" else ">= 0",
+                )
+    expected = _meta_int(meta, "NUMBER OF LINKS", path)
+    if len(links) != expected:
+        raise SimcityError(
+            f"{len(links)} link rows",
+            file=path,
+            field="<NUMBER OF LINKS>",
+            expected=f"{expected} rows, as the metadata says",
+        )
+    return meta, links
+
+
+def _read_trips(path: Path, num_zones: int) -> np.ndarray:
+    """The (Z, Z) trips matrix of a ``_trips.tntp`` file."""
+    meta, lines = _split_metadata(path)
+    zones = _meta_int(meta, "NUMBER OF ZONES", path)
+    if zones != num_zones:
+        raise SimcityError(
+            f"{zones} zones",
+            file=path,
+            field="<NUMBER OF ZONES>",
+            expected=f"{num_zones}, as the net file says",
+        )
+    od = np.zeros((num_zones, num_zones))
+    origin = 0
+    for number, text in lines:
+        header = re.fullmatch(r"Origin\s+(\S+)", text, flags=re.IGNORECASE)
+        if header is not None:
+            origin = _zone(header.group(1), num_zones, path, number, "Origin")
+            continue
+        if origin == 0:
+            raise SimcityError(
+                f"demand {text[:30]!r} before any Origin line",
+                file=path,
+                field=f"line {number}",
+                expected="'Origin k' then 'dest : trips;' entries",
+            )
+        for entry in filter(None, (e.strip() for e in text.split(";"))):
+            dest, _, value = entry.partition(":")
+            if not value:
+                raise SimcityError(
+                    f"entry {entry!r}",
+                    file=path,
+                    field=f"line {number}",
+                    expected="'dest : trips;'",
+                )
+            column = _zone(dest.strip(), num_zones, path, number, "destination")
+            trips = _numbers([value.strip()], 1, path, number, ("trips",))[0]
+            if trips < 0:
+                raise SimcityError(
+                    f"trips {trips}", file=path, field=f"line {number}, trips", expected=">= 0"
+                )
+            od[origin - 1, column - 1] += trips
+    if "TOTAL OD FLOW" in meta:
+        try:
+            total = float(meta["TOTAL OD FLOW"])
+        except ValueError:
+            raise SimcityError(
+                f"is {meta['TOTAL OD FLOW']!r}",
+                file=path,
+                field="<TOTAL OD FLOW>",
+                expected="a number",
+            ) from None
+        if abs(od.sum() - total) > TOTAL_FLOW_TOLERANCE * max(abs(total), 1.0):
+            raise SimcityError(
+                f"trips sum to {od.sum():g}",
+                file=path,
+                field="<TOTAL OD FLOW>",
+                expected=f"{total:g}, as the metadata says",
+            )
+    return od
+
+
+def _zone(text: str, num_zones: int, path: Path, line: int, field: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= num_zones:
+        raise SimcityError(
+            f"{field} {text!r}",
+            file=path,
+            field=f"line {line}, {field}",
+            expected=f"a zone in 1..{num_zones}",
+        )
+    return int(text)
+
+
+def _coordinates(
+    root: Path,
+    num_nodes: int,
+    origin_lon: float,
+    origin_lat: float,
+    scale_km_per_unit: float | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lon/lat (N,) of nodes 1..N from the node file or the GeoJSON, as the docs say."""
+    node_files = sorted(root.glob("*_node.tntp"))
+    geojson_files = sorted(root.glob("*.geojson"))
+    planar = None
+    if node_files:
+        xy = _read_nodes(node_files[0], num_nodes)  # (N, 2)
+        if _looks_wgs84(xy):
+            return xy[:, 0], xy[:, 1]
+        planar = xy
+    if geojson_files:
+        xy = _read_geojson(geojson_files[0], num_nodes)
+        if not _looks_wgs84(xy):
+            raise SimcityError(
+                "coordinates are not lon/lat",
+                file=geojson_files[0],
+                expected="WGS84 Point coordinates",
+            )
+        return xy[:, 0], xy[:, 1]
+    if planar is None:
+        raise SimcityError(
+            "no node coordinates", file=root, expected="a *_node.tntp or *.geojson file"
+        )
+    centre = (planar.max(axis=0) + planar.min(axis=0)) / 2  # (2,)
+    if scale_km_per_unit is None:
+        extent = float(np.ptp(planar, axis=0).max())
+        scale_km_per_unit = DEFAULT_EXTENT_KM / extent if extent > 0 else 1.0
+    km = (planar - centre) * scale_km_per_unit  # (N, 2)
+    lat = origin_lat + km[:, 1] / _KM_PER_DEG_LAT
+    lon = origin_lon + km[:, 0] / (_KM_PER_DEG_LON_EQUATOR * math.cos(math.radians(origin_lat)))
+    return lon, lat
+
+
+def _looks_wgs84(xy: np.ndarray) -> bool:
+    return bool(np.all(np.abs(xy[:, 0]) <= 180) and np.all(np.abs(xy[:, 1]) <= 90))
+
+
+def _read_nodes(path: Path, num_nodes: int) -> np.ndarray:
+    """(N, 2) x, y of nodes 1..N from a ``_node.tntp`` file (``node x y ;`` rows)."""
+    xy = np.full((num_nodes, 2), np.nan)
+    for number, text in _lines(path):
+        parts = text.rstrip(";").split()
+        if parts and parts[0].lower() == "node":  # the header
+            continue
+        node, x, y = _numbers(parts, 3, path, number, ("node", "x", "y"))
+        _place(xy, node, (x, y), num_nodes, path, f"line {number}")
+    return _complete(xy, path)
+
+
+def _read_geojson(path: Path, num_nodes: int) -> np.ndarray:
+    """(N, 2) lon, lat of nodes 1..N from Point features with an ``id`` property."""
+    try:
+        features = json.loads(path.read_text(encoding="utf-8"))["features"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SimcityError(
+            f"not a GeoJSON FeatureCollection ({error})",
+            file=path,
+            expected="a FeatureCollection of Points",
+        ) from None
+    xy = np.full((num_nodes, 2), np.nan)
+    for index, feature in enumerate(features):
+        field = f"features[{index}]"
+        try:
+            node = float(feature["properties"]["id"])
+            geometry = feature["geometry"]
+            if geometry["type"] != "Point":
+                raise TypeError(geometry["type"])
+            point = (float(geometry["coordinates"][0]), float(geometry["coordinates"][1]))
+        except (KeyError, TypeError, ValueError, IndexError):
+            raise SimcityError(
+                "is not a Point with an id property",
+                file=path,
+                field=field,
+                expected="a node Point",
+            ) from None
+        _place(xy, node, point, num_nodes, path, field)
+    return _complete(xy, path)
+
+
+def _place(
+    xy: np.ndarray, node: float, point: tuple[float, float], num_nodes: int, path: Path, field: str
+) -> None:
+    if node != int(node) or not 1 <= node <= num_nodes:
+        raise SimcityError(
+            f"unknown node {node:g}",
+            file=path,
+            field=field,
+            expected=f"a node id in 1..{num_nodes}",
+        )
+    xy[int(node) - 1] = point
+
+
+def _complete(xy: np.ndarray, path: Path) -> np.ndarray:
+    missing = np.flatnonzero(np.isnan(xy[:, 0]))
+    if missing.size:
+        raise SimcityError(
+            f"no coordinates for node {missing[0] + 1}"
+            + (f" and {missing.size - 1} more" if missing.size > 1 else ""),
+            file=path,
+            expected="a row for every node",
+        )
+    return xy

@@ -1,0 +1,1 @@
+"""The compute bill of analytics and policy, and measured energy."""

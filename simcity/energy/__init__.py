@@ -1,0 +1,1 @@
+"""Electric load of the city's nodes and grid carbon intensity."""

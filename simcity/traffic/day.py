@@ -1,0 +1,114 @@
+"""A city's day of traffic equilibria, memoised so episodes after the first reuse it."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from weakref import WeakKeyDictionary
+
+import numpy as np
+
+from simcity.city.graph import City
+from simcity.city.network import Network
+from simcity.config.scenario import Scenario, TrafficConfig
+from simcity.traffic.assignment import Assignment, assign
+from simcity.traffic.paths import PathLoader
+
+
+class TrafficDay:
+    """The equilibria of one city's day, memoised: a pure function of (step, capacity).
+
+    Without capacity cuts a step's equilibrium is the baseline chain (each step
+    warm-started from the previous step's baseline); with cuts it is solved warm-started
+    from that step's baseline to the looser incident gap or iteration limit (re-routing
+    around a cut, not a new equilibrium of the whole day). So results never depend on
+    what ran before in the process, and episodes after the first reuse the baseline day.
+
+    The traffic clock may be coarser than the steps (``solve_every_steps`` s > 1): steps
+    are grouped in blocks of s, each block's demand is the mean of its steps' demand, and
+    its equilibrium holds through the block.
+    """
+
+    def __init__(
+        self,
+        network: Network,
+        cfg: TrafficConfig,
+        step_od: Sequence[np.ndarray],
+        max_cached: int = 4096,
+    ):
+        """``step_od``: each step's (Z, Z) demand at the middle of the step."""
+        self.network = network
+        self.cfg = cfg
+        self._every = self.cfg.solve_every_steps
+        self._od = [
+            np.mean(step_od[start : start + self._every], axis=0)
+            for start in range(0, len(step_od), self._every)
+        ]  # one (Z, Z) demand per block of the traffic clock
+        self._baseline: list[Assignment] = []
+        self._loader: PathLoader | None = None  # search graph kept between solves
+        self._cuts: OrderedDict[tuple[int, bytes], Assignment] = OrderedDict()
+        self._max_cached = max_cached
+
+    def od(self, step: int) -> np.ndarray:
+        """The (Z, Z) demand the traffic at ``step`` carries (its block's mean)."""
+        return self._od[step // self._every]
+
+    def solve(self, step: int, capacity_factor: np.ndarray) -> Assignment:
+        """The equilibrium at ``step`` with link capacities scaled by ``capacity_factor``."""
+        step //= self._every  # the block of the traffic clock
+        while len(self._baseline) <= step:
+            k = len(self._baseline)
+            self._baseline.append(
+                self._assign(k, None, self._baseline[-1].flows_veh_h if k else None, k - 1)
+            )
+        if np.all(capacity_factor == 1.0):
+            return self._baseline[step]
+        key = (step, capacity_factor.tobytes())
+        if key in self._cuts:
+            self._cuts.move_to_end(key)
+            return self._cuts[key]
+        result = self._assign(step, capacity_factor, self._baseline[step].flows_veh_h, step)
+        self._cuts[key] = result
+        if len(self._cuts) > self._max_cached:
+            self._cuts.popitem(last=False)
+        return result
+
+    def _assign(
+        self,
+        step: int,
+        capacity_factor: np.ndarray | None,
+        warm_start: np.ndarray | None,
+        warm_step: int,
+    ) -> Assignment:
+        capacity, cfg = self.network.capacity_veh_h, self.cfg
+        cut = capacity_factor is not None
+        if self._loader is None:
+            self._loader = PathLoader(self.network, self._od[step], workers=self.cfg.path_workers)
+        return assign(
+            self.network,
+            self._od[step],
+            capacity_veh_h=capacity * capacity_factor if cut else capacity,
+            rel_gap=cfg.incident_rel_gap if cut else cfg.rel_gap,
+            max_iterations=cfg.incident_max_iterations if cut else cfg.max_iterations,
+            warm_start=warm_start,
+            warm_start_od_veh_h=self._od[warm_step] if warm_start is not None else None,
+            method=self.cfg.method,
+            loader=self._loader,
+        )
+
+
+_DAYS: WeakKeyDictionary[City, dict[tuple[object, ...], TrafficDay]] = WeakKeyDictionary()
+
+
+def traffic_day(
+    city: City, scenario: Scenario, step_od: Callable[[], Sequence[np.ndarray]]
+) -> TrafficDay:
+    """The shared `TrafficDay` of a city and a scenario's traffic settings.
+
+    ``step_od`` makes each step's demand; it is called only when the day is not yet known.
+    """
+    key = (scenario.traffic, scenario.events, scenario.time)
+    days = _DAYS.setdefault(city, {})
+    if key not in days:
+        days[key] = TrafficDay(city.network, scenario.traffic, step_od())
+    return days[key]
