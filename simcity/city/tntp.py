@@ -36,6 +36,7 @@ from simcity.city.graph import (
     NODE_THROUGH,
     City,
 )
+from simcity.city.tntp_lines import meta_int, numbered_lines, numbers, one_file, split_metadata
 from simcity.errors import SimcityError
 
 # Sioux Falls, SD, home of the most used TNTP network; where planar coordinates land.
@@ -88,12 +89,12 @@ def read_tntp(
     root = Path(folder)
     if not root.is_dir():
         raise SimcityError("no such folder", file=root, expected="a folder of TNTP files")
-    net_path = _one_file(root, "*_net.tntp")
-    trips_path = _one_file(root, "*_trips.tntp")
+    net_path = one_file(root, "*_net.tntp")
+    trips_path = one_file(root, "*_trips.tntp")
     meta, links = _read_net(net_path)
-    num_nodes = _meta_int(meta, "NUMBER OF NODES", net_path)
-    num_zones = _meta_int(meta, "NUMBER OF ZONES", net_path)
-    first_thru = _meta_int(meta, "FIRST THRU NODE", net_path) if "FIRST THRU NODE" in meta else 1
+    num_nodes = meta_int(meta, "NUMBER OF NODES", net_path)
+    num_zones = meta_int(meta, "NUMBER OF ZONES", net_path)
+    first_thru = meta_int(meta, "FIRST THRU NODE", net_path) if "FIRST THRU NODE" in meta else 1
     if not 0 < num_zones <= num_nodes:
         raise SimcityError(
             f"{num_zones} zones for {num_nodes} nodes",
@@ -155,95 +156,24 @@ def read_tntp(
 def read_tntp_flows(path: str | Path) -> LinkFlows:
     """Read a ``_flow.tntp`` file: a header line, then ``from to volume cost`` rows."""
     path = Path(path)
-    lines = _lines(path)
+    lines = numbered_lines(path)
     rows = []
     for number, text in lines:
         parts = text.rstrip(";").split()
         if not parts or not parts[0].lstrip("-").isdigit():  # the header
             continue
-        rows.append(_numbers(parts, 4, path, number, ("from", "to", "volume", "cost")))
+        rows.append(numbers(parts, 4, path, number, ("from", "to", "volume", "cost")))
     if not rows:
         raise SimcityError("no flow rows", file=path, expected="rows of: from to volume cost")
     table = np.array(rows)  # (L, 4)
     return LinkFlows(table[:, 0].astype(int), table[:, 1].astype(int), table[:, 2], table[:, 3])
 
 
-def _one_file(root: Path, pattern: str) -> Path:
-    found = sorted(root.glob(pattern))
-    if len(found) != 1:
-        raise SimcityError(
-            f"{len(found)} files match {pattern}", file=root, expected=f"exactly one {pattern}"
-        )
-    return found[0]
-
-
-def _lines(path: Path) -> list[tuple[int, str]]:
-    """Numbered lines of ``path`` without comments or blanks."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as error:
-        raise SimcityError(f"cannot read: {error.strerror}", file=path) from None
-    numbered = ((n, line.split("~", 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1))
-    return [(n, line) for n, line in numbered if line]
-
-
-def _split_metadata(path: Path) -> tuple[dict[str, str], list[tuple[int, str]]]:
-    """Metadata ``{KEY: value}`` and the numbered lines after ``<END OF METADATA>``."""
-    lines = _lines(path)
-    meta: dict[str, str] = {}
-    for index, (number, text) in enumerate(lines):
-        tag = re.match(r"<([^>]+)>\s*(.*)", text)
-        if tag is None:
-            raise SimcityError(
-                f"unexpected text {text[:30]!r} in the metadata",
-                file=path,
-                field=f"line {number}",
-                expected="<KEY> value lines up to <END OF METADATA>",
-            )
-        key = tag.group(1).strip().upper()
-        if key == "END OF METADATA":
-            return meta, lines[index + 1 :]
-        meta[key] = tag.group(2).strip()
-    raise SimcityError("no <END OF METADATA> line", file=path, expected="a TNTP metadata block")
-
-
-def _meta_int(meta: dict[str, str], key: str, path: Path) -> int:
-    if key not in meta:
-        raise SimcityError("missing", file=path, field=f"<{key}>", expected="an integer")
-    try:
-        return int(meta[key])
-    except ValueError:
-        raise SimcityError(
-            f"is {meta[key]!r}", file=path, field=f"<{key}>", expected="an integer"
-        ) from None
-
-
-def _numbers(
-    parts: list[str], count: int, path: Path, line: int, names: tuple[str, ...]
-) -> list[float]:
-    if len(parts) < count:
-        raise SimcityError(
-            f"{len(parts)} values", file=path, field=f"line {line}", expected=f">= {count} values"
-        )
-    values = []
-    for name, text in zip(names, parts[:count], strict=True):
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        if not math.isfinite(value):
-            raise SimcityError(
-                f"{name} is {text!r}", file=path, field=f"line {line}, {name}", expected="a number"
-            )
-        values.append(value)
-    return values
-
-
 def _read_net(path: Path) -> tuple[dict[str, str], list[tuple[int, list[float]]]]:
     """Metadata and ``(line, [init, term, capacity, length, t0, b, power])`` link rows."""
-    meta, lines = _split_metadata(path)
+    meta, lines = split_metadata(path)
     links = [
-        (n, _numbers(text.rstrip(";").split(), len(_NET_COLUMNS), path, n, _NET_COLUMNS))
+        (n, numbers(text.rstrip(";").split(), len(_NET_COLUMNS), path, n, _NET_COLUMNS))
         for n, text in lines
     ]
     for line, row in links:
@@ -255,7 +185,7 @@ def _read_net(path: Path) -> tuple[dict[str, str], list[tuple[int, list[float]]]
                     field=f"line {line}, {name}",
                     expected="> 0 veh/h" if name == "capacity" else ">= 0",
                 )
-    expected = _meta_int(meta, "NUMBER OF LINKS", path)
+    expected = meta_int(meta, "NUMBER OF LINKS", path)
     if len(links) != expected:
         raise SimcityError(
             f"{len(links)} link rows",
@@ -268,8 +198,8 @@ def _read_net(path: Path) -> tuple[dict[str, str], list[tuple[int, list[float]]]
 
 def _read_trips(path: Path, num_zones: int) -> np.ndarray:
     """The (Z, Z) trips matrix of a ``_trips.tntp`` file."""
-    meta, lines = _split_metadata(path)
-    zones = _meta_int(meta, "NUMBER OF ZONES", path)
+    meta, lines = split_metadata(path)
+    zones = meta_int(meta, "NUMBER OF ZONES", path)
     if zones != num_zones:
         raise SimcityError(
             f"{zones} zones",
@@ -301,7 +231,7 @@ def _read_trips(path: Path, num_zones: int) -> np.ndarray:
                     expected="'dest : trips;'",
                 )
             column = _zone(dest.strip(), num_zones, path, number, "destination")
-            trips = _numbers([value.strip()], 1, path, number, ("trips",))[0]
+            trips = numbers([value.strip()], 1, path, number, ("trips",))[0]
             if trips < 0:
                 raise SimcityError(
                     f"trips {trips}", file=path, field=f"line {number}, trips", expected=">= 0"
@@ -384,11 +314,11 @@ def _looks_wgs84(xy: np.ndarray) -> bool:
 def _read_nodes(path: Path, num_nodes: int) -> np.ndarray:
     """(N, 2) x, y of nodes 1..N from a ``_node.tntp`` file (``node x y ;`` rows)."""
     xy = np.full((num_nodes, 2), np.nan)
-    for number, text in _lines(path):
+    for number, text in numbered_lines(path):
         parts = text.rstrip(";").split()
         if parts and parts[0].lower() == "node":  # the header
             continue
-        node, x, y = _numbers(parts, 3, path, number, ("node", "x", "y"))
+        node, x, y = numbers(parts, 3, path, number, ("node", "x", "y"))
         _place(xy, node, (x, y), num_nodes, path, f"line {number}")
     return _complete(xy, path)
 
