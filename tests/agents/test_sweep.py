@@ -221,7 +221,6 @@ def test_a_checkpoint_policy_bills_its_flops(tmp_path: Path) -> None:
     kpis = run_one(spec).kpis
     env = CityEnv(override_scenario(load_scenario("tiny"), spec.overrides))
     trained = TrainedPolicy.from_checkpoint(tmp_path / "ppo" / "checkpoint.pt", env)
-    env.policy_flop_per_decision = float(trained.flops_per_decision)
     assert kpis["compute_policy_kwh"] > 0
     assert kpis["damage"] == run_episode(env, trained, spec.seed).summary["damage"]
 
