@@ -108,7 +108,7 @@ def run_command(
     from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv
     from simcity.records.daylog import DayRecorder
-    from simcity.records.results import hourly_kpis, write_run
+    from simcity.records.results import clock, hourly_kpis, write_run
 
     if out is not None and out.exists() and not out.is_dir():
         raise SimcityError("exists and is not a folder", file=out, field="--out")
@@ -128,8 +128,7 @@ def run_command(
             if recorder is not None:
                 assert env.world is not None
                 recorder.record(env.world)
-            hour = info["hour_local"]
-            progress.update(task, advance=1, clock=f"{int(hour):02d}:{int(hour % 1 * 60):02d}")
+            progress.update(task, advance=1, clock=clock(info["hour_local"]))
 
         for k in range(episodes):
             results.append(run_episode(env, policy, seed + k, on_step=tick))
