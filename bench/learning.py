@@ -83,10 +83,11 @@ class SB3Policy:
 
     name = "sb3_ppo"
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, example_obs: dict[str, np.ndarray]) -> None:
         import stable_baselines3 as sb3
 
         self.model = sb3.PPO.load(path, device="cpu")
+        self.flops_per_decision = self._count_flops(example_obs)
 
     def reset(self, seed: int | None) -> None:
         """Nothing to reset."""
@@ -95,7 +96,7 @@ class SB3Policy:
         action, _ = self.model.predict(obs, deterministic=True)
         return np.asarray(action, dtype=np.float64)
 
-    def flops_per_decision(self, obs: dict[str, np.ndarray]) -> int:
+    def _count_flops(self, obs: dict[str, np.ndarray]) -> int:
         """FLOPs of one forward pass of the SB3 policy, counted like ours."""
         import torch
         from torch.utils.flop_counter import FlopCounterMode
@@ -127,17 +128,12 @@ def evaluate_job(job: tuple[str, str, str, int]) -> tuple[str, str, int, float, 
     if env is None:
         env = _ENVS[scenario] = CityEnv(scenario)
     policy: Any
-    flops = 0.0
     if name == "attention":
         policy = TrainedPolicy.from_checkpoint(Path(run_dir) / "checkpoint.pt", env)
-        flops = policy.flops_per_decision
     elif name == "sb3_ppo":
-        policy = SB3Policy(Path(run_dir) / "sb3_ppo.zip")
-        obs, _ = env.reset(seed=0)
-        flops = policy.flops_per_decision(obs)
+        policy = SB3Policy(Path(run_dir) / "sb3_ppo.zip", env.reset(seed=0)[0])
     else:
         policy = make_baseline(name, env)
-    env.policy_flop_per_decision = flops
     summary = run_episode(env, policy, seed).summary
     return scenario, name, seed, summary["money"], summary["damage"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -23,6 +23,9 @@ from agents.cli.common import (
 )
 from agents.cli.tables import console, number, print_kpis, print_monitoring
 from simcity.errors import SimcityError
+
+if TYPE_CHECKING:
+    from agents.policies.protocol import Policy
 
 app = typer.Typer(
     help="simcity: smart-city monitoring allocation that bills the carbon of its own compute.",
@@ -105,7 +108,7 @@ def run_command(
     from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv
     from simcity.records.daylog import DayRecorder
-    from simcity.records.results import hourly_kpis, write_run
+    from simcity.records.results import clock, hourly_kpis, write_run
 
     if out is not None and out.exists() and not out.is_dir():
         raise SimcityError("exists and is not a folder", file=out, field="--out")
@@ -125,8 +128,7 @@ def run_command(
             if recorder is not None:
                 assert env.world is not None
                 recorder.record(env.world)
-            hour = info["hour_local"]
-            progress.update(task, advance=1, clock=f"{int(hour):02d}:{int(hour % 1 * 60):02d}")
+            progress.update(task, advance=1, clock=clock(info["hour_local"]))
 
         for k in range(episodes):
             results.append(run_episode(env, policy, seed + k, on_step=tick))
@@ -305,7 +307,6 @@ def eval_command(
     """
     from agents.policies.baselines import BASELINES, make_baseline
     from agents.policies.compressed import load_policy
-    from agents.policies.protocol import Policy
     from agents.training.evaluate import KPIS, compare_policies, held_out_seeds
     from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv
@@ -315,9 +316,8 @@ def eval_command(
     if out_dir.exists() and not out_dir.is_dir():
         raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
     env = CityEnv(load_scenario(scenario_name))
-    trained = load_policy(checkpoint, env, name="trained")
-    policies: list[tuple[Policy, float]] = [(trained, float(trained.flops_per_decision))]
-    policies += [(make_baseline(name, env, seed=0), 0.0) for name in BASELINES]
+    policies: list[Policy] = [load_policy(checkpoint, env, name="trained")]
+    policies += [make_baseline(name, env, seed=0) for name in BASELINES]
     seeds = held_out_seeds(episodes)
     with progress_bar(quiet) as progress:
         task = progress.add_task("eval", total=len(policies) * episodes)
@@ -341,17 +341,15 @@ def eval_command(
     console.print(f"wrote eval.csv and eval.json to {out_dir}")
 
 
-def _make_policy(name: str, env: Any, seed: int) -> Any:
-    """A baseline by name, or a trained policy from a checkpoint file (its FLOPs billed)."""
+def _make_policy(name: str, env: Any, seed: int) -> Policy:
+    """A baseline by name, or a trained policy from a checkpoint file."""
     from agents.policies.baselines import make_baseline
 
     path = Path(name)
     if path.suffix == ".pt" or path.is_file():
         from agents.policies.compressed import load_policy
 
-        policy = load_policy(path, env, name="trained")
-        env.policy_flop_per_decision = float(policy.flops_per_decision)
-        return policy
+        return load_policy(path, env, name="trained")
     return make_baseline(name, env, seed=seed)
 
 

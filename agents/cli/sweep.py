@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -15,9 +14,6 @@ from simcity.errors import SimcityError
 
 if TYPE_CHECKING:
     from agents.sweeps.sweep import RunResult
-
-KILL_ENV = "SIMCITY_SWEEP_KILL"
-"""Fault injection: comma-separated run ids whose first attempt SIGKILLs its worker."""
 
 
 class BackendChoice(StrEnum):
@@ -100,7 +96,6 @@ def register(app: typer.Typer) -> None:
                 address=address,
                 retries=retries,
                 on_result=tick,
-                kill_first_attempt=_kill_ids(),
             )
         wall_s = time.perf_counter() - started
         write_results(out_dir, results)
@@ -122,16 +117,6 @@ def register(app: typer.Typer) -> None:
         _print_failures(results)
         if statuses["error"] or statuses["failed"]:
             raise typer.Exit(1)
-
-
-def _kill_ids() -> frozenset[int]:
-    text = os.environ.get(KILL_ENV, "").strip()
-    try:
-        return frozenset(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise SimcityError(
-            f"is {text!r}", field=KILL_ENV, expected="comma-separated run ids"
-        ) from None
 
 
 SUMMARY_KPIS: tuple[tuple[str, str], ...] = (

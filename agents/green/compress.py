@@ -199,13 +199,11 @@ def measure_policy(
         "kpis": {},
     }
     if episodes:
-        env.policy_flop_per_decision = float(policy.flops_per_decision)
         summaries = []
         for seed in held_out_seeds(episodes):
             episode = run_episode(env, policy, seed)
             service = sum(i["cost_damage"] + i["cost_estimation"] for i in episode.infos)
             summaries.append({**episode.summary, "service_cost": float(service)})
-        env.policy_flop_per_decision = 0.0
         facts["kpis"] = aggregate(summaries)
     return facts
 

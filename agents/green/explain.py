@@ -49,6 +49,7 @@ from simcity.config.scenario import Scenario
 from simcity.env import GLOBAL_FEATURES, NODE_FEATURES, CityEnv
 from simcity.errors import SimcityError
 from simcity.records.files import write_atomic
+from simcity.records.results import clock
 
 
 @dataclass(frozen=True)
@@ -280,11 +281,10 @@ def explain_at(
     nodes = explain_decision(
         policy.model, obs, env, policy.neighbours, policy.distances, top, steps
     )
-    clock = f"{int(hour):02d}:{round(hour % 1 * 60):02d}"
     x = torch.as_tensor(obs["nodes"], dtype=torch.float32)  # (N, F)
     g = torch.as_tensor(obs["globals"], dtype=torch.float32)  # (G,)
     share, _ = _decide(policy.model, x, g, policy.neighbours, policy.distances)
-    return Explanation(env.scenario.name, seed, step, clock, nodes, share.tolist())
+    return Explanation(env.scenario.name, seed, step, clock(hour), nodes, share.tolist())
 
 
 def attention_rows(explanation: Explanation) -> list[dict[str, float | int | str]]:

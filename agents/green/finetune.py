@@ -62,7 +62,7 @@ def finetune(
 
         results[name] = train(scenario, config, out_dir / name, progress=tick)
     env = CityEnv(scenario)
-    players: list[tuple[Policy, float]] = []
+    players: list[Policy] = []
     for name, path in (
         ("zero_shot", checkpoint),
         ("finetuned", results["finetuned"].checkpoint_path),
@@ -70,8 +70,8 @@ def finetune(
     ):
         policy = TrainedPolicy.from_checkpoint(path, env)
         policy.name = name
-        players.append((policy, float(policy.flops_per_decision)))
-    players += [(make_baseline(name, env), 0.0) for name in ("uniform", "risk")]
+        players.append(policy)
+    players += [make_baseline(name, env) for name in ("uniform", "risk")]
     table = compare_policies(env, players, held_out_seeds(episodes))
     curves = {name: _curve(results[name].progress_path) for name in ("finetuned", "scratch")}
     doc: dict[str, Any] = {

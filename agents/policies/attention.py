@@ -317,8 +317,9 @@ def prior_log_weights(nodes: torch.Tensor, prior: str) -> torch.Tensor:
     """Log-weights (B, N) of heuristic ``prior`` for node features (B, N, F), no gradient.
 
     ``log(w / mean(w) + PRIOR_FLOOR)`` from `agents.policies.baselines.risk_weights` or
-    `agents.policies.baselines.alarm_weights`, computed in NumPy (about 30 operations per node,
-    not counted by `count_flops_per_decision`: under 0.1% of the network's FLOPs).
+    `agents.policies.baselines.alarm_weights` under the default incident gains (the network
+    knows no scenario), computed in NumPy (about 30 operations per node, not counted by
+    `count_flops_per_decision`: under 0.1% of the network's FLOPs).
     """
     if prior not in _PRIOR_WEIGHTS:
         raise ValueError(f"unknown prior {prior!r}")

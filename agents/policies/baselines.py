@@ -10,8 +10,8 @@ policy one could deploy). Only "random" puts weight on the unused slot.
 - ``uniform``: equal weight on every node.
 - ``population``: proportional to each node's people (residents plus workers).
 - ``traffic``: proportional to traffic exposure from the congestion estimate,
-  ``c (1 + 2 c^2)`` (flow grows with v/c, accident risk with its square); activity (the
-  log-scaled population and jobs features) before any estimate.
+  ``c (1 + congestion_gain c^2)`` (flow grows with v/c, accident risk with its square);
+  activity (the log-scaled population and jobs features) before any estimate.
 - ``risk``: risk-greedy: the expected incident rates implied by the estimates (each kind
   scaled to sum 1: traffic exposure, emissions squared, the overload exponential), times
   the node's risk factor estimated from the city's incident records, times
@@ -36,19 +36,26 @@ policy one could deploy). Only "random" puts weight on the unused slot.
   incidents due in the interval.
   On 20 downtown days it matched, within noise (paired damage -1.2% +- 2.7%), the simpler
   rule of budget in proportion to the damage rates of open undetected incidents.
+
+The expected rates of ``traffic``, ``risk``, ``alarm`` and ``posterior`` come from
+`simcity.monitoring.expected.expected_rates` under the env's scenario gains
+(``make_baseline``), or the default `IncidentConfig` when built without one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import numpy as np
 
 from agents.policies.actions import on_nodes
 from agents.policies.oracle import OraclePolicy
 from agents.policies.protocol import Policy
+from simcity.config.monitoring import IncidentConfig
 from simcity.env import ANOMALY_SCALE, NODE_FEATURES, CityEnv
 from simcity.errors import SimcityError
+from simcity.monitoring.expected import expected_rates
 
 BASELINES: tuple[str, ...] = (
     "random",
@@ -82,15 +89,27 @@ _POP, _JOBS, _CONGESTION, _LOAD, _EMISSIONS, _RECENT, _HISTORY, _UNWATCHED, _ANO
 )
 
 
+DEFAULT_INCIDENTS = IncidentConfig()
+"""Gains of a heuristic built without a scenario."""
+
+
 def _activity(nodes: np.ndarray) -> np.ndarray:
     """Exposure proxy per node (N,): mean of the log-scaled population and jobs features."""
     return 0.5 * (nodes[..., _POP] + nodes[..., _JOBS])
+
+
+def _expected_rates(nodes: np.ndarray, incidents: IncidentConfig) -> np.ndarray:
+    """Relative expected rates (..., N, 3) from float64 node features (..., N, F)."""
+    return expected_rates(
+        nodes[..., _CONGESTION], nodes[..., _LOAD], nodes[..., _EMISSIONS], incidents
+    )
 
 
 class RandomPolicy:
     """Dirichlet(1) weights over all N + 1 slots, unused one included."""
 
     name = "random"
+    flops_per_decision = 0.0
 
     def __init__(self, seed: int = 0) -> None:
         self.seed = seed
@@ -110,6 +129,7 @@ class UniformPolicy:
     """The same units at every node; nothing unused."""
 
     name = "uniform"
+    flops_per_decision = 0.0
 
     def reset(self, seed: int | None) -> None:
         """Nothing to reset."""
@@ -126,6 +146,7 @@ class PopulationPolicy:
     """
 
     name = "population"
+    flops_per_decision = 0.0
 
     def __init__(self, population: np.ndarray) -> None:
         self.population = np.asarray(population, dtype=float)  # (N,)
@@ -143,15 +164,15 @@ class PopulationPolicy:
         return on_nodes(self.population)
 
 
-def _traffic_risk(congestion: np.ndarray) -> np.ndarray:
-    """Accident exposure from v/c: flow grows with v/c, risk with ``1 + 2 (v/c)^2``."""
-    return congestion * (1.0 + 2.0 * congestion**2)
-
-
 class TrafficPolicy:
-    """Units in proportion to traffic: estimated v/c times its congestion risk factor."""
+    """Units in proportion to traffic: estimated v/c times its congestion risk factor
+    (the expected accident rate)."""
 
     name = "traffic"
+    flops_per_decision = 0.0
+
+    def __init__(self, incidents: IncidentConfig = DEFAULT_INCIDENTS) -> None:
+        self.incidents = incidents
 
     def reset(self, seed: int | None) -> None:
         """Nothing to reset."""
@@ -159,7 +180,7 @@ class TrafficPolicy:
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Traffic exposure from the congestion estimate; activity while none is estimated."""
         nodes = obs["nodes"].astype(np.float64)  # (N, F)
-        weights = _traffic_risk(nodes[:, _CONGESTION])
+        weights = _expected_rates(nodes, self.incidents)[:, 0]  # accidents
         return on_nodes(weights if weights.sum() > 0.0 else _activity(nodes))
 
 
@@ -169,45 +190,61 @@ class RiskPolicy:
     ``prior_i * history_i * (1 + k * recent_i)``."""
 
     name = "risk"
+    flops_per_decision = 0.0
 
-    def __init__(self, prior_detections: float = RISK_PRIOR_DETECTIONS) -> None:
+    def __init__(
+        self,
+        prior_detections: float = RISK_PRIOR_DETECTIONS,
+        incidents: IncidentConfig = DEFAULT_INCIDENTS,
+    ) -> None:
         self.prior_detections = prior_detections
+        self.incidents = incidents
 
     def reset(self, seed: int | None) -> None:
         """Nothing to reset."""
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Expected rates times a boost per recent detection (class doc)."""
-        return on_nodes(risk_weights(obs["nodes"], self.prior_detections))
+        return on_nodes(risk_weights(obs["nodes"], self.prior_detections, self.incidents))
 
 
 class AlarmPolicy:
     """The risk weights times ``exp(ALARM_GAIN * S)``, S the node's CUSUM evidence."""
 
     name = "alarm"
+    flops_per_decision = 0.0
+
+    def __init__(self, incidents: IncidentConfig = DEFAULT_INCIDENTS) -> None:
+        self.incidents = incidents
 
     def reset(self, seed: int | None) -> None:
         """Nothing to reset."""
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Risk weights raised where the readings are unexplained."""
-        return on_nodes(alarm_weights(obs["nodes"]))
+        return on_nodes(alarm_weights(obs["nodes"], incidents=self.incidents))
 
 
 class PosteriorPolicy:
     """The alarm weights times the ``unwatched`` belief: expected undetected incidents."""
 
     name = "posterior"
+    flops_per_decision = 0.0
+
+    def __init__(self, incidents: IncidentConfig = DEFAULT_INCIDENTS) -> None:
+        self.incidents = incidents
 
     def reset(self, seed: int | None) -> None:
         """Nothing to reset."""
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Budget in proportion to the expected undetected incidents given the evidence."""
-        return on_nodes(posterior_weights(obs["nodes"]))
+        return on_nodes(posterior_weights(obs["nodes"], incidents=self.incidents))
 
 
-def posterior_weights(nodes: np.ndarray, gain: float = ALARM_GAIN) -> np.ndarray:
+def posterior_weights(
+    nodes: np.ndarray, gain: float = ALARM_GAIN, incidents: IncidentConfig = DEFAULT_INCIDENTS
+) -> np.ndarray:
     """The posterior policy's node weights (..., N) for node features (..., N, F), any batch:
     `alarm_weights` times the ``unwatched`` feature (arrival rate x unwatched time is the
     expected number of undetected incidents before the evidence). `agents.policies.attention` uses
@@ -220,37 +257,39 @@ def posterior_weights(nodes: np.ndarray, gain: float = ALARM_GAIN) -> np.ndarray
     [0.1, 0.4]
     """
     unwatched = np.asarray(nodes, dtype=np.float64)[..., _UNWATCHED]
-    return alarm_weights(nodes, gain) * unwatched
+    return alarm_weights(nodes, gain, incidents) * unwatched
 
 
-def alarm_weights(nodes: np.ndarray, gain: float = ALARM_GAIN) -> np.ndarray:
+def alarm_weights(
+    nodes: np.ndarray, gain: float = ALARM_GAIN, incidents: IncidentConfig = DEFAULT_INCIDENTS
+) -> np.ndarray:
     """The alarm policy's node weights (..., N) for node features (..., N, F), any batch:
     `risk_weights` scaled to sum 1, times ``exp(gain * S)`` with S the CUSUM evidence.
     `agents.policies.attention` uses it as an optional prior."""
-    weights = risk_weights(nodes)  # (..., N)
+    weights = risk_weights(nodes, incidents=incidents)  # (..., N)
     weights = weights / np.maximum(weights.sum(axis=-1, keepdims=True), 1e-300)
     evidence = np.asarray(nodes, dtype=np.float64)[..., _ANOMALY] * ANOMALY_SCALE
     return weights * np.exp(gain * evidence)
 
 
-def risk_weights(nodes: np.ndarray, prior_detections: float = RISK_PRIOR_DETECTIONS) -> np.ndarray:
+def risk_weights(
+    nodes: np.ndarray,
+    prior_detections: float = RISK_PRIOR_DETECTIONS,
+    incidents: IncidentConfig = DEFAULT_INCIDENTS,
+) -> np.ndarray:
     """The risk policy's node weights (..., N) for node features (..., N, F), any batch.
 
-    Expected incident rates from the estimates (each kind scaled to sum 1 over the
-    nodes), or activity before any estimate, times the records' risk factor, times
-    ``1 + recent / prior_detections``. `agents.policies.attention` uses it as an optional prior.
+    Expected incident rates from the estimates under ``incidents``' gains (each kind scaled
+    to sum 1 over the nodes), or activity before any estimate, times the records' risk
+    factor, times ``1 + recent / prior_detections``. `agents.policies.attention` uses it as
+    an optional prior.
     """
     nodes = np.asarray(nodes, dtype=np.float64)  # (..., N, F)
     share = np.clip(nodes[..., _RECENT], 0.0, 1.0 - 1e-6)
     recent = share / (1.0 - share)  # undo the feature's x / (1 + x)
-    parts = np.stack(
-        [
-            _traffic_risk(nodes[..., _CONGESTION]),
-            np.minimum(nodes[..., _EMISSIONS], 3.0) ** 2,
-            np.exp(8.0 * (np.minimum(nodes[..., _LOAD], 1.5) - 1.0)),
-        ],
-        axis=-2,
-    )  # (..., 3, N)
+    # Kind-major and contiguous, so each kind's sum over the nodes adds in node order.
+    parts = np.ascontiguousarray(np.swapaxes(_expected_rates(nodes, incidents), -1, -2))
+    # (..., 3, N)
     sums = parts.sum(axis=-1, keepdims=True)
     prior = np.divide(parts, sums, out=np.zeros_like(parts), where=sums > 0).sum(axis=-2)
     empty = ~(prior.sum(axis=-1, keepdims=True) > 0.0)  # (..., 1) nothing estimated yet
@@ -261,15 +300,27 @@ def risk_weights(nodes: np.ndarray, prior_detections: float = RISK_PRIOR_DETECTI
     return prior * nodes[..., _HISTORY] * (1.0 + recent / prior_detections)
 
 
+def _oracle(env: CityEnv) -> Policy:
+    """The oracle, billed nothing like every heuristic.
+
+    A bridge until `OraclePolicy` carries ``flops_per_decision = 0.0`` itself (issue 17,
+    on the oracle's own branch); then this is ``OraclePolicy(env)``.
+    """
+    policy = OraclePolicy(env)
+    if not hasattr(policy, "flops_per_decision"):
+        setattr(policy, "flops_per_decision", 0.0)  # noqa: B010
+    return cast(Policy, policy)
+
+
 _FACTORIES: dict[str, Callable[[CityEnv, int], Policy]] = {
     "random": lambda env, seed: RandomPolicy(seed),
     "uniform": lambda env, seed: UniformPolicy(),
     "population": lambda env, seed: PopulationPolicy(env.city.population + env.city.jobs),
-    "traffic": lambda env, seed: TrafficPolicy(),
-    "risk": lambda env, seed: RiskPolicy(),
-    "alarm": lambda env, seed: AlarmPolicy(),
-    "posterior": lambda env, seed: PosteriorPolicy(),
-    "oracle": lambda env, seed: OraclePolicy(env),
+    "traffic": lambda env, seed: TrafficPolicy(env.scenario.incidents),
+    "risk": lambda env, seed: RiskPolicy(incidents=env.scenario.incidents),
+    "alarm": lambda env, seed: AlarmPolicy(env.scenario.incidents),
+    "posterior": lambda env, seed: PosteriorPolicy(env.scenario.incidents),
+    "oracle": lambda env, seed: _oracle(env),
 }
 
 

@@ -194,7 +194,7 @@ class TrainedPolicy:
     """A trained `AttentionPolicy` playing deterministically (softmax of its logits).
 
     Follows the `agents.policies.protocol.Policy` protocol. ``flops_per_decision`` is what one `act`
-    costs; pass it to the env as ``policy_flop_per_decision`` so the env bills it.
+    costs; `agents.training.evaluate.run_episode` has the env bill it.
     """
 
     def __init__(self, model: AttentionPolicy, env: CityEnv, name: str = "trained") -> None:

@@ -235,7 +235,7 @@ def env_device(env: CityEnv) -> DeviceProfile:
 
 class CompressedPolicy(TrainedPolicy):
     """A `TrainedPolicy` whose ``flops_per_decision`` counts int8 ops at the env's device's
-    int8 rate (`PolicyCost.billed_flop`): hand it to the env to bill the real cost."""
+    int8 rate (`PolicyCost.billed_flop`): the env bills the real cost."""
 
     def __init__(self, model: AttentionPolicy, env: CityEnv, name: str = "compressed") -> None:
         super().__init__(model, env, name)
@@ -311,6 +311,6 @@ def load_model(path: str | Path) -> tuple[AttentionPolicy, dict[str, Any]]:
 
 def load_policy(path: str | Path, env: CityEnv, name: str | None = None) -> CompressedPolicy:
     """Play a checkpoint or compressed file in ``env``; its ``flops_per_decision`` is the
-    FLOP-equivalent the env should bill (int8 ops at the device's int8 rate)."""
+    FLOP-equivalent the env bills (int8 ops at the device's int8 rate)."""
     model, _ = load_model(path)
     return CompressedPolicy(model, env, name or Path(path).stem)

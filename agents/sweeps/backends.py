@@ -1,8 +1,9 @@
 """Where a sweep's runs run: local worker processes, or Ray.
 
-Both backends play every attempt through `attempt` and retry a run only when its worker
-dies (killed, out of memory, a crash in native code): a run that raises would raise again,
-so it is recorded as an error at once. A death costs only that run's attempt.
+Both backends play every attempt through an `Attempt` (`play_attempt` unless the caller
+gives its own) and retry a run only when its worker dies (killed, out of memory, a crash in
+native code): a run that raises would raise again, so it is recorded as an error at once. A
+death costs only that run's attempt.
 
 - ``process``: ``workers`` worker processes, each with its own pipe, each sent one run at
   a time, so we always know which run a worker holds. A worker whose pipe closes or whose
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
-import os
 import signal
 import warnings
 from collections import deque
@@ -51,15 +51,23 @@ class Outcome:
     warnings: tuple[str, ...]
 
 
-def attempt(spec: RunSpec, kill: bool = False) -> Outcome:
-    """Play one attempt of ``spec``, catching its error and its warnings (told once each).
+Attempt = Callable[[RunSpec, int], Outcome]
+"""Plays attempt ``number`` (from 1) of a run in a worker and says how it ended.
 
-    With ``kill`` (fault injection), the worker SIGKILLs itself after the second step.
-    """
+It crosses to the workers by pickle (Ray: cloudpickle), so it must be a module-level
+function, or an instance of a module-level class, importable in a fresh process. A caller's
+own one (a test's fault injection, say) usually wraps `play_attempt`."""
+
+
+def play_attempt(
+    spec: RunSpec, number: int = 1, on_step: Callable[[dict[str, Any]], None] | None = None
+) -> Outcome:
+    """Play attempt ``number`` of ``spec``, catching its error and its warnings (told once
+    each); every attempt plays the same. ``on_step`` sees each step's info."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
-            kpis = play(spec, on_step=_killer(spec) if kill else None)
+            kpis = play(spec, on_step=on_step)
         except Exception as err:
             return Outcome(None, f"{type(err).__name__}: {err}", _unique(caught))
     return Outcome(kpis, "", _unique(caught))
@@ -67,18 +75,6 @@ def attempt(spec: RunSpec, kill: bool = False) -> Outcome:
 
 def _unique(caught: list[warnings.WarningMessage]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(str(w.message) for w in caught))
-
-
-def _killer(spec: RunSpec) -> Callable[[dict[str, Any]], None]:
-    steps = 0
-
-    def on_step(info: dict[str, Any]) -> None:
-        nonlocal steps
-        steps += 1
-        if steps == 2:
-            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
-
-    return on_step
 
 
 def _result(spec: RunSpec, outcome: Outcome, attempts: int, failures: list[str]) -> RunResult:
@@ -109,7 +105,7 @@ def _context() -> BaseContext:
 
 
 def _serve(conn: Connection) -> None:
-    """A worker's loop: play each (spec, kill) it is sent, send back the `Outcome`."""
+    """A worker's loop: play each (attempt, spec, number) it is sent, send back the `Outcome`."""
     while True:
         try:
             job = conn.recv()
@@ -117,7 +113,8 @@ def _serve(conn: Connection) -> None:
             return
         if job is None:
             return
-        conn.send(attempt(*job))
+        play_one, spec, number = job
+        conn.send(play_one(spec, number))
 
 
 def _start_worker(context: BaseContext, number: int) -> _Worker:
@@ -135,7 +132,7 @@ def run_processes(
     *,
     workers: int,
     retries: int,
-    kill: frozenset[int],
+    attempt: Attempt,
     on_result: OnResult,
 ) -> list[RunResult]:
     """Every run in ``workers`` worker processes, one run at a time each; see module doc."""
@@ -159,7 +156,7 @@ def run_processes(
                 worker.job = (spec, number)
                 busy.append(worker)
                 with contextlib.suppress(OSError):  # it died just now: the wait sees it
-                    worker.conn.send((spec, number == 1 and spec.run_id in kill))
+                    worker.conn.send((attempt, spec, number))
             ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
             for worker in [w for w in busy if w.conn in ready or w.process.sentinel in ready]:
                 busy.remove(worker)
@@ -227,7 +224,7 @@ def run_ray(
     workers: int,
     address: str | None,
     retries: int,
-    kill: frozenset[int],
+    attempt: Attempt,
     on_result: OnResult,
 ) -> list[RunResult]:
     """Every run as a Ray task; a local Ray with ``workers`` CPUs unless ``address``."""
@@ -252,8 +249,8 @@ def run_ray(
             raise SimcityError(
                 f"cannot start or reach Ray: {err}", field="--address", expected="ray://HOST:PORT"
             ) from None
-    task: Any = ray.remote(num_cpus=1, max_retries=0)(attempt)
-    pending = {task.remote(spec, spec.run_id in kill): (spec, 1) for spec in specs}
+    task: Any = ray.remote(num_cpus=1, max_retries=0)(_ray_attempt)
+    pending = {task.remote(attempt, spec, 1): (spec, 1) for spec in specs}
     failures: dict[int, list[str]] = {spec.run_id: [] for spec in specs}
     results: list[RunResult] = []
     try:
@@ -263,7 +260,7 @@ def run_ray(
             try:
                 outcome = ray.get(ref)
             except ray.exceptions.RayError as err:
-                # `attempt` catches the run's own exceptions, so this is the worker, its
+                # An `Attempt` catches the run's own exceptions, so this is the worker, its
                 # node or its memory, or (RayTaskError) the task could not even start.
                 text = str(err).strip()
                 reason = f"{type(err).__name__}: {text.splitlines()[0] if text else ''}"
@@ -272,7 +269,7 @@ def run_ray(
                     f"attempt {number}: " + (f"worker died ({reason})" if died else reason)
                 )
                 if died and number <= retries:
-                    pending[task.remote(spec, False)] = (spec, number + 1)
+                    pending[task.remote(attempt, spec, number + 1)] = (spec, number + 1)
                     continue
                 status: Status = "failed" if died else "error"
                 result = RunResult(spec, status, number, tuple(failures[spec.run_id]))
@@ -288,3 +285,8 @@ def run_ray(
                 ray.cancel(ref, force=True)
         if started:
             ray.shutdown()
+
+
+def _ray_attempt(attempt: Attempt, spec: RunSpec, number: int) -> Outcome:
+    """A Ray task: ``attempt(spec, number)`` (a remote function takes its callable along)."""
+    return attempt(spec, number)

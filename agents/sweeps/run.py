@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 
 from agents.sweeps import backends as sweep_backends
+from agents.sweeps.backends import Attempt, play_attempt
 from agents.sweeps.sweep import Backend, RunResult, RunSpec
 from simcity.errors import SimcityError
 
@@ -27,16 +28,17 @@ def run_sweep(
     address: str | None = None,
     retries: int = 2,
     on_result: Callable[[RunResult], None] | None = None,
-    kill_first_attempt: Collection[int] = (),
+    attempt: Attempt = play_attempt,
 ) -> list[RunResult]:
     """Run every spec on ``backend`` with ``workers`` at a time; results sorted by run id.
 
     A run whose worker process dies is run again, up to ``retries`` more times. ``address``
     is a Ray cluster's (``ray`` backend only; a local Ray with ``workers`` CPUs when None).
-    ``on_result`` is called in this process as each run ends. ``kill_first_attempt`` is
-    fault injection: the first attempt of each of these run ids SIGKILLs its worker after
-    the second step of its first episode. Local workers import the caller's main module,
-    as `multiprocessing` does, so a script must guard its work with
+    ``on_result`` is called in this process as each run ends. ``attempt`` plays one attempt
+    of a run in a worker (`agents.sweeps.backends.Attempt`: picklable, importable there);
+    the default plays the run, and a caller's own may add to it (the tests' fault
+    injection kills its worker). Local workers import the caller's main module, as
+    `multiprocessing` does, so a script must guard its work with
     ``if __name__ == "__main__":``.
     """
     ids = [spec.run_id for spec in specs]
@@ -49,13 +51,12 @@ def run_sweep(
         raise SimcityError(f"is {workers}", field="--workers", expected=">= 1")
     if address is not None and backend != "ray":
         raise SimcityError("needs --backend ray", field="--address")
-    kill = frozenset(kill_first_attempt)
     if backend == "process":
         results = sweep_backends.run_processes(
             specs,
             workers=min(workers, max(len(specs), 1)),
             retries=retries,
-            kill=kill,
+            attempt=attempt,
             on_result=on_result,
         )
     elif backend == "ray":
@@ -64,7 +65,7 @@ def run_sweep(
             workers=workers,
             address=address,
             retries=retries,
-            kill=kill,
+            attempt=attempt,
             on_result=on_result,
         )
     else:

@@ -319,8 +319,8 @@ def _city(scenario: Scenario, source: str) -> City:
 
 @contextlib.contextmanager
 def _policy(spec: RunSpec, env: CityEnv) -> Iterator[Policy]:
-    """The run's policy; a checkpoint's FLOPs are billed, and it runs on one thread, so
-    its numbers do not depend on the threads a worker happens to have."""
+    """The run's policy; a checkpoint runs on one thread, so its numbers do not depend on
+    the threads a worker happens to have."""
     if spec.policy_source in BASELINES:
         yield make_baseline(spec.policy_source, env, seed=spec.seed)
         return
@@ -331,8 +331,6 @@ def _policy(spec: RunSpec, env: CityEnv) -> Iterator[Policy]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        policy = load_policy(spec.policy_source, env, name="trained")
-        env.policy_flop_per_decision = float(policy.flops_per_decision)
-        yield policy
+        yield load_policy(spec.policy_source, env, name="trained")
     finally:
         torch.set_num_threads(threads)

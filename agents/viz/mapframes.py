@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from simcity.records.daylog import DayLog
+from simcity.records.results import clock
 
 MAX_FRAMES = 49  # the day plus at most 48 hours (or blocks of hours)
 DAY_LABEL = "whole day"
@@ -105,16 +106,6 @@ class Frames:
         offset = (hour_local - self.start_hour_local[1:]) % 24.0
         hits = np.flatnonzero(offset < self.block_h)
         return int(hits[0]) + 1 if len(hits) else 0
-
-
-def clock(hour: float) -> str:
-    """``HH:MM`` of a local hour.
-
-    >>> clock(17.999), clock(24.25)
-    ('18:00', '00:15')
-    """
-    minutes = round(hour * 60) % (24 * 60)
-    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def roads(day: DayLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

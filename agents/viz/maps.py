@@ -35,7 +35,6 @@ from agents.viz.mapframes import (
     VC_SCALE,
     VC_STOPS,
     Frames,
-    clock,
     color_lut,
     incident_positions,
     lut_colors,
@@ -44,6 +43,7 @@ from agents.viz.mapframes import (
     ring_radius_px,
 )
 from simcity.records.daylog import DayLog
+from simcity.records.results import clock
 
 BACKGROUND = "#0b1020"
 BASEMAPS = {"carto-light": "light", "carto-dark": "dark"}

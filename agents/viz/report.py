@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from agents.viz.mapframes import clock
 from agents.viz.maps import map_html
 from agents.viz.report_figures import (
     STEP_COLUMNS,
@@ -31,7 +30,7 @@ from agents.viz.report_sections import HourlyCapacity, ParetoPoints, read_capaci
 from agents.viz.static_map import figure_png, static_map
 from simcity.errors import SimcityError
 from simcity.records.daylog import DayLog, read_day_log
-from simcity.records.results import read_steps, read_summary
+from simcity.records.results import clock, read_steps, read_summary
 
 PROGRESS_FILE = "progress.csv"
 TOP_INCIDENTS = 15

@@ -13,6 +13,7 @@ import numpy as np
 
 from agents.viz.static_map import mpl_text
 from simcity.records.daylog import DayLog
+from simcity.records.results import clock
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -65,7 +66,7 @@ def _clock_axis(ax: Axes) -> None:
     from matplotlib.ticker import FuncFormatter, MultipleLocator
 
     ax.xaxis.set_major_locator(MultipleLocator(3))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda h, _: f"{int(h) % 24:02d}:00"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda h, _: clock(h)))  # whole hours
     ax.grid(alpha=0.3)
 
 

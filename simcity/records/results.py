@@ -1,4 +1,4 @@
-"""Run results: hourly and daily KPIs from step records, and atomic files on disk."""
+"""Run results: hourly and daily KPIs from step records, the local clock, and files on disk."""
 
 from __future__ import annotations
 
@@ -15,6 +15,21 @@ from simcity.errors import SimcityError
 from simcity.records.daylog import DayLog, write_day_log
 from simcity.records.files import read_csv_rows, write_atomic
 from simcity.world import StepRecord
+
+MINUTES_PER_DAY = 24 * 60
+
+
+def clock(hour_local: float) -> str:
+    """``HH:MM`` of a local hour, to the nearest minute, wrapping past midnight.
+
+    The one formatter of a time of day: rounding the whole time (not its minutes alone)
+    never prints a 60th minute.
+
+    >>> clock(8.25), clock(17.9999), clock(23.9999), clock(24.25), clock(-0.5)
+    ('08:15', '18:00', '00:00', '00:15', '23:30')
+    """
+    minutes = round(float(hour_local) * 60.0) % MINUTES_PER_DAY
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 def hourly_kpis(records: Sequence[StepRecord], dt_min: float) -> list[dict[str, float]]:

@@ -4,18 +4,23 @@ worker count, killed workers retried, and the `simcity sweep` command's exit cod
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
+import os
+import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+import agents.sweeps.run
 from agents.cli.main import app
-from agents.cli.sweep import KILL_ENV
 from agents.policies.baselines import make_baseline
+from agents.sweeps.backends import Attempt, Outcome, play_attempt
 from agents.sweeps.results import write_results
 from agents.sweeps.run import run_sweep
 from agents.sweeps.sweep import (
@@ -70,6 +75,38 @@ def small_specs(tmp_path_factory: pytest.TempPathFactory) -> list[RunSpec]:
 def in_process(small_specs: list[RunSpec]) -> dict[int, dict[str, float]]:
     """Every run's KPIs from `run_one` in this process: what every backend must match."""
     return {spec.run_id: run_one(spec).kpis for spec in small_specs}
+
+
+def kill_first_attempt(run_ids: frozenset[int], spec: RunSpec, number: int) -> Outcome:
+    """Fault injection: the first attempt of each run in ``run_ids`` SIGKILLs its worker
+    after the second step of its first episode; every other attempt plays as usual."""
+    if number > 1 or spec.run_id not in run_ids:
+        return play_attempt(spec, number)
+    steps = 0
+
+    def on_step(info: dict[str, Any]) -> None:
+        nonlocal steps
+        steps += 1
+        if steps == 2:
+            os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
+
+    return play_attempt(spec, number, on_step)
+
+
+def killing(*run_ids: int) -> Attempt:
+    """`kill_first_attempt` for these runs, as an `Attempt` the workers can unpickle.
+
+    Process workers import this module by its name (``test_sweep``: pytest put its folder
+    on the path, and the forkserver starts with the path of this process); Ray workers do
+    not have that folder, so Ray pickles this module by value.
+    """
+    try:
+        import ray.cloudpickle
+    except ImportError:
+        pass
+    else:
+        ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    return functools.partial(kill_first_attempt, frozenset(run_ids))
 
 
 def files(results: list[RunResult], out: Path) -> tuple[bytes, bytes]:
@@ -221,7 +258,6 @@ def test_a_checkpoint_policy_bills_its_flops(tmp_path: Path) -> None:
     kpis = run_one(spec).kpis
     env = CityEnv(override_scenario(load_scenario("tiny"), spec.overrides))
     trained = TrainedPolicy.from_checkpoint(tmp_path / "ppo" / "checkpoint.pt", env)
-    env.policy_flop_per_decision = float(trained.flops_per_decision)
     assert kpis["compute_policy_kwh"] > 0
     assert kpis["damage"] == run_episode(env, trained, spec.seed).summary["damage"]
 
@@ -262,7 +298,7 @@ def test_a_killed_worker_costs_only_its_own_run(
         small_specs,
         backend,  # type: ignore[arg-type]
         workers=2,
-        kill_first_attempt={2, 5},
+        attempt=killing(2, 5),
         on_result=lambda r: seen.append(r.spec.run_id),
     )
     assert sorted(seen) == [r.spec.run_id for r in results] == list(range(len(small_specs)))
@@ -279,7 +315,7 @@ def test_a_killed_worker_costs_only_its_own_run(
 def test_a_run_whose_worker_always_dies_fails_alone(
     small_specs: list[RunSpec], tmp_path: Path
 ) -> None:
-    results = run_sweep(small_specs, "process", workers=2, retries=0, kill_first_attempt={1})
+    results = run_sweep(small_specs, "process", workers=2, retries=0, attempt=killing(1))
     assert [r.status for r in results] == ["ok", "failed", "ok", "ok", "ok", "ok", "ok", "ok"]
     assert results[1].attempts == 1 and results[1].kpis == {}
     rows = list(csv.DictReader(io.StringIO(files(results, tmp_path)[0].decode())))
@@ -313,7 +349,9 @@ def test_sweep_command_writes_results_and_a_summary(tmp_path: Path) -> None:
 def test_sweep_command_exits_1_when_a_run_fails(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(KILL_ENV, "3")
+    # The command plays its runs through `run_sweep`: the same one, run 3's worker killed.
+    killed = functools.partial(run_sweep, attempt=killing(3))
+    monkeypatch.setattr(agents.sweeps.run, "run_sweep", killed)
     out = tmp_path / "out"
     args = ["sweep", str(write(tmp_path, SMALL)), "--retries", "0", "--out", str(out)]
     result = runner.invoke(app, args)
