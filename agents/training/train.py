@@ -10,7 +10,7 @@ Credit (`agents.training.credit`). With ``TrainConfig.node_credit`` (the default
 action slot is credited with its own cost, as in multi-agent PPO with shared weights, and
 with ``TrainConfig.budget_coupling`` also with what its share of the budget cost the other
 nodes; otherwise it is textbook PPO on the joint action. Value targets are divided by a
-running std of the returns (`RunningStd`).
+running std of the returns (`agents.training.ppo_math.RunningStd`).
 
 Twin rollouts (`agents.training.rollout`). With ``TrainConfig.twins`` (the default) env i
 and env i + E/2 play the same day and explore with opposite noise, and each env's
@@ -106,10 +106,12 @@ def train(
     checkpoint_path, progress_path = out_dir / CHECKPOINT_NAME, out_dir / PROGRESS_NAME
     scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
-    # Set-up: envs on one city, the credit, the learner (after the teacher), a resume.
+    # Envs on one city, and how each action slot is credited (per node or jointly).
     envs = make_envs(scenario, config)
     city = envs.first.city
     credit = make_credit(config, city, scenario.reward.scale, scenario.monitoring.spill)
+
+    # The model (seeded, or another run's weights), the teacher's lesson, then Adam.
     torch.manual_seed(config.seed)
     model = AttentionPolicy(config.model)
     if config.init_from is not None:  # fine-tuning: start from another run's weights
@@ -119,6 +121,8 @@ def train(
     if config.learns_from_teacher and not resume:  # a resume's checkpoint holds its lesson
         learn_from_teacher(model, envs.first, config)
     learner = make_learner(model, config, city)
+
+    # Start afresh, or where the checkpoint stopped, replaying the episodes under way.
     start = (
         restore_run(checkpoint_path, config, scenario.name, learner, envs.day_len)
         if resume
