@@ -7,7 +7,7 @@ step; then the student plays further days, labelled the same way, and is refitte
 of it. The loss is KL(teacher || student) of the allocations over the N + 1 slots
 (`agents.training.fit.fit_to_allocations`, no value term).
 
-Days are training seeds (`agents.training.train.episode_seed` of the run's seed, never a
+Days are training seeds (`agents.training.rollout.episode_seed` of the run's seed, never a
 held-out day); minibatch order draws from its own generator, so the global torch
 generator is untouched and a run with a teacher resumes bit for bit like any other.
 """
@@ -22,9 +22,18 @@ from agents.policies.baselines import PosteriorPolicy
 from agents.policies.checkpoint import TrainedPolicy, city_neighbours
 from agents.policies.protocol import Policy
 from agents.policies.teacher import EvidenceSearch
-from agents.training.config import TeacherConfig
+from agents.training.config import TeacherConfig, TrainConfig
 from agents.training.fit import TeacherData, fit_to_allocations
+from agents.training.rollout import TEACHER_ENV_INDEX, episode_seed
 from simcity.env import CityEnv
+
+
+def learn_from_teacher(model: AttentionPolicy, env: CityEnv, config: TrainConfig) -> list[float]:
+    """The teacher stage of a run: `pretrain_from_teacher` on its own training days."""
+    plan = config.teacher
+    days = plan.days + plan.dagger_rounds * plan.dagger_days
+    seeds = [episode_seed(config.seed, TEACHER_ENV_INDEX, k) for k in range(days)]
+    return pretrain_from_teacher(model, env, plan, seeds)
 
 
 def pretrain_from_teacher(

@@ -105,3 +105,11 @@ def append_progress(path: Path, stats: UpdateStats) -> None:
     """Add one update's row to ``progress.csv``."""
     with path.open("a", newline="") as f:
         csv.writer(f).writerow(dataclasses.astuple(stats))
+
+
+def log_update(path: Path, board: Any, stats: UpdateStats) -> None:
+    """Add one update's row to ``progress.csv`` and, with a TensorBoard ``board``, its scalars."""
+    append_progress(path, stats)
+    if board is not None:
+        for name, value in dataclasses.asdict(stats).items():
+            board.add_scalar(f"train/{name}", value, stats.step)
