@@ -85,7 +85,7 @@ def test_capacity_cut_moves_traffic_off_the_link() -> None:
     cut = World(scenario, world.city)
     for _ in range(32):
         cut.advance()
-    cut.capacity_factor[busiest] = 0.02
+    cut.intervene(capacity_factor=np.where(np.arange(cut.city.num_links) == busiest, 0.02, 1.0))
     cut.advance()
     assert cut.flows_veh_h[busiest] < 0.5 * before
     assert cut.records[-1].demand_veh_h == pytest.approx(world.records[-1].demand_veh_h)
