@@ -42,6 +42,7 @@ from agents.policies.teacher import EvidenceSearch
 from agents.training.evaluate import held_out_seeds, run_episode
 from simcity.env import CityEnv
 from simcity.monitoring import incidents as inc
+from simcity.world import WorldView
 
 warnings.filterwarnings("ignore", message=".*blank value")
 
@@ -53,7 +54,7 @@ class RateOracle(EvidenceSearch):
         super().__init__(env, 0.0, hotspots)
         self.name = "rate"
 
-    def _pseudo_open(self) -> inc.Incidents:
+    def _pseudo_open(self, view: WorldView) -> inc.Incidents:
         return inc.Incidents.empty()
 
 

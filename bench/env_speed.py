@@ -13,8 +13,8 @@ step); later ones reuse it, but still solve the re-routings around the capacity 
 their own accidents. Both are reported. Metro's day is cut to `SHORT_DAYS` steps: later
 its incident rates diverge (see the report). Timers wrap simcity's functions by
 monkeypatching in this process (simcity is not edited); nested timers are reported as
-parts of their parents, and "SimPy overhead" is the world's clock time outside its three
-processes. Timer overhead is about a microsecond per wrapped call.
+parts of their parents, and "record, SimPy overhead" is the world's clock time outside its
+subsystems' step functions. Timer overhead is about a microsecond per wrapped call.
 """
 
 from __future__ import annotations
@@ -27,14 +27,13 @@ import pstats
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from agents.policies.baselines import make_baseline
 from simcity import world as world_module
 from simcity.config.scenario import load_scenario
 from simcity.env import CityEnv
-from simcity.monitoring.monitor import Monitoring
 from simcity.traffic import day as traffic_day_module
 
 TARGET_NODE_STEPS_S = 100_000.0
@@ -49,14 +48,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 ROWS: tuple[tuple[str, str, str | None], ...] = (
     ("action -> allocation", "allocation", "step"),
     ("world advance (SimPy run)", "advance", "step"),
-    ("  traffic process", "traffic", "advance"),
+    ("  traffic step", "traffic", "advance"),
     ("    assignment, baseline day", "assign_baseline", "traffic"),
     ("    assignment, around cuts", "assign_cuts", "traffic"),
-    ("  energy process", "energy", "advance"),
-    ("  monitoring process", "monitoring", "advance"),
-    ("    true state", "true_state", "monitoring"),
-    ("    Monitoring.step", "monitoring_step", "monitoring"),
-    ("  SimPy overhead", "simpy", "advance"),
+    ("  energy step", "energy", "advance"),
+    ("  true state", "true_state", "advance"),
+    ("  monitoring step", "monitoring", "advance"),
+    ("  record, SimPy overhead", "simpy", "advance"),
     ("costs -> info", "costs", "step"),
     ("observation encoding", "observation", "step"),
     ("env step, other", "step_other", "step"),
@@ -78,22 +76,6 @@ def timed(key: str, fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def timed_process(key: str, fn: Callable[[Any], Generator[Any, Any, None]]) -> Callable[..., Any]:
-    """A SimPy process function whose every resumption is timed into ``SECONDS[key]``."""
-
-    @functools.wraps(fn)
-    def process(world: Any) -> Generator[Any, Any, None]:
-        inner = fn(world)
-        sent = None
-        while True:
-            start = time.perf_counter()
-            event = inner.send(sent)
-            SECONDS[key] += time.perf_counter() - start
-            sent = yield event
-
-    return process
-
-
 def instrument() -> None:
     """Wrap the subsystems' entry points with timers (module globals and methods)."""
     day = traffic_day_module.TrafficDay
@@ -104,14 +86,14 @@ def instrument() -> None:
         return timed(key, original_assign)(self, step, capacity_factor, *args, **kwargs)
 
     day._assign = assign  # type: ignore[method-assign]
+    # The world's interval calls these by their names in its module.
     for name, key in [
-        ("traffic_process", "traffic"),
-        ("energy_process", "energy"),
-        ("monitoring_process", "monitoring"),
+        ("step_traffic", "traffic"),
+        ("step_energy", "energy"),
+        ("true_state", "true_state"),
+        ("step_monitoring", "monitoring"),
     ]:
-        setattr(world_module, name, timed_process(key, getattr(world_module, name)))
-    world_module.true_state = timed("true_state", world_module.true_state)
-    Monitoring.step = timed("monitoring_step", Monitoring.step)  # type: ignore[method-assign]
+        setattr(world_module, name, timed(key, getattr(world_module, name)))
     world_module.World.advance = timed(  # type: ignore[method-assign]
         "advance", world_module.World.advance
     )
@@ -160,7 +142,7 @@ def measure(name: str, episodes: int) -> list[dict[str, Any]]:
         phase: dict[str, Any] = dict(SECONDS)
         advance = phase.get("advance", 0.0)
         phase["simpy"] = advance - sum(
-            phase.get(k, 0.0) for k in ("traffic", "energy", "monitoring")
+            phase.get(k, 0.0) for k in ("traffic", "energy", "true_state", "monitoring")
         )
         phase["step_other"] = phase.get("step", 0.0) - sum(
             phase.get(k, 0.0) for k in ("allocation", "advance", "costs", "observation")

@@ -110,8 +110,12 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         options = options or {}
         if "policy_flop_per_decision" in options:
             self.policy_flop_per_decision = float(options["policy_flop_per_decision"])
-        self.world = World(self.scenario, self.city, rng=self.np_random)
-        self.world.policy_flop_per_decision = self.policy_flop_per_decision
+        self.world = World(
+            self.scenario,
+            self.city,
+            rng=self.np_random,
+            policy_flop_per_decision=self.policy_flop_per_decision,
+        )
         return self._observation(), {"step": 0}
 
     def step(
@@ -151,9 +155,10 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         carbon = reward_cfg.carbon_weight * record.compute_carbon_cost
         info: dict[str, Any] = record.as_dict()
         compute_cost = record.compute_energy_cost + carbon
-        units = self.world.allocation if self.world is not None else np.zeros(self.city.num_nodes)
+        view = self.world.view if self.world is not None else None
+        units = view.allocation if view is not None else np.zeros(self.city.num_nodes)
         total_units = units.sum()
-        outcome = self.world.outcome if self.world is not None else None
+        outcome = view.outcome if view is not None else None
         node_cost = (
             (outcome.damage_by_node + reward_cfg.estimation_cost * outcome.error_by_node)
             if outcome is not None
@@ -172,9 +177,9 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         return info
 
     def _observation(self) -> dict[str, np.ndarray]:
-        world = self.world
-        assert world is not None
-        mon = world.monitoring
+        assert self.world is not None
+        view = self.world.view
+        mon = view.monitoring
         n = self.city.num_nodes
         estimates = mon.estimates if mon.estimates is not None else np.zeros((n, 3))
         up = mon.sensors_up_share
@@ -187,19 +192,19 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 up,
                 recent / (1.0 + recent),
                 detected_open / 3.0,
-                world.allocation / max(self.budget_units, 1e-9),
+                view.allocation / max(self.budget_units, 1e-9),
                 mon.installed[:, 1] > 0,
                 mon.risk_history,
                 mon.unwatched / mon.unwatched_max_min,
                 mon.anomaly.max(axis=1) / ANOMALY_SCALE,
             ]
         )
-        step = world.step_index
-        intensity = world.datacentre_g_per_kwh
-        steps_per_h = max(round(60.0 / world.dt_min), 1)
-        ahead = np.minimum(step + np.arange(1, 3 * steps_per_h + 1), world.num_steps - 1)
-        now = intensity[min(step, world.num_steps - 1)]
-        hour = world.hour_local(world.env.now)
+        step = view.step_index
+        intensity = view.datacentre_g_per_kwh
+        steps_per_h = max(round(60.0 / view.dt_min), 1)
+        ahead = np.minimum(step + np.arange(1, 3 * steps_per_h + 1), view.num_steps - 1)
+        now = intensity[min(step, view.num_steps - 1)]
+        hour = view.hour_local(view.now_min)
         globals_ = np.array(
             [
                 np.sin(2 * np.pi * hour / 24),
@@ -208,7 +213,7 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 intensity[ahead[steps_per_h - 1]] / 1000.0,
                 intensity[ahead].mean() / 1000.0,
                 self.budget_units / n,
-                step / world.num_steps,
+                step / view.num_steps,
             ]
         )
         return {

@@ -1,8 +1,10 @@
 """The clairvoyant oracle baseline (`OraclePolicy`): an upper bound on service.
 
 See `agents.policies.baselines` for what it reads and how it allocates; this module holds its
-greedy allocation and the closed forms of the expected undetected time it minimises.
-N nodes, K = 3 incident kinds that arrive at random, I open incidents.
+greedy allocation (`greedy_allocation`, a function of the world's read-only view and of the
+incidents and risk factors it is told to plan for) and the closed forms of the expected
+undetected time it minimises. N nodes, K = 3 incident kinds that arrive at random, I open
+incidents.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from simcity.env import CityEnv
 from simcity.monitoring import incidents as inc
 from simcity.monitoring.monitor import SENSOR_FOR_INCIDENT
 from simcity.monitoring.truth import true_state
-from simcity.world import World
+from simcity.world import WorldView
 
 ORACLE_CHUNKS = 64
 """Budget chunks of the oracle's greedy allocation (its resolution: budget / chunks)."""
@@ -50,23 +52,108 @@ def _uniform_exposure_gain(hazard_per_min: np.ndarray, dt_min: float) -> np.ndar
     return dt_min**2 * psi
 
 
-def true_rates_per_h(world: World, hotspot: np.ndarray) -> np.ndarray:
+def true_rates_per_h(view: WorldView, hotspot: np.ndarray) -> np.ndarray:
     """True arrival rates (N, K) per hour of the coming interval at risk factors ``hotspot``
     (N,): `simcity.monitoring.truth.true_state` of the last interval's traffic under the capacity
     cuts now in force, and the last interval's load; accidents summed at link heads."""
-    mon, n = world.monitoring, world.city.num_nodes
+    traffic, mon, city = view.traffic, view.monitoring, view.city
     state = true_state(
-        world.city,
-        world.scenario,
-        world.flows_veh_h,
-        world.times_min,
-        world.city.capacity_veh_h * world.capacity_factor * mon.cut_factor,
-        world.node_load_kw,
-        world.feeder_kw,
+        city,
+        view.scenario,
+        traffic.flows_veh_h,
+        traffic.times_min,
+        city.capacity_veh_h * view.capacity_factor * mon.cut_factor,
+        view.energy.node_load_kw,
+        view.feeder_kw,
         hotspot,
     )
-    accidents = np.bincount(world.city.link_head, weights=state.accident_rate_per_h, minlength=n)
+    n = city.num_nodes
+    accidents = np.bincount(city.link_head, weights=state.accident_rate_per_h, minlength=n)
     return np.stack([accidents, state.pollution_rate_per_h, state.overload_rate_per_h], axis=1)
+
+
+def greedy_allocation(
+    view: WorldView,
+    open_incidents: inc.Incidents,
+    hotspot: np.ndarray,
+    damage_per_min: np.ndarray,
+    chunks: int = ORACLE_CHUNKS,
+) -> np.ndarray:
+    """Units per node (N,): greedy chunks of the budget by marginal damage-weighted detection
+    time saved over the coming interval (`OraclePolicy`), for ``open_incidents`` and the
+    arrivals at the true rates under risk factors ``hotspot`` (N,); ``damage_per_min`` (K,)
+    is the mean damage rate of a new incident of each random kind."""
+    mon, cfg, city = view.monitoring, view.scenario.monitoring, view.city
+    n, dt_min, now = city.num_nodes, view.dt_min, view.now_min
+    up = mon.sensors_up_share  # (N, K)
+    # Open incidents not yet detected (I,).
+    open_ = open_incidents
+    todo = ~open_.detected & (open_.end_min > now)
+    node = open_.node[todo]
+    weight_open = open_.damage_per_min[todo]
+    exposure = np.minimum(open_.end_min[todo] - now, dt_min)
+    up_open = up[node, SENSOR_FOR_INCIDENT[open_.kind[todo]]]
+    # Incidents to arrive this interval: the true rates under the cuts now in force.
+    rates_per_h = true_rates_per_h(view, hotspot)  # (N, K)
+    weight_new = rates_per_h * dt_min / 60.0 * damage_per_min  # (N, K)
+    # Scheduled incidents due this interval are known for certain; they are sensed
+    # like accidents (by traffic counters), so they join that column.
+    start_h = view.scenario.time.start_hour
+    for planned in view.scenario.incidents.scheduled:
+        due_min = ((planned.at_h - start_h) % 24.0) * 60.0
+        if now <= due_min < now + dt_min:
+            site = city.nearest_node(planned.lon, planned.lat)
+            weight_new[site, 0] += planned.damage_per_min * planned.severity
+    up_new = up[:, SENSOR_FOR_INCIDENT[RANDOM_KINDS]]  # (N, K)
+
+    chunk = cfg.budget_units / chunks
+
+    def gains(rows: np.ndarray, units: np.ndarray, nbr: np.ndarray) -> np.ndarray:
+        """Marginal gain (R, C) at nodes ``rows`` (R,) with ``units`` (C,) on each."""
+        h_new = inc.detection_hazard_per_min(
+            units,
+            nbr[rows, None, None],
+            up_new[rows, :, None],
+            report_per_min=cfg.report_per_min,
+            sensor_per_min=cfg.sensor_per_min,
+            unit_per_min=cfg.unit_per_min,
+            spill=cfg.spill,
+        )  # (R, K, C)
+        weight = (weight_new * up_new)[rows, :, None]  # (R, K, 1)
+        out = (weight * _uniform_exposure_gain(h_new, dt_min)).sum(axis=1)  # (R, C)
+        position = np.full(n, -1)
+        position[rows] = np.arange(len(rows))
+        mine = position[node] >= 0  # open incidents at these rows (I,)
+        h_open = inc.detection_hazard_per_min(
+            units,
+            nbr[node[mine], None],
+            up_open[mine, None],
+            report_per_min=cfg.report_per_min,
+            sensor_per_min=cfg.sensor_per_min,
+            unit_per_min=cfg.unit_per_min,
+            spill=cfg.spill,
+        )  # (I', C)
+        gain_open = (weight_open * up_open)[mine, None] * _fixed_exposure_gain(
+            h_open, exposure[mine, None]
+        )
+        np.add.at(out, position[node[mine]], gain_open)
+        return out
+
+    def allocate(nbr: np.ndarray) -> np.ndarray:
+        """Greedy allocation (N,) given the neighbours' mean allocation ``nbr`` (N,)."""
+        # A node's later chunks gain less than its first, so only nodes whose first
+        # chunk is among the best `chunks` first chunks can get any.
+        first = gains(np.arange(n), np.zeros(1), nbr)[:, 0]  # (N,)
+        cut = np.partition(first, n - chunks)[n - chunks] if n > chunks else -1.0
+        rows = np.flatnonzero(first >= cut)  # (R,)
+        table = gains(rows, chunk * np.arange(chunks), nbr)  # (R, C)
+        best = np.argpartition(-table.ravel(), chunks - 1)[:chunks]
+        allocation = np.zeros(n)
+        allocation[rows] = chunk * np.bincount(best // chunks, minlength=len(rows))
+        return allocation
+
+    first_pass = allocate(np.zeros(n))
+    return allocate(mon.neighbour_mean @ first_pass)
 
 
 class OraclePolicy:
@@ -85,10 +172,12 @@ class OraclePolicy:
     A node's gains count the spill it receives from its neighbours' allocation of a first
     pass; the spill it gives is left out (a unit does at least 1 / spill = 4 times more at
     its own node than at a neighbour). Scheduled incidents are not anticipated; before the
-    first interval (no traffic simulated yet) it splits by residents + jobs.
+    first interval (no traffic simulated yet) it splits by residents + jobs. It reads the
+    world through its read-only view (`simcity.world.WorldView`) and never writes into it.
     """
 
     name = "oracle"
+    flops_per_decision: float = 0.0
 
     def __init__(self, env: CityEnv, chunks: int = ORACLE_CHUNKS) -> None:
         self.env = env
@@ -101,83 +190,24 @@ class OraclePolicy:
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Greedy chunks of the budget by marginal damage-weighted detection time saved."""
+        view = self._view(obs)
+        if view.traffic.snapshot is None:
+            # Nothing simulated yet, so no true rates without solving the traffic here.
+            return on_nodes(view.city.population + view.city.jobs)
+        mon = view.monitoring
+        return on_nodes(self._allocate(view, mon.open, mon.hotspot))
+
+    def _view(self, obs: dict[str, np.ndarray]) -> WorldView:
+        """The env's world, read-only, after checking ``obs`` comes from it."""
         world = self.env.world
         if world is None:
-            raise RuntimeError("the oracle acts after env.reset()")
+            raise RuntimeError(f"the {self.name} policy acts after env.reset()")
         n = obs["nodes"].shape[0]
         if n != world.city.num_nodes:
-            raise ValueError(f"oracle's env has {world.city.num_nodes} nodes, observed {n}")
-        if world.traffic is None:
-            # Nothing simulated yet, so no true rates without solving the traffic here.
-            return on_nodes(world.city.population + world.city.jobs)
-        mon, cfg = world.monitoring, world.scenario.monitoring
-        dt_min, now = world.dt_min, world.env.now
-        up = mon.sensors_up_share  # (N, K)
-        # Open incidents not yet detected (I,).
-        open_ = mon.open
-        todo = ~open_.detected & (open_.end_min > now)
-        node = open_.node[todo]
-        weight_open = open_.damage_per_min[todo]
-        exposure = np.minimum(open_.end_min[todo] - now, dt_min)
-        up_open = up[node, SENSOR_FOR_INCIDENT[open_.kind[todo]]]
-        # Incidents to arrive this interval: the true rates under the cuts now in force.
-        rates_per_h = true_rates_per_h(world, mon.hotspot)  # (N, K)
-        weight_new = rates_per_h * dt_min / 60.0 * self._damage_per_min  # (N, K)
-        # Scheduled incidents due this interval are known for certain; they are sensed
-        # like accidents (by traffic counters), so they join that column.
-        start_h = world.scenario.time.start_hour
-        for planned in world.scenario.incidents.scheduled:
-            due_min = ((planned.at_h - start_h) % 24.0) * 60.0
-            if now <= due_min < now + dt_min:
-                site = world.city.nearest_node(planned.lon, planned.lat)
-                weight_new[site, 0] += planned.damage_per_min * planned.severity
-        up_new = up[:, SENSOR_FOR_INCIDENT[RANDOM_KINDS]]  # (N, K)
+            raise ValueError(f"{self.name}'s env has {world.city.num_nodes} nodes, observed {n}")
+        return world.view
 
-        chunk = cfg.budget_units / self.chunks
-
-        def gains(rows: np.ndarray, units: np.ndarray, nbr: np.ndarray) -> np.ndarray:
-            """Marginal gain (R, C) at nodes ``rows`` (R,) with ``units`` (C,) on each."""
-            h_new = inc.detection_hazard_per_min(
-                units,
-                nbr[rows, None, None],
-                up_new[rows, :, None],
-                report_per_min=cfg.report_per_min,
-                sensor_per_min=cfg.sensor_per_min,
-                unit_per_min=cfg.unit_per_min,
-                spill=cfg.spill,
-            )  # (R, K, C)
-            weight = (weight_new * up_new)[rows, :, None]  # (R, K, 1)
-            out = (weight * _uniform_exposure_gain(h_new, dt_min)).sum(axis=1)  # (R, C)
-            position = np.full(n, -1)
-            position[rows] = np.arange(len(rows))
-            mine = position[node] >= 0  # open incidents at these rows (I,)
-            h_open = inc.detection_hazard_per_min(
-                units,
-                nbr[node[mine], None],
-                up_open[mine, None],
-                report_per_min=cfg.report_per_min,
-                sensor_per_min=cfg.sensor_per_min,
-                unit_per_min=cfg.unit_per_min,
-                spill=cfg.spill,
-            )  # (I', C)
-            gain_open = (weight_open * up_open)[mine, None] * _fixed_exposure_gain(
-                h_open, exposure[mine, None]
-            )
-            np.add.at(out, position[node[mine]], gain_open)
-            return out
-
-        def allocate(nbr: np.ndarray) -> np.ndarray:
-            """Greedy allocation (N,) given the neighbours' mean allocation ``nbr`` (N,)."""
-            # A node's later chunks gain less than its first, so only nodes whose first
-            # chunk is among the best `chunks` first chunks can get any.
-            first = gains(np.arange(n), np.zeros(1), nbr)[:, 0]  # (N,)
-            cut = np.partition(first, n - self.chunks)[n - self.chunks] if n > self.chunks else -1.0
-            rows = np.flatnonzero(first >= cut)  # (R,)
-            table = gains(rows, chunk * np.arange(self.chunks), nbr)  # (R, C)
-            best = np.argpartition(-table.ravel(), self.chunks - 1)[: self.chunks]
-            allocation = np.zeros(n)
-            allocation[rows] = chunk * np.bincount(best // self.chunks, minlength=len(rows))
-            return allocation
-
-        first_pass = allocate(np.zeros(n))
-        return on_nodes(allocate(mon.neighbour_mean @ first_pass))
+    def _allocate(
+        self, view: WorldView, open_incidents: inc.Incidents, hotspot: np.ndarray
+    ) -> np.ndarray:
+        return greedy_allocation(view, open_incidents, hotspot, self._damage_per_min, self.chunks)

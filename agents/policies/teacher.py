@@ -9,7 +9,8 @@ the sensors: the expected undetected incidents ``b`` of a filter of the true rat
 the allocations made (``b <- b exp(-k dt) + r (1 - exp(-k dt)) / k``, k the detection
 hazard plus the closing rate), weighed by the anomaly evidence ``S`` read as a likelihood
 ratio ``L = exp(gain S)``: ``b L / (1 + b (L - 1))`` (to first order; it saturates at one
-incident). It reads the env's true state, so it is not a deployable policy; on downtown
+incident). It reads the env's true state (through the world's read-only view, never
+writing into it), so it is not a deployable policy; on downtown
 it closes about 53% of the uniform-to-oracle gap at gain 0.5 (`bench/belief_bound.py`).
 
 The student that learns from it is fitted by `agents.training.teacher`.
@@ -19,11 +20,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.policies.actions import RANDOM_KINDS
+from agents.policies.actions import RANDOM_KINDS, on_nodes
 from agents.policies.oracle import OraclePolicy, true_rates_per_h
 from simcity.env import CityEnv
 from simcity.monitoring import incidents as inc
 from simcity.monitoring.monitor import QUANTITY_FOR_INCIDENT, SENSOR_FOR_INCIDENT
+from simcity.world import WorldView
 
 TEACHER_GAIN = 0.5
 """The log likelihood ratio per unit of CUSUM evidence (best of 0.35, 0.5, 0.75, 1 and 1.5
@@ -50,30 +52,25 @@ class EvidenceSearch(OraclePolicy):
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The oracle's greedy allocation with the expected incidents in place of the true."""
-        world = self.env.world
-        if world is None or world.traffic is None:
+        view = self._view(obs)
+        if view.traffic.snapshot is None:
             return super().act(obs)
-        mon = world.monitoring
-        saved_open, saved_hot = mon.open, mon.hotspot
-        mon.open = self._pseudo_open()
-        if not self.hotspots:
-            mon.hotspot = np.ones_like(saved_hot)
-        try:
-            return super().act(obs)
-        finally:
-            mon.open, mon.hotspot = saved_open, saved_hot
+        n = view.city.num_nodes
+        hotspot = view.monitoring.hotspot if self.hotspots else np.ones(n)
+        return on_nodes(self._allocate(view, self._pseudo_open(view), hotspot))
 
-    def _pseudo_open(self) -> inc.Incidents:
-        """One pseudo-incident per node and kind whose damage rate carries the expectation."""
-        world = self.env.world
-        assert world is not None and world.traffic is not None
-        mon, cfg = world.monitoring, world.scenario.monitoring
-        n, dt, now = world.city.num_nodes, world.dt_min, world.env.now
+    def _pseudo_open(self, view: WorldView) -> inc.Incidents:
+        """One pseudo-incident per node and kind whose damage rate carries the expectation.
+
+        Advances the belief by the interval just simulated (under its allocation).
+        """
+        mon, cfg = view.monitoring, view.scenario.monitoring
+        n, dt, now = view.city.num_nodes, view.dt_min, view.now_min
         hotspot = mon.hotspot if self.hotspots else np.ones(n)
-        rates = true_rates_per_h(world, hotspot) / 60.0  # (N, K) per minute
-        durations = np.asarray(world.scenario.incidents.mean_duration_min)  # (K,)
+        rates = true_rates_per_h(view, hotspot) / 60.0  # (N, K) per minute
+        durations = np.asarray(view.scenario.incidents.mean_duration_min)  # (K,)
         up = mon.sensors_up_share[:, SENSOR_FOR_INCIDENT[RANDOM_KINDS]]  # (N, K)
-        allocation = world.allocation
+        allocation = view.allocation
         hazard = inc.detection_hazard_per_min(
             allocation[:, None],
             (mon.neighbour_mean @ allocation)[:, None],
@@ -95,7 +92,7 @@ class EvidenceSearch(OraclePolicy):
         nodes = np.repeat(np.arange(n), len(RANDOM_KINDS))
         kinds = np.tile(RANDOM_KINDS, n)
         m = len(nodes)
-        damage = np.asarray(world.scenario.incidents.damage_per_min)[kinds]
+        damage = np.asarray(view.scenario.incidents.damage_per_min)[kinds]
         return inc.Incidents(
             kind=kinds.astype(np.int64),
             node=nodes.astype(np.int64),

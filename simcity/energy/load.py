@@ -2,15 +2,19 @@
 
 Pure functions over NumPy arrays; N nodes. Hours are local wall-clock hours of the day
 (`hour_local`, 0 to 24, wrapping), powers are kW, stocks of vehicles are (expected,
-fractional) vehicle counts.
+fractional) vehicle counts. `step_energy` advances a city's `EnergyState` by one interval.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
+from simcity.city.graph import City
+from simcity.config.scenario import EnergyConfig, Scenario
 from simcity.errors import SimcityError
 
 # Normalised hourly load shapes, value at hour 0, 1, ..., 23 local; rows follow
@@ -184,6 +188,100 @@ def ev_load_kw(charging_veh: np.ndarray, charger_kw: float) -> np.ndarray:
     _check_array_at_least("charging_veh", charging_veh, 0.0)
     _check_at_least("charger_kw", charger_kw, 0.0)
     return np.asarray(charging_veh, dtype=np.float64) * charger_kw
+
+
+class EnergyState(NamedTuple):
+    """A city's electric demand over the last interval, and the EVs still charging."""
+
+    ev_charging_veh: np.ndarray  # (N,)
+    node_load_kw: np.ndarray  # (N,) buildings, EV charging and events
+    ev_kw: float  # EV charging, city total
+    temperature_c: float
+
+
+class EnergyInputs(NamedTuple):
+    """What an interval's demand depends on besides the city and the scenario."""
+
+    hour_local: float  # at the middle of the interval
+    arrivals_veh_h: np.ndarray  # (N,) trips ending at each node
+    dt_min: float
+
+
+def initial_energy(num_nodes: int, temperature_c: float) -> EnergyState:
+    """No load and no vehicle charging, before the first interval."""
+    zeros = np.zeros(num_nodes)
+    zeros.setflags(write=False)
+    return EnergyState(zeros, zeros, 0.0, temperature_c)
+
+
+def step_energy(
+    state: EnergyState,
+    inputs: EnergyInputs,
+    city: City,
+    scenario: Scenario,
+    event_nodes: Sequence[int],
+) -> EnergyState:
+    """Node electric load over an interval: buildings by land use and weather, EV
+    charging of the arriving trips, and the events under way (at ``event_nodes``)."""
+    cfg, weather, hour = scenario.energy, scenario.weather, inputs.hour_local
+    temp_c = float(
+        temperature_c(hour, weather.temp_mean_c, weather.temp_amplitude_c, weather.temp_peak_hour)
+    )
+    buildings_kw = node_load_kw(
+        hour,
+        city.land_use,
+        city.population,
+        city.jobs,
+        temp_c,
+        kw_per_resident=cfg.kw_per_resident,
+        kw_per_job=cfg.kw_per_job,
+        comfort_c=cfg.comfort_c,
+        cooling_per_deg_c=cfg.cooling_per_deg_c,
+        heating_per_deg_c=cfg.heating_per_deg_c,
+    )
+    charging_veh = step_ev_charging(
+        state.ev_charging_veh,
+        inputs.arrivals_veh_h,
+        inputs.dt_min,
+        ev_share=cfg.ev_share,
+        charge_duration_h=cfg.charge_duration_h,
+    )
+    ev_kw = ev_load_kw(charging_veh, cfg.charger_kw)
+    load_kw = buildings_kw + ev_kw
+    for event, node in zip(scenario.events, event_nodes, strict=True):
+        if event.start_h <= hour < event.end_h:
+            load_kw[node] += event.load_kw
+    charging_veh.setflags(write=False)
+    load_kw.setflags(write=False)
+    return EnergyState(charging_veh, load_kw, float(ev_kw.sum()), temp_c)
+
+
+def feeder_capacity_kw(city: City, scenario: Scenario, event_nodes: Sequence[int]) -> np.ndarray:
+    """Each node's feeder capacity (N,): a margin over its peak load at comfort temperature,
+    plus the load of the events it hosts (feeders at venues are sized for their events)."""
+    event_kw = np.zeros(city.num_nodes)
+    for event, node in zip(scenario.events, event_nodes, strict=True):
+        event_kw[node] += event.load_kw
+    return scenario.incidents.feeder_margin * (
+        _peak_comfort_load_kw(city, scenario.energy) + event_kw
+    )
+
+
+def _peak_comfort_load_kw(city: City, cfg: EnergyConfig) -> np.ndarray:
+    """Each node's peak building load over the day at comfort temperature (N,)."""
+    loads = [
+        node_load_kw(
+            hour,
+            city.land_use,
+            city.population,
+            city.jobs,
+            cfg.comfort_c,
+            kw_per_resident=cfg.kw_per_resident,
+            kw_per_job=cfg.kw_per_job,
+        )
+        for hour in np.arange(0.0, 24.0, 0.5)
+    ]
+    return np.maximum(np.max(loads, axis=0), 1e-3)
 
 
 def _land_use_codes(land_use_code: np.ndarray) -> np.ndarray:

@@ -13,6 +13,17 @@ TRAFFIC_COUNTER, AIR_QUALITY, ENERGY_METER = 0, 1, 2
 SENSOR_KINDS: tuple[str, ...] = ("traffic_counter", "air_quality", "energy_meter")
 NUM_KINDS = len(SENSOR_KINDS)
 
+NUM_QUANTITIES = 3
+"""Quantities estimated per node: congestion, load over feeder capacity, emissions ratio."""
+# The sensor kind that sees each incident kind (accident, pollution, overload, scheduled).
+SENSOR_FOR_INCIDENT = np.array([TRAFFIC_COUNTER, AIR_QUALITY, ENERGY_METER, TRAFFIC_COUNTER])
+# The sensor kind that reads each estimated quantity.
+SENSOR_FOR_QUANTITY = np.array([TRAFFIC_COUNTER, ENERGY_METER, AIR_QUALITY])
+# The quantity each incident kind disturbs in its node's readings (see `alarm_snr`).
+QUANTITY_FOR_INCIDENT = np.array([0, 2, 1, 0])
+for _table in (SENSOR_FOR_INCIDENT, SENSOR_FOR_QUANTITY, QUANTITY_FOR_INCIDENT):
+    _table.setflags(write=False)
+
 
 def transition_probabilities(dt_min: float, mtbf_h: float, mttr_h: float) -> tuple[float, float]:
     """P(up -> down) and P(down -> up) over ``dt_min`` for a two-state Markov chain.

@@ -1,7 +1,7 @@
 """The per-node record of one simulated day, for maps and reports.
 
 T steps, N nodes, L links, I incidents. `DayRecorder.record` reads a `World` after each
-step (it never changes it: the rates come from the pure `true_state`), and
+step through its read-only `simcity.world.WorldView` (it never changes it), and
 `DayRecorder.day_log` collects the episode into a `DayLog`, which `write_day_log` puts in
 a run folder, each file atomically:
 
@@ -109,16 +109,17 @@ class DayRecorder:
         """Read the step ``world`` has just simulated (a new world starts a new day)."""
         if world is not self._world:
             self._world, self._steps = world, []
-        traffic, state, outcome = world.traffic, world.state, world.outcome
+        view = world.view
+        traffic, state, outcome = view.traffic.snapshot, view.truth, view.outcome
         assert traffic is not None and state is not None and outcome is not None, "after a step"
         accidents = np.bincount(
-            world.city.link_head, weights=state.accident_rate_per_h, minlength=world.city.num_nodes
+            view.city.link_head, weights=state.accident_rate_per_h, minlength=view.city.num_nodes
         )
         self._steps.append(
             {
-                "time_min": np.array(world.records[-1].time_min),
-                "hour_local": np.array(world.records[-1].hour_local),
-                "allocation": np.array(world.allocation, dtype=np.float32),
+                "time_min": np.array(view.records[-1].time_min),
+                "hour_local": np.array(view.records[-1].hour_local),
+                "allocation": np.array(view.allocation, dtype=np.float32),
                 "risk_per_h": accidents + state.pollution_rate_per_h + state.overload_rate_per_h,
                 "congestion": state.quantities[:, 0],
                 "load_ratio": state.quantities[:, 1],
@@ -129,11 +130,11 @@ class DayRecorder:
 
     def day_log(self, seed: int) -> DayLog:
         """The latest episode's `DayLog` (``seed`` is the one it was reset with)."""
-        world = self._world
-        if world is None or not self._steps:
+        if self._world is None or not self._steps:
             raise RuntimeError("nothing recorded")
-        city, scenario = world.city, world.scenario
-        table = world.monitoring.all_incidents()
+        view = self._world.view
+        city, scenario = view.city, view.scenario
+        table = view.monitoring.all_incidents()
         detected = table.detected
         incidents = {
             "kind": np.asarray(INCIDENT_TYPES)[table.kind],
@@ -151,7 +152,7 @@ class DayRecorder:
             scenario=scenario.name,
             title=scenario.title,
             seed=seed,
-            dt_min=world.dt_min,
+            dt_min=view.dt_min,
             budget_units=scenario.monitoring.budget_units,
             node_id=[str(n) for n in city.node_ids],
             node_name=[str(d[NODE_NAME]) for _, d in city.graph.nodes(data=True)],

@@ -1,9 +1,15 @@
-"""A city's day of traffic equilibria, memoised so episodes after the first reuse it."""
+"""A city's day of traffic equilibria, and the traffic step of the world's intervals.
+
+Z zones, L links. `TrafficDay` memoises a city's equilibria so episodes after the first
+reuse them; `step_traffic` is the pure step of the traffic state from one interval to
+the next. The arrays it returns (and the day keeps) are read-only: they are shared.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -11,7 +17,7 @@ import numpy as np
 from simcity.city.graph import City
 from simcity.city.network import Network
 from simcity.config.scenario import Scenario, TrafficConfig
-from simcity.traffic.assignment import Assignment, assign
+from simcity.traffic.assignment import Assignment, assign, bpr_time
 from simcity.traffic.paths import PathLoader
 
 
@@ -41,13 +47,18 @@ class TrafficDay:
         self.cfg = cfg
         self._every = self.cfg.solve_every_steps
         self._od = [
-            np.mean(step_od[start : start + self._every], axis=0)
+            _read_only(np.mean(step_od[start : start + self._every], axis=0))
             for start in range(0, len(step_od), self._every)
         ]  # one (Z, Z) demand per block of the traffic clock
         self._baseline: list[Assignment] = []
         self._loader: PathLoader | None = None  # search graph kept between solves
         self._cuts: OrderedDict[tuple[int, bytes], Assignment] = OrderedDict()
         self._max_cached = max_cached
+
+    @property
+    def solve_every_steps(self) -> int:
+        """Steps per tick of the traffic clock (routes change only at its ticks)."""
+        return self._every
 
     def od(self, step: int) -> np.ndarray:
         """The (Z, Z) demand the traffic at ``step`` carries (its block's mean)."""
@@ -84,16 +95,18 @@ class TrafficDay:
         cut = capacity_factor is not None
         if self._loader is None:
             self._loader = PathLoader(self.network, self._od[step], workers=self.cfg.path_workers)
-        return assign(
-            self.network,
-            self._od[step],
-            capacity_veh_h=capacity * capacity_factor if cut else capacity,
-            rel_gap=cfg.incident_rel_gap if cut else cfg.rel_gap,
-            max_iterations=cfg.incident_max_iterations if cut else cfg.max_iterations,
-            warm_start=warm_start,
-            warm_start_od_veh_h=self._od[warm_step] if warm_start is not None else None,
-            method=self.cfg.method,
-            loader=self._loader,
+        return _read_only_assignment(
+            assign(
+                self.network,
+                self._od[step],
+                capacity_veh_h=capacity * capacity_factor if cut else capacity,
+                rel_gap=cfg.incident_rel_gap if cut else cfg.rel_gap,
+                max_iterations=cfg.incident_max_iterations if cut else cfg.max_iterations,
+                warm_start=warm_start,
+                warm_start_od_veh_h=self._od[warm_step] if warm_start is not None else None,
+                method=self.cfg.method,
+                loader=self._loader,
+            )
         )
 
 
@@ -112,3 +125,81 @@ def traffic_day(
     if key not in days:
         days[key] = TrafficDay(city.network, scenario.traffic, step_od())
     return days[key]
+
+
+class TrafficSnapshot(NamedTuple):
+    """The traffic of one interval."""
+
+    od_veh_h: np.ndarray  # (Z, Z)
+    assignment: Assignment
+    capacity_veh_h: np.ndarray  # (L,) after any cuts
+
+
+class TrafficState(NamedTuple):
+    """The traffic between intervals: the last interval's, and the cuts routes know."""
+
+    routed_factor: np.ndarray  # (L,) capacity factor the routes were last solved under
+    flows_veh_h: np.ndarray  # (L,)
+    times_min: np.ndarray  # (L,) at those flows, under the cuts in force
+    snapshot: TrafficSnapshot | None  # the last interval's; None before the first
+
+
+class TrafficInputs(NamedTuple):
+    """What the traffic of an interval depends on besides the city's day."""
+
+    step: int
+    capacity_factor: np.ndarray  # (L,) external cuts
+    cut_factor: np.ndarray  # (L,) capacity left by open accidents
+    known_cut_factor: np.ndarray  # (L,) the same, detected accidents only
+
+
+def initial_traffic(network: Network) -> TrafficState:
+    """Empty roads at free flow, before the first interval."""
+    num_links = len(network.capacity_veh_h)
+    return TrafficState(
+        _read_only(np.ones(num_links)),
+        _read_only(np.zeros(num_links)),
+        _read_only(np.array(network.free_flow_time_min)),
+        None,
+    )
+
+
+def step_traffic(state: TrafficState, inputs: TrafficInputs, day: TrafficDay) -> TrafficState:
+    """The equilibrium traffic of an interval, after the capacity cuts now in force.
+
+    Drivers re-route around an accident only once it is detected (and announced): the
+    equilibrium is solved with the known cuts; undetected ones only slow their links. On a
+    traffic clock coarser than the steps (``solve_every_steps``) routes change only at its
+    ticks, with the cuts known then; cuts found in between slow their links until the next.
+    """
+    network = day.network
+    actual = inputs.capacity_factor * inputs.cut_factor
+    routed = state.routed_factor
+    if inputs.step % day.solve_every_steps == 0:
+        routed = _read_only(inputs.capacity_factor * inputs.known_cut_factor)
+    result = day.solve(inputs.step, routed)
+    if not np.array_equal(routed, actual):
+        times = bpr_time(
+            result.flows_veh_h,
+            network.free_flow_time_min,
+            network.capacity_veh_h * actual,
+            network.bpr_b,
+            network.bpr_power,
+        )
+        result = result._replace(
+            times_min=_read_only(times), tstt_veh_min=float(result.flows_veh_h @ times)
+        )
+    capacity = _read_only(network.capacity_veh_h * actual)
+    snapshot = TrafficSnapshot(day.od(inputs.step), result, capacity)
+    return TrafficState(routed, result.flows_veh_h, result.times_min, snapshot)
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array
+
+
+def _read_only_assignment(result: Assignment) -> Assignment:
+    _read_only(result.flows_veh_h)
+    _read_only(result.times_min)
+    return result

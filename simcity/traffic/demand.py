@@ -1,12 +1,14 @@
 """Origin-destination demand: gravity model, time-of-day profile and crowd events.
 
-Z zones. The base OD matrix is the base hour's demand (veh/h) from home-end zones
-(population) to work-end zones (jobs); the day profile scales it, with the morning peak
-running home-to-work and the evening peak back.
+Z zones, N nodes. The base OD matrix is the base hour's demand (veh/h) from home-end
+zones (population) to work-end zones (jobs); the day profile scales it, with the morning
+peak running home-to-work and the evening peak back. `CityDemand` holds one city's
+demand for a scenario: its base matrix, its events and where trips end at nodes.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -16,7 +18,7 @@ from scipy.spatial import cKDTree
 
 from simcity.city.generators import to_km
 from simcity.city.graph import City
-from simcity.config.scenario import DayProfile, EventConfig
+from simcity.config.scenario import DayProfile, EventConfig, Scenario
 
 
 def zone_catchment(city: City) -> np.ndarray:
@@ -141,3 +143,64 @@ def event_od(
         od[event_zone, :] += vehicles / event.departure_window_h * origin_share
     od[event_zone, event_zone] = 0.0
     return od
+
+
+@dataclass(frozen=True)
+class CityDemand:
+    """A city's demand under a scenario: the base hour, the day profile and its events."""
+
+    base_od: np.ndarray  # (Z, Z) base hour, veh/h
+    profile: DayProfile
+    events: tuple[EventConfig, ...]
+    event_zone: tuple[int, ...]  # each event's zone (position in zone order)
+    zone_population: np.ndarray  # (Z,) residents nearest each zone
+    catchment: np.ndarray  # (N,) each node's zone
+    arrival_share: np.ndarray  # (N,) each node's share of the trips ending at its zone
+
+    def od_at_hour(self, hour: float) -> np.ndarray:
+        """Zone-to-zone demand (veh/h, Z x Z) at a local hour, events included."""
+        od = od_at(self.base_od, self.profile, hour)
+        for event, zone in zip(self.events, self.event_zone, strict=True):
+            od = od + event_od(event, zone, self.zone_population, hour)
+        return od
+
+    def arrivals_veh_h(self, od_veh_h: np.ndarray) -> np.ndarray:
+        """Trips ending at each node (N,) under ``od_veh_h``: its share of its zone's."""
+        arrivals_zone_veh_h = od_veh_h.sum(axis=0)  # (Z,)
+        return arrivals_zone_veh_h[self.catchment] * self.arrival_share
+
+
+def city_demand(city: City, scenario: Scenario) -> CityDemand:
+    """The `CityDemand` of a city under a scenario (a TNTP trips table or the gravity model).
+
+    Trips ending at a zone end at its catchment's nodes in proportion to residents + jobs.
+    """
+    traffic = scenario.traffic
+    if traffic.demand == "tntp":
+        assert city.od_veh_h is not None
+        base_od = traffic.demand_scale * np.asarray(city.od_veh_h, dtype=float)
+    else:
+        od = city_gravity_od(
+            city, total_veh_h=traffic.base_trips_veh_h, decay_per_min=traffic.gravity_decay_per_min
+        )
+        base_od = traffic.demand_scale * od
+    catchment = zone_catchment(city)
+    weight = city.population + city.jobs + 1e-9
+    zone_weight = np.bincount(catchment, weights=weight, minlength=city.num_zones)
+    events = tuple(scenario.events)
+    return CityDemand(
+        base_od=_read_only(base_od),
+        profile=traffic.profile,
+        events=events,
+        event_zone=tuple(city.nearest_node(e.lon, e.lat, zones_only=True) for e in events),
+        zone_population=_read_only(
+            np.bincount(catchment, weights=city.population, minlength=city.num_zones)
+        ),
+        catchment=_read_only(catchment),
+        arrival_share=_read_only(weight / zone_weight[catchment]),
+    )
+
+
+def _read_only(array: np.ndarray) -> np.ndarray:
+    array.setflags(write=False)
+    return array

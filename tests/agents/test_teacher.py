@@ -36,17 +36,23 @@ def share(action: np.ndarray, node: int) -> float:
     return float(action[node] / action.sum())
 
 
+def set_evidence(env: CityEnv, node: int, value: float) -> None:
+    """Put anomaly evidence ``value`` on every quantity of ``node`` (through the world)."""
+    assert env.world is not None
+    anomaly = env.world.view.monitoring.anomaly.copy()
+    anomaly[node, :] = value
+    env.world.intervene(anomaly=anomaly)
+
+
 def test_the_search_follows_the_evidence_and_gain_zero_ignores_it() -> None:
     env, obs = warmed_env()
-    assert env.world is not None
-    anomaly = env.world.monitoring.anomaly
     searches = {gain: EvidenceSearch(env, gain) for gain in (0.0, 0.5)}
     for search in searches.values():
         search.act(obs)  # first call: the belief starts from the rates' steady state
     before = {gain: search.act(obs) for gain, search in searches.items()}
     belief = searches[0.5].belief.copy()  # type: ignore[union-attr]
     node = int(np.argmin(before[0.5][:-1]))  # the node it watches least
-    anomaly[node, :] = 10.0  # strong evidence of an unexplained disturbance there
+    set_evidence(env, node, 10.0)  # strong evidence of an unexplained disturbance there
     after = {gain: search.act(obs) for gain, search in searches.items()}
     assert share(after[0.5], node) > share(before[0.5], node) + 0.05
     # Gain 0 reads no evidence: the same belief gives the same allocation (its belief
@@ -54,9 +60,9 @@ def test_the_search_follows_the_evidence_and_gain_zero_ignores_it() -> None:
     fresh = [EvidenceSearch(env, 0.0) for _ in range(2)]
     for search in fresh:
         search.belief = belief.copy()
-    anomaly[node, :] = 0.0
+    set_evidence(env, node, 0.0)
     quiet = fresh[0].act(obs)
-    anomaly[node, :] = 10.0
+    set_evidence(env, node, 10.0)
     np.testing.assert_allclose(fresh[1].act(obs), quiet)
     assert after[0.5][-1] == 0.0  # the whole budget goes out
 

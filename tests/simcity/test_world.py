@@ -11,8 +11,11 @@ import pytest
 
 from simcity.city.build import build_city
 from simcity.config.scenario import load_scenario
+from simcity.monitoring.incidents import Incidents
+from simcity.monitoring.monitor import MonitoringInputs, MonitoringStreams, step_monitoring
 from simcity.traffic.assignment import assign
-from simcity.world import World
+from simcity.traffic.day import TrafficInputs, step_traffic, traffic_day
+from simcity.world import World, WorldView
 
 CARBON = Path(__file__).resolve().parents[3] / "shared" / "data" / "carbon"
 
@@ -85,7 +88,7 @@ def test_capacity_cut_moves_traffic_off_the_link() -> None:
     cut = World(scenario, world.city)
     for _ in range(32):
         cut.advance()
-    cut.capacity_factor[busiest] = 0.02
+    cut.intervene(capacity_factor=np.where(np.arange(cut.city.num_links) == busiest, 0.02, 1.0))
     cut.advance()
     assert cut.flows_veh_h[busiest] < 0.5 * before
     assert cut.records[-1].demand_veh_h == pytest.approx(world.records[-1].demand_veh_h)
@@ -122,3 +125,124 @@ def test_event_load_does_not_blow_up_incident_rates() -> None:
     during = [r for r in records if 19.0 <= r.hour_local < 22.0]
     assert sum(r.incidents_new for r in records) < 1000
     assert all(np.isfinite(r.damage) for r in records) and during
+
+
+def _arrays(view: WorldView) -> dict[str, np.ndarray]:
+    """Every array a `WorldView` shows after a step, by a name for the failure message."""
+    traffic, mon = view.traffic, view.monitoring
+    assert traffic.snapshot is not None and view.truth is not None and view.outcome is not None
+    shown = {
+        "allocation": view.allocation,
+        "capacity_factor": view.capacity_factor,
+        "feeder_kw": view.feeder_kw,
+        "carbon": view.carbon_g_per_kwh,
+        "flows": traffic.flows_veh_h,
+        "times": traffic.times_min,
+        "od": traffic.snapshot.od_veh_h,
+        "capacity": traffic.snapshot.capacity_veh_h,
+        "node_load": view.energy.node_load_kw,
+        "ev_charging": view.energy.ev_charging_veh,
+        "up": mon.up,
+        "up_share": mon.sensors_up_share,
+        "installed": mon.installed,
+        "hotspot": mon.hotspot,
+        "anomaly": mon.anomaly,
+        "unwatched": mon.unwatched,
+        "cut_factor": mon.cut_factor,
+        "recent": mon.recent_detections,
+        "open_node": mon.open.node,
+        "open_detected_min": mon.open.detected_min,
+        "quantities": view.truth.quantities,
+        "accident_rate": view.truth.accident_rate_per_h,
+        "error_by_node": view.outcome.error_by_node,
+    }
+    assert mon.estimates is not None
+    return shown | {"estimates": mon.estimates}
+
+
+def test_the_view_is_read_only_and_stays_as_it_was() -> None:
+    world = World(load_scenario("downtown"), rng=np.random.default_rng(2))
+    for _ in range(36):
+        world.advance(np.full(world.city.num_nodes, 0.1))
+    view = world.view
+    assert world.view is view  # the same object until the world changes
+    for name, array in _arrays(view).items():
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0.0
+        assert not array.flags.writeable, name
+    kept = {name: array.copy() for name, array in _arrays(view).items()}
+    world.advance()
+    assert world.view is not view and world.view.step_index == view.step_index + 1
+    for name, array in _arrays(view).items():
+        np.testing.assert_array_equal(array, kept[name], err_msg=name)
+    assert len(view.records) == 36 and len(world.view.records) == 37
+
+
+def test_intervene_replaces_values_and_never_writes_into_shown_arrays() -> None:
+    world = World(load_scenario("tiny"), rng=np.random.default_rng(0))
+    world.advance()
+    held = world.view
+    anomaly = np.full(held.monitoring.anomaly.shape, 3.0)
+    injected = Incidents.concat(held.monitoring.open, _overload_at(5, world.env.now))
+    world.intervene(anomaly=anomaly, open_incidents=injected)
+    anomaly[...] = 7.0  # the world took a copy
+    assert (world.view.monitoring.anomaly == 3.0).all() and not held.monitoring.anomaly.all()
+    assert world.monitoring.open.num == held.monitoring.open.num + 1
+    with pytest.raises(ValueError, match="capacity_factor"):
+        world.intervene(capacity_factor=np.ones(3))
+    world.advance()  # the injected overload is detected or stays open; the world goes on
+    assert world.records[-1].incidents_open + world.records[-1].incidents_missed >= 1
+
+
+def _overload_at(node: int, now: float) -> Incidents:
+    one, nan = np.ones(1), np.full(1, np.nan)
+    i64 = np.array([node], dtype=np.int64)
+    return Incidents(
+        kind=np.array([2], dtype=np.int64),
+        node=i64,
+        link=np.array([-1], dtype=np.int64),
+        severity=one,
+        start_min=np.full(1, now),
+        end_min=np.full(1, now + 600.0),
+        damage_per_min=one,
+        detected_min=nan,
+        damage=np.zeros(1),
+        clock=np.full(1, 1e9),  # never detected
+    )
+
+
+def test_subsystem_steps_are_pure_functions_of_state_inputs_and_streams() -> None:
+    scenario = load_scenario("downtown")
+    world = World(scenario, rng=np.random.default_rng(9))
+    for _ in range(40):
+        world.advance()
+    view = world.view
+    state, truth = view.monitoring, view.truth
+    assert truth is not None
+    kept = {k: v.copy() for k, v in vars(state).items() if isinstance(v, np.ndarray)}
+    t0 = view.now_min
+    inputs = MonitoringInputs(
+        truth, np.full(world.city.num_nodes, 0.2), t0, t0 + 15, (), 0.0, 300.0
+    )
+    (a, out_a), (b, out_b) = (
+        step_monitoring(state, inputs, MonitoringStreams(*np.random.default_rng(1).spawn(2)))
+        for _ in range(2)
+    )
+    assert (out_a.damage, out_a.num_new, out_a.num_detected, out_a.estimation_error) == (
+        out_b.damage,
+        out_b.num_new,
+        out_b.num_detected,
+        out_b.estimation_error,
+    )
+    np.testing.assert_array_equal(out_a.error_by_node, out_b.error_by_node)
+    np.testing.assert_array_equal(a.anomaly, b.anomaly)
+    np.testing.assert_array_equal(a.open.detected_min, b.open.detected_min)
+    for name, before in kept.items():
+        np.testing.assert_array_equal(getattr(state, name), before, err_msg=name)
+    # Traffic: the same state and inputs, the same equilibrium, the state left alone.
+    day = traffic_day(world.city, scenario, list)  # the city's day, already known
+    cuts = TrafficInputs(view.step_index, view.capacity_factor, a.cut_factor, a.known_cut_factor)
+    first, second = (step_traffic(view.traffic, cuts, day) for _ in range(2))
+    np.testing.assert_array_equal(first.flows_veh_h, second.flows_veh_h)
+    np.testing.assert_array_equal(first.times_min, second.times_min)
+    assert view.traffic is world.view.traffic
