@@ -27,9 +27,9 @@ SCENARIOS = ("tiny", "downtown")
 SEED = 7
 
 
-def _play(env: Any, policy: Any, flops: float) -> dict[str, Any]:
+def _play(env: Any, policy: Any) -> dict[str, Any]:
     """One day: per-step scalars (column-wise) and a digest of the arrays."""
-    env.policy_flop_per_decision = float(flops)
+    env.policy_flop_per_decision = float(policy.flops_per_decision)
     obs, _ = env.reset(seed=SEED)
     policy.reset(SEED)
     digest = hashlib.sha256()
@@ -55,7 +55,7 @@ def _baseline_runs() -> dict[str, Any]:
     for scenario in SCENARIOS:
         env = CityEnv(scenario)
         for name in BASELINES:
-            runs[f"{scenario}/{name}"] = _play(env, make_baseline(name, env, seed=SEED), 0.0)
+            runs[f"{scenario}/{name}"] = _play(env, make_baseline(name, env, seed=SEED))
     return runs
 
 
@@ -92,7 +92,7 @@ def _trained_runs(tmp: Path) -> dict[str, Any]:
     for scenario_name in SCENARIOS:
         env = CityEnv(scenario_name)
         policy = TrainedPolicy.from_checkpoint(result.checkpoint_path, env)
-        runs[f"{scenario_name}/trained"] = _play(env, policy, policy.flops_per_decision)
+        runs[f"{scenario_name}/trained"] = _play(env, policy)
     return runs
 
 

@@ -45,7 +45,6 @@ The expected rates of ``traffic``, ``risk``, ``alarm`` and ``posterior`` come fr
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
 
 import numpy as np
 
@@ -300,18 +299,6 @@ def risk_weights(
     return prior * nodes[..., _HISTORY] * (1.0 + recent / prior_detections)
 
 
-def _oracle(env: CityEnv) -> Policy:
-    """The oracle, billed nothing like every heuristic.
-
-    A bridge until `OraclePolicy` carries ``flops_per_decision = 0.0`` itself (issue 17,
-    on the oracle's own branch); then this is ``OraclePolicy(env)``.
-    """
-    policy = OraclePolicy(env)
-    if not hasattr(policy, "flops_per_decision"):
-        setattr(policy, "flops_per_decision", 0.0)  # noqa: B010
-    return cast(Policy, policy)
-
-
 _FACTORIES: dict[str, Callable[[CityEnv, int], Policy]] = {
     "random": lambda env, seed: RandomPolicy(seed),
     "uniform": lambda env, seed: UniformPolicy(),
@@ -320,7 +307,7 @@ _FACTORIES: dict[str, Callable[[CityEnv, int], Policy]] = {
     "risk": lambda env, seed: RiskPolicy(incidents=env.scenario.incidents),
     "alarm": lambda env, seed: AlarmPolicy(env.scenario.incidents),
     "posterior": lambda env, seed: PosteriorPolicy(env.scenario.incidents),
-    "oracle": lambda env, seed: _oracle(env),
+    "oracle": lambda env, seed: OraclePolicy(env),
 }
 
 

@@ -41,9 +41,7 @@ def run_episode(
     ``policy.flops_per_decision`` for each of its decisions (and is left billing what it
     billed before)."""
     billed = env.policy_flop_per_decision
-    # getattr only until every policy class carries the attribute (the oracle and the
-    # teacher on their own branch; a test's wrapper): then read it plainly.
-    env.policy_flop_per_decision = float(getattr(policy, "flops_per_decision", 0.0))
+    env.policy_flop_per_decision = float(policy.flops_per_decision)
     infos: list[dict[str, Any]] = []
     try:
         obs, _ = env.reset(seed=seed)

@@ -13,13 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from simcity.config.monitoring import IncidentConfig
-
-EMISSIONS_RATIO_CAP = 3.0
-"""Emissions ratio past which the pollution rate stops growing
-(`simcity.monitoring.incidents.pollution_rate_per_h`)."""
-LOAD_RATIO_CAP = 1.5
-"""Load over feeder capacity past which the overload rate stops growing (protection trips;
-`simcity.monitoring.incidents.overload_rate_per_h`)."""
+from simcity.monitoring.incidents import EMISSIONS_RATIO_CAP, LOAD_RATIO_CAP
 
 
 def expected_rates(

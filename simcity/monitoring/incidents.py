@@ -25,6 +25,12 @@ from scipy import stats
 ACCIDENT, POLLUTION, GRID_OVERLOAD, SCHEDULED = 0, 1, 2, 3
 INCIDENT_TYPES: tuple[str, ...] = ("accident", "pollution", "grid_overload", "scheduled")
 NUM_TYPES = len(INCIDENT_TYPES)
+EMISSIONS_RATIO_CAP = 3.0
+"""Emissions ratio past which the pollution rate stops growing
+(`pollution_rate_per_h`)."""
+LOAD_RATIO_CAP = 1.5
+"""Load over feeder capacity past which the overload rate stops growing (protection trips;
+`overload_rate_per_h`)."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +180,7 @@ def pollution_rate_per_h(
 
     The emissions ratio saturates at 3 (an episode is already under way past that).
     """
-    return per_h * np.minimum(emissions_g_h / reference_g_h, 3.0) ** 2
+    return per_h * np.minimum(emissions_g_h / reference_g_h, EMISSIONS_RATIO_CAP) ** 2
 
 
 def overload_rate_per_h(
@@ -188,7 +194,7 @@ def overload_rate_per_h(
     ...                     gain=2.0).round(4).tolist()
     [0.1, 0.2718]
     """
-    ratio = np.minimum(load_kw / capacity_kw, 1.5)
+    ratio = np.minimum(load_kw / capacity_kw, LOAD_RATIO_CAP)
     return per_h * np.exp(gain * (ratio - 1.0))
 
 

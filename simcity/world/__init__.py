@@ -57,22 +57,16 @@ from simcity.world.view import WorldView as WorldView
 class LiveMonitoring:
     """`World.monitoring`: the world's current `MonitoringState`, read on every access.
 
-    For code that holds it across steps. Assigning ``open`` goes through `World.intervene`.
+    For code that holds it across steps; read-only (`World.intervene` changes the world).
     """
+
+    __slots__ = ("_world",)  # nothing else can be assigned: the world is changed by its API
 
     def __init__(self, world: World) -> None:
         self._world = world
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._world.view.monitoring, name)
-
-    @property
-    def open(self) -> Incidents:
-        return self._world.view.monitoring.open
-
-    @open.setter
-    def open(self, incidents: Incidents) -> None:
-        self._world.intervene(open_incidents=incidents)
 
 
 class World:

@@ -13,7 +13,7 @@ from typing import NamedTuple
 import pytest
 import torch
 import typer
-from test_maps import live_markup, network_references
+from page_checks import live_markup, network_references
 from typer.testing import CliRunner
 
 from agents.cli import green as green_cli

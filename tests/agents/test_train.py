@@ -235,6 +235,7 @@ def test_short_training_finds_the_one_hotspot(tmp_path: Path) -> None:
 
     class Watched:
         name = "watched"
+        flops_per_decision = trained.flops_per_decision
 
         def reset(self, seed: int | None) -> None:
             trained.reset(seed)
