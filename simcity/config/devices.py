@@ -22,6 +22,10 @@ DEVICES_PATH = Path(__file__).parent.parent / "data" / "devices.toml"
 """The device profiles shipped with simcity (public spec figures, sources inside)."""
 
 Precision = Literal["fp32", "tf32", "fp16", "bf16", "fp8", "int8"]
+Provenance = Literal["datasheet", "calibrated", "measured"]
+"""Where a profile's figures come from: public spec sheets (with the stated assumptions),
+a fit to measured runs (`simcity.compute.measure.calibrate_profile`), or measured on
+this machine (`simcity calibrate`)."""
 _Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 _NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 
@@ -56,6 +60,18 @@ class DeviceProfile(BaseModel):
     """Informational only."""
     source: str = ""
     """Where the figures come from, and which are typical rather than spec."""
+    provenance: Provenance = "datasheet"
+    """What kind of figures these are; every bill made with this profile carries it."""
+    formats: tuple[Precision, ...] | None = None
+    """Number formats the device executes (a kernel exists for them); None: fp32, the
+    profile's `precision`, and int8 where `peak_int8_op_s` is given (`executes`)."""
+    call_overhead_s: _NonNegative = 0.0
+    """Floor of one inference call's time on the device (kernel launches, dispatch,
+    synchronisation): a small model's call lasts ``max(call_overhead_s, work /
+    achievable_flop_s)`` (`call_seconds`)."""
+    call_power_w: _NonNegative | None = None
+    """Power above idle while one inference call runs; None: ``(max_power_w -
+    idle_power_w) × utilisation``, the linear power model at the assumed busy share."""
 
     @model_validator(mode="after")
     def _max_covers_idle(self) -> DeviceProfile:
@@ -64,6 +80,54 @@ class DeviceProfile(BaseModel):
                 f"max_power_w {self.max_power_w} is below idle_power_w {self.idle_power_w}"
             )
         return self
+
+    @property
+    def executed_formats(self) -> tuple[Precision, ...]:
+        """The number formats this device runs (see `formats`)."""
+        if self.formats is not None:
+            return self.formats
+        int8: tuple[Precision, ...] = ("int8",) if self.peak_int8_op_s is not None else ()
+        return tuple(dict.fromkeys(("fp32", self.precision, *int8)))
+
+    def executes(self, precision: str) -> bool:
+        """Whether a model in ``precision`` can run here.
+
+        >>> cpu = DeviceProfile(name="cpu", precision="fp32", peak_flop_s=1e12,
+        ...                     utilisation=0.5, idle_power_w=50, max_power_w=150)
+        >>> cpu.executes("fp32"), cpu.executes("int8")
+        (True, False)
+        """
+        return precision in self.executed_formats
+
+    @property
+    def call_busy_power_w(self) -> float:
+        """Power above idle while one inference call runs (`call_power_w`)."""
+        if self.call_power_w is not None:
+            return self.call_power_w
+        return (self.max_power_w - self.idle_power_w) * self.utilisation
+
+    def call_seconds(self, flop: float, int8_op: float = 0.0) -> float:
+        """Time on the device of one call of ``flop`` FLOPs and ``int8_op`` int8 ops: the
+        larger of the call's overhead floor and its work at achievable throughput.
+
+        >>> gpu = DeviceProfile(name="toy", precision="fp16", peak_flop_s=100e12,
+        ...                     utilisation=0.5, idle_power_w=10, max_power_w=60,
+        ...                     call_overhead_s=1e-3)
+        >>> gpu.call_seconds(1e6), gpu.call_seconds(1e12)  # launch-bound, then work-bound
+        (0.001, 0.02)
+        """
+        return max(self.call_overhead_s, self.billed_flop(flop, int8_op) / self.achievable_flop_s)
+
+    def call_energy_j(self, seconds: float) -> float:
+        """Joules above idle of a call that keeps the device ``seconds``: time × power.
+
+        >>> gpu = DeviceProfile(name="toy", precision="fp16", peak_flop_s=100e12,
+        ...                     utilisation=0.5, idle_power_w=10, max_power_w=60,
+        ...                     call_overhead_s=1e-3)
+        >>> gpu.call_energy_j(gpu.call_seconds(1e6))  # 25 W above idle for 1 ms
+        0.025
+        """
+        return self.call_busy_power_w * check_nonnegative("seconds", seconds)
 
     @property
     def achievable_flop_s(self) -> float:

@@ -110,6 +110,9 @@ class ComputeConfig(Frozen):
 
     device: str = "h100_sxm"
     devices_file: Path | None = None
+    policy_device: str | None = None
+    """Device the allocation policy runs on (a profile name); None: `device`. A policy
+    may say where it really runs (`CityEnv.reset` option ``policy_device``)."""
     analytics_flop_per_unit_min: NonNegative = 1.15e15
     """16 camera streams x 15 frames/s x 80 GFLOP per frame (a YOLO-class detector)."""
     min_gpus: Annotated[int, Field(ge=0)] = 0
@@ -119,12 +122,15 @@ class ComputeConfig(Frozen):
 
     @model_validator(mode="after")
     def _known_device(self) -> ComputeConfig:
-        try:
-            device_profile(self.device, self.devices_file)
-        except SimcityError as err:
-            raise ValueError(
-                f"device {self.device!r}: {err.message} (expected {err.expected})"
-            ) from None
+        for name in (self.device, self.policy_device):
+            if name is None:
+                continue
+            try:
+                device_profile(name, self.devices_file)
+            except SimcityError as err:
+                raise ValueError(
+                    f"device {name!r}: {err.message} (expected {err.expected})"
+                ) from None
         return self
 
     @field_validator("devices_file", mode="before")
