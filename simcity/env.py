@@ -30,6 +30,8 @@ from gymnasium import spaces
 
 from simcity.city.build import build_city
 from simcity.city.graph import City
+from simcity.compute.bill import PolicyCompute
+from simcity.config.devices import device_profile
 from simcity.config.scenario import Scenario, load_scenario
 from simcity.world import StepRecord, World
 
@@ -83,6 +85,11 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 f"policy_flop_per_decision is {policy_flop_per_decision!r}; expected >= 0"
             )
         self.policy_flop_per_decision = float(policy_flop_per_decision)
+        self.policy_device: str | None = None
+        """The device profile the policy runs on; None: the scenario's ``policy_device``."""
+        self.policy_latency_s: float | None = None
+        """Measured time per decision on that device, billed in place of the modelled time."""
+        self.policy_precision = "fp32"
         n = self.city.num_nodes
         self.budget_units = self.scenario.monitoring.budget_units
         self.observation_space = spaces.Dict(  # type: ignore[assignment]
@@ -110,11 +117,11 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         options = options or {}
         if "policy_flop_per_decision" in options:
             self.policy_flop_per_decision = float(options["policy_flop_per_decision"])
+        for key in ("policy_device", "policy_latency_s", "policy_precision"):
+            if key in options:
+                setattr(self, key, options[key])
         self.world = World(
-            self.scenario,
-            self.city,
-            rng=self.np_random,
-            policy_flop_per_decision=self.policy_flop_per_decision,
+            self.scenario, self.city, rng=self.np_random, policy=self.policy_compute()
         )
         return self._observation(), {"step": 0}
 
@@ -148,6 +155,22 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         weights = weights / largest  # no overflow in the sum, even for weights near 1e308
         return self.budget_units * weights[:-1] / weights.sum()
 
+    def policy_compute(self) -> PolicyCompute:
+        """What one decision costs to run and where (``policy_*`` attributes, else the
+        scenario's ``[compute] policy_device``); `SimcityError` for an unknown device."""
+        latency = self.policy_latency_s
+        if latency is not None and not (np.isfinite(latency) and latency >= 0):
+            raise ValueError(f"policy_latency_s is {latency!r}; expected >= 0 seconds")
+        compute = self.scenario.compute
+        name = self.policy_device if self.policy_device is not None else compute.policy_device
+        device = None if name is None else device_profile(name, compute.devices_file)
+        return PolicyCompute(
+            self.policy_flop_per_decision,
+            device,
+            None if latency is None else float(latency),
+            str(self.policy_precision),
+        )
+
     def costs(self, record: StepRecord) -> dict[str, Any]:
         """The step's cost terms in money and their physical quantities."""
         reward_cfg = self.scenario.reward
@@ -174,6 +197,9 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             cost_total=record.damage + estimation + record.compute_energy_cost + carbon,
             node_cost=node_cost,
         )
+        if outcome is not None:  # where the bill's figures came from
+            info["compute_source"] = outcome.bill.analytics_provenance
+            info["compute_policy_source"] = outcome.bill.policy_provenance
         return info
 
     def _observation(self) -> dict[str, np.ndarray]:

@@ -231,7 +231,13 @@ def devices_toml(profiles: dict[str, DeviceProfile]) -> str:
         for field, value in profile.model_dump().items():
             if field == "name" or value is None:
                 continue
-            text = json.dumps(value, ensure_ascii=False) if isinstance(value, str) else repr(value)
+            if isinstance(value, tuple | list):
+                value = list(value)  # TOML arrays are JSON arrays of strings
+            text = (
+                json.dumps(value, ensure_ascii=False)
+                if isinstance(value, str | list)
+                else repr(value)
+            )
             lines.append(f"{field} = {text}")
     return "\n".join(lines) + "\n"
 

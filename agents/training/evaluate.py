@@ -37,14 +37,22 @@ class Episode:
 def run_episode(
     env: CityEnv, policy: Policy, seed: int, on_step: Callable[[dict[str, Any]], None] | None = None
 ) -> Episode:
-    """Play one episode of ``policy`` from ``env.reset(seed=seed)``; the env bills
-    ``policy.flops_per_decision`` for each of its decisions (and is left billing what it
-    billed before)."""
-    billed = env.policy_flop_per_decision
-    env.policy_flop_per_decision = float(policy.flops_per_decision)
+    """Play one episode of ``policy`` from ``env.reset(seed=seed)``; the env bills each of
+    its decisions: ``policy.flops_per_decision`` on the device it says it runs on, at its
+    measured latency where it has one (optional attributes ``device``, ``latency_s``,
+    ``precision``; see `simcity.compute.bill.PolicyCompute`), and is left billing what it
+    billed before."""
+    keys = ("policy_flop_per_decision", "policy_device", "policy_latency_s", "policy_precision")
+    billed = {key: getattr(env, key) for key in keys}
     infos: list[dict[str, Any]] = []
     try:
-        obs, _ = env.reset(seed=seed)
+        options = {
+            "policy_flop_per_decision": float(policy.flops_per_decision),
+            "policy_device": getattr(policy, "device", None),
+            "policy_latency_s": getattr(policy, "latency_s", None),
+            "policy_precision": getattr(policy, "precision", "fp32"),
+        }
+        obs, _ = env.reset(seed=seed, options=options)
         policy.reset(seed)
         while True:
             obs, _, terminated, truncated, info = env.step(policy.act(obs))
@@ -55,7 +63,8 @@ def run_episode(
             if terminated or truncated:
                 break
     finally:
-        env.policy_flop_per_decision = billed
+        for key, value in billed.items():
+            setattr(env, key, value)
     assert env.world is not None
     return Episode(seed, infos, episode_summary(infos, env.world.dt_min, env))
 

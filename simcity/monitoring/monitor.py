@@ -17,7 +17,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from simcity.city.graph import City
-from simcity.compute.bill import ComputeBill, bill_step
+from simcity.compute.bill import ComputeBill, PolicyCompute, bill_step
 from simcity.config.devices import DeviceProfile, device_profile
 from simcity.config.scenario import Scenario
 from simcity.monitoring import incidents as inc
@@ -145,7 +145,7 @@ class MonitoringInputs(NamedTuple):
     t0_min: float
     t1_min: float
     scheduled: tuple[tuple[int, float], ...]  # planned incidents due: (index, start minute)
-    policy_flop: float  # FLOPs of the decision that made the allocation
+    policy: PolicyCompute  # what the decision that made the allocation costs to run
     intensity_g_per_kwh: float  # the data centre's grid now
 
 
@@ -284,7 +284,7 @@ def step_monitoring(
         device=setup.device,
         analytics_flop_per_unit_min=compute.analytics_flop_per_unit_min,
         units=units,
-        policy_flop_per_decision=inputs.policy_flop,
+        policy_flop_per_decision=inputs.policy.flop,
         decisions=1,
         dt_min=dt_min,
         min_gpus=compute.min_gpus,
@@ -292,6 +292,9 @@ def step_monitoring(
         intensity_g_per_kwh=inputs.intensity_g_per_kwh,
         price_per_kwh=compute.price_per_kwh,
         carbon_price_per_t=compute.carbon_price_per_t,
+        policy_device=inputs.policy.device,
+        policy_latency_s=inputs.policy.latency_s,
+        policy_precision=inputs.policy.precision,
     )
     after = MonitoringState(
         setup=setup,

@@ -24,6 +24,7 @@ import simpy
 
 from simcity.city.build import build_city
 from simcity.city.graph import City
+from simcity.compute.bill import PolicyCompute
 from simcity.config.scenario import Scenario
 from simcity.energy.intensity import carbon_intensity as carbon_intensity
 from simcity.energy.load import (
@@ -73,7 +74,7 @@ class World:
     """A city's traffic, electric demand, monitoring and carbon intensity on a SimPy clock.
 
     ``rng`` (default: from the scenario's seed) draws the episode's sensors, incidents and
-    readings; ``policy_flop_per_decision`` is billed with every interval's allocation.
+    readings; ``policy`` (what a decision costs to run) is billed with every allocation.
     """
 
     def __init__(
@@ -83,14 +84,14 @@ class World:
         *,
         file: str = "<scenario>",
         rng: np.random.Generator | None = None,
-        policy_flop_per_decision: float = 0.0,
+        policy: PolicyCompute | None = None,
     ):
         self.scenario = scenario
         self.city = city if city is not None else build_city(scenario, file=file)
         time, n = scenario.time, self.city.num_nodes
         self.dt_min = time.dt_min
         self.num_steps = time.num_steps
-        self.policy_flop_per_decision = policy_flop_per_decision
+        self.policy = PolicyCompute() if policy is None else policy
         self.demand = city_demand(self.city, scenario)
         self._event_nodes = tuple(self.city.nearest_node(e.lon, e.lat) for e in scenario.events)
         midpoints = (np.arange(self.num_steps) + 0.5) * self.dt_min
@@ -283,9 +284,7 @@ class World:
         intensity = float(self.datacentre_g_per_kwh[step])
         monitoring, outcome = step_monitoring(
             mon,
-            MonitoringInputs(
-                truth, self._allocation, t0, t1, due, self.policy_flop_per_decision, intensity
-            ),
+            MonitoringInputs(truth, self._allocation, t0, t1, due, self.policy, intensity),
             self._streams,
         )
         record = interval_record(

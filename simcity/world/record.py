@@ -46,6 +46,8 @@ class StepRecord:
     compute_kwh: float
     """Facility energy of the monitoring analytics and the policy."""
     compute_policy_kwh: float
+    compute_policy_s: float
+    """Time on its device of the policy's decision (0 for a heuristic)."""
     compute_gco2: float
     compute_energy_cost: float
     compute_carbon_cost: float
@@ -109,6 +111,7 @@ def interval_record(
         estimation_error=outcome.estimation_error,
         compute_kwh=bill.facility_energy_kwh,
         compute_policy_kwh=bill.policy_energy_kwh,
+        compute_policy_s=bill.policy_seconds,
         compute_gco2=bill.carbon_g,
         compute_energy_cost=bill.energy_cost,
         compute_carbon_cost=bill.carbon_cost,

@@ -109,18 +109,75 @@ def test_no_load_costs_nothing_unless_gpus_must_stay_on() -> None:
     assert bill(10.0, min_gpus=3).it_power_w == pytest.approx(3 * 70.0 + 630.0 * 0.5)
 
 
-def test_policy_flops_share_the_bill_in_proportion() -> None:
-    """Analytics 2.25e17 FLOP and a policy of 4 decisions × 6.25e15 = 2.5e16 FLOP: 90/10.
+def test_the_policy_is_billed_its_time_on_its_device_by_hand() -> None:
+    """A policy's decision is one call: time on its device x the power of a call.
 
-    Load 2.5e17 / 900 s / 5e14 = 5/9 GPU; power 70 + 630 × 5/9 = 420 W; 0.105 kWh at the
-    GPU, 0.126 kWh with PUE 1.2, of which the policy's tenth is 0.0126 kWh.
+    On the test GPU (no overhead floor, call power (700 - 70) x 0.5 = 315 W above idle), 4
+    decisions x 6.25e15 FLOP take 6.25e15 / 5e14 = 12.5 s each: 50 s x 315 W = 15,750 J =
+    0.004375 kWh at the GPU, 0.00525 kWh with PUE 1.2, on top of the analytics' 0.1155 kWh
+    (which the policy does not change: it keeps no device on).
     """
     b = bill(10.0, policy_flop_per_decision=6.25e15, decisions=4)
-    assert b.flop == pytest.approx(2.5e17)
-    assert b.it_power_w == pytest.approx(420.0)
-    assert b.facility_energy_kwh == pytest.approx(0.126)
-    assert b.policy_energy_kwh == pytest.approx(0.0126)
-    assert b.analytics_energy_kwh == pytest.approx(0.1134)
+    assert b.policy_seconds == pytest.approx(12.5)
+    assert b.policy_energy_kwh == pytest.approx(0.00525)
+    assert b.analytics_energy_kwh == pytest.approx(0.1155)
+    assert b.facility_energy_kwh == pytest.approx(0.12075)
+    assert b.num_gpus == 1 and b.utilisation == pytest.approx(0.5)
+    assert (b.analytics_provenance, b.policy_provenance) == ("datasheet", "datasheet")
+
+
+def test_a_small_call_is_billed_its_launch_floor_or_its_measured_latency() -> None:
+    """A CPU-like profile: 1 ms floor, 40 W above idle during a call. A 9e6-FLOP decision
+    would take 9e6 / 5e11 = 18 us of work, so it is billed the 1 ms floor: 0.04 J; a
+    measured 2.5 ms latency is billed instead when given: 0.1 J (x PUE 1.2 at the facility)."""
+    cpu = DeviceProfile(
+        name="cpu",
+        precision="fp32",
+        peak_flop_s=1e12,
+        utilisation=0.5,
+        idle_power_w=60.0,
+        max_power_w=200.0,
+        call_overhead_s=1e-3,
+        call_power_w=40.0,
+        provenance="calibrated",
+    )
+    modelled = bill(0.0, policy_flop_per_decision=9e6, decisions=1, policy_device=cpu)
+    assert modelled.policy_seconds == pytest.approx(1e-3)
+    assert modelled.policy_energy_kwh * 3.6e6 == pytest.approx(0.04 * 1.2)
+    assert modelled.policy_provenance == "calibrated"
+    measured = bill(
+        0.0, policy_flop_per_decision=9e6, decisions=1, policy_device=cpu, policy_latency_s=2.5e-3
+    )
+    assert measured.policy_energy_kwh * 3.6e6 == pytest.approx(0.1 * 1.2)
+    assert measured.policy_provenance == "measured"
+
+
+def test_a_policy_that_allocates_nothing_pays_the_same_fleet_idle_as_any_other() -> None:
+    """No units: no GPU is powered on for the policy (it used to be billed a whole idle
+    GPU for the step); with one GPU kept on, every policy pays the same idle."""
+    for min_gpus in (0, 1):
+        heuristic = bill(0.0, min_gpus=min_gpus)
+        policy = bill(0.0, min_gpus=min_gpus, policy_flop_per_decision=9e6, decisions=1)
+        assert policy.num_gpus == heuristic.num_gpus == min_gpus
+        assert policy.analytics_energy_kwh == heuristic.analytics_energy_kwh
+        assert policy.facility_energy_kwh == pytest.approx(
+            heuristic.facility_energy_kwh + policy.policy_energy_kwh
+        )
+
+
+def test_int8_is_never_billed_on_a_device_that_cannot_run_it() -> None:
+    with pytest.raises(SimcityError, match="int8") as err:
+        bill(10.0, policy_flop_per_decision=1e6, decisions=1, policy_precision="int8")
+    assert err.value.field == "policy_device"
+    int8_gpu = GPU.model_copy(update={"peak_int8_op_s": 2e15})
+    ok = bill(
+        10.0,
+        policy_flop_per_decision=1e6,
+        decisions=1,
+        policy_precision="int8",
+        policy_device=int8_gpu,
+    )
+    assert ok.policy_energy_kwh > 0.0
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ bit; vector envs.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import gymnasium
@@ -19,8 +20,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 import simcity  # noqa: F401 (registers simcity/CityMonitoring-v0)
+from simcity.config.devices import device_profile
 from simcity.config.scenario import Scenario, bundled_scenarios, load_scenario
 from simcity.env import NODE_FEATURES, CityEnv
+from simcity.errors import SimcityError
 from simcity.monitoring import incidents as inc
 
 TINY_NODES = 16
@@ -286,3 +289,45 @@ def test_runs_in_vector_envs() -> None:
     assert np.isfinite(sync_rewards).all() and (sync_rewards <= 0).all()
     np.testing.assert_array_equal(sync_nodes, async_nodes)
     np.testing.assert_array_equal(sync_rewards, async_rewards)
+
+
+# -- the policy's compute bill -------------------------------------------------------------
+
+
+def test_every_billed_figure_says_where_it_came_from() -> None:
+    """A heuristic (no FLOPs) bills only datasheet analytics; a policy with FLOPs is billed
+    on its device's profile, or as measured when its latency is given."""
+    env = CityEnv(short("tiny", 2))
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.ones(TINY_NODES + 1))
+    assert (info["compute_source"], info["compute_policy_source"]) == ("datasheet", "none")
+    assert info["compute_policy_s"] == 0.0 and info["compute_policy_kwh"] == 0.0
+    env.reset(seed=0, options={"policy_flop_per_decision": 9e6, "policy_device": "t4"})
+    _, _, _, _, info = env.step(np.ones(TINY_NODES + 1))
+    assert info["compute_policy_source"] == "datasheet"
+    t4 = device_profile("t4")
+    assert info["compute_policy_s"] == t4.call_seconds(9e6) == t4.call_overhead_s
+    pue = env.scenario.compute.pue
+    expected_kwh = t4.call_energy_j(t4.call_seconds(9e6)) / 3.6e6 * pue
+    assert info["compute_policy_kwh"] == pytest.approx(expected_kwh, rel=1e-12)
+    env.reset(seed=0, options={"policy_latency_s": 2e-3})
+    _, _, _, _, info = env.step(np.ones(TINY_NODES + 1))
+    assert info["compute_policy_source"] == "measured" and info["compute_policy_s"] == 2e-3
+
+
+def test_an_int8_policy_on_a_device_without_int8_is_refused(tmp_path: Path) -> None:
+    devices = tmp_path / "devices.toml"
+    table = "peak_flop_s = 1e14\nutilisation = 0.4\nidle_power_w = 20.0\nmax_power_w = 70.0\n"
+    devices.write_text(
+        f'[fp_only]\nprecision = "fp16"\n{table}formats = ["fp32", "fp16"]\n'
+        f'[cpu_int8]\nprecision = "fp32"\n{table}formats = ["fp32", "int8"]\n'
+    )
+    scenario = short("tiny", 2)
+    compute = scenario.compute.model_copy(update={"devices_file": devices, "device": "fp_only"})
+    env = CityEnv(scenario.model_copy(update={"compute": compute}))
+    options = {"policy_flop_per_decision": 9e6, "policy_precision": "int8"}
+    env.reset(seed=0, options={**options, "policy_device": "cpu_int8"})
+    env.step(np.ones(TINY_NODES + 1))
+    env.reset(seed=0, options={**options, "policy_device": "fp_only"})
+    with pytest.raises(SimcityError, match="does not run int8"):
+        env.step(np.ones(TINY_NODES + 1))

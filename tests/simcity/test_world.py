@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from simcity.city.build import build_city
+from simcity.compute.bill import PolicyCompute
 from simcity.config.scenario import load_scenario
 from simcity.monitoring.incidents import Incidents
 from simcity.monitoring.monitor import MonitoringInputs, MonitoringStreams, step_monitoring
@@ -222,7 +223,7 @@ def test_subsystem_steps_are_pure_functions_of_state_inputs_and_streams() -> Non
     kept = {k: v.copy() for k, v in vars(state).items() if isinstance(v, np.ndarray)}
     t0 = view.now_min
     inputs = MonitoringInputs(
-        truth, np.full(world.city.num_nodes, 0.2), t0, t0 + 15, (), 0.0, 300.0
+        truth, np.full(world.city.num_nodes, 0.2), t0, t0 + 15, (), PolicyCompute(), 300.0
     )
     (a, out_a), (b, out_b) = (
         step_monitoring(state, inputs, MonitoringStreams(*np.random.default_rng(1).spawn(2)))
