@@ -18,6 +18,14 @@ def _register() -> None:
 
     if "simcity/CityMonitoring-v0" not in gymnasium.registry:
         gymnasium.register("simcity/CityMonitoring-v0", entry_point="simcity.env:CityEnv")
+    if "simcity/CityMonitoringMO-v0" not in gymnasium.registry:
+        # A vector reward: Gymnasium's passive checker would warn that it is not a float
+        # at every make, so it is off, as `mo_gymnasium.make` turns it off.
+        gymnasium.register(
+            "simcity/CityMonitoringMO-v0",
+            entry_point="simcity.multi_objective:CityMOEnv",
+            disable_env_checker=True,
+        )
 
 
 _register()

@@ -21,7 +21,7 @@ from agents.cli.common import (
     progress_bar,
     user_errors,
 )
-from agents.cli.tables import console, number, print_kpis, print_monitoring
+from agents.cli.tables import console, number, print_compute_use, print_kpis, print_monitoring
 from simcity.errors import SimcityError
 
 if TYPE_CHECKING:
@@ -92,8 +92,9 @@ def run_command(
         Path | None,
         typer.Option(
             "--out",
-            help="Folder for steps.csv, episodes.json, summary.json and, for maps and "
-            "reports, the last episode's city.json, day.npz and incidents.csv (all atomic).",
+            help="Folder for steps.csv, episodes.json, summary.json, emissions.csv (the "
+            "simulated compute in CodeCarbon's columns) and, for maps and reports, the last "
+            "episode's city.json, day.npz and incidents.csv (all atomic).",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -102,12 +103,14 @@ def run_command(
 
     Episode k uses seed SEED + k. Prints the last episode's hourly city KPIs and, over
     all episodes, the mean and 95% interval of damage, detection, estimation error,
-    compute energy and carbon, money and reward.
+    compute energy and carbon, money and reward, compute's share of the cost and the
+    monitoring units left unused by hour.
     """
     from agents.training.evaluate import Episode, aggregate, run_episode
     from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv
     from simcity.records.daylog import DayRecorder
+    from simcity.records.emissions import emissions_rows, write_emissions
     from simcity.records.results import clock, hourly_kpis, write_run
 
     if out is not None and out.exists() and not out.is_dir():
@@ -156,6 +159,7 @@ def run_command(
     title = f"{scenario.title or scenario.name} (seed {results[-1].seed})"
     print_kpis(title, hourly, {**summary, **day})
     print_monitoring(policy_name, stats, episodes)
+    print_compute_use([info for r in results for info in r.infos], env.budget_units, episodes)
     if out is not None:
         rows = [
             {"episode": k, "seed": r.seed, **info}
@@ -163,9 +167,12 @@ def run_command(
             for info in r.infos
         ]
         episodes_doc = [{"episode": k, "seed": r.seed, **r.summary} for k, r in enumerate(results)]
+        runs = [(r.seed, r.infos) for r in results]
+        carbon = emissions_rows(scenario, runs, policy=policy_name, city=env.city)
+        write_emissions(out / "emissions.csv", carbon)
         assert recorder is not None
         write_run(out, rows, summary, episodes_doc, day=recorder.day_log(results[-1].seed))
-        console.print(f"wrote the run's steps, episodes, summary and last day to {out}")
+        console.print(f"wrote the run's steps, episodes, summary, emissions and last day to {out}")
 
 
 @app.command("train")

@@ -1,7 +1,8 @@
-"""Tables the command line prints: hourly city KPIs, the day, monitoring KPIs."""
+"""Tables the command line prints: hourly city KPIs, the day, monitoring KPIs, compute use."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
@@ -73,3 +74,62 @@ def print_kpis(title: str, hourly: list[dict[str, float]], summary: dict[str, An
     day.add_row("emissions (city load)", f"{summary['emissions_t']:,.1f} tCO2")
     day.add_row("wall time", f"{summary['wall_s']:.2f} s")
     console.print(day)
+
+
+def compute_share(infos: Sequence[Mapping[str, Any]]) -> float:
+    """Compute's share of the cost over steps: (energy cost + weighted carbon cost) / total.
+
+    >>> compute_share([{"cost_energy": 1.0, "cost_carbon": 0.5, "cost_total": 10.0},
+    ...                {"cost_energy": 2.0, "cost_carbon": 0.5, "cost_total": 30.0}])
+    0.1
+    """
+    compute = sum(info["cost_energy"] + info["cost_carbon"] for info in infos)
+    total = sum(info["cost_total"] for info in infos)
+    return compute / total if total > 0 else 0.0
+
+
+def unused_by_hour(
+    infos: Sequence[Mapping[str, Any]], budget_units: float
+) -> list[dict[str, float]]:
+    """Mean units used and left unused (budget minus used) per local hour, over all steps.
+
+    Hours come in the order they were first simulated.
+
+    >>> unused_by_hour([{"hour_local": 8.0, "units_used": 12.0},
+    ...                 {"hour_local": 8.5, "units_used": 16.0},
+    ...                 {"hour_local": 9.0, "units_used": 20.0}], 20.0)
+    [{'hour': 8, 'used': 14.0, 'unused': 6.0}, {'hour': 9, 'used': 20.0, 'unused': 0.0}]
+    """
+    used: dict[int, list[float]] = {}
+    for info in infos:
+        used.setdefault(int(info["hour_local"]), []).append(float(info["units_used"]))
+    rows = []
+    for hour, values in used.items():
+        mean = sum(values) / len(values)
+        rows.append({"hour": hour, "used": mean, "unused": budget_units - mean})
+    return rows
+
+
+def print_compute_use(
+    infos: Sequence[Mapping[str, Any]], budget_units: float, episodes: int
+) -> None:
+    """Compute's share of the day's cost, and the units left unused by hour."""
+    compute = sum(info["cost_energy"] + info["cost_carbon"] for info in infos) / episodes
+    total = sum(info["cost_total"] for info in infos) / episodes
+    console.print(
+        f"compute's share of the day's cost: {100 * compute_share(infos):.2f}% "
+        f"(${number(compute)} of ${number(total)})"
+    )
+    table = Table(
+        title="Units left unused by hour",
+        title_justify="left",
+        caption=f"budget {budget_units:g}; mean of {episodes} day(s)",
+        caption_justify="left",
+    )
+    for name in ("hour", "units used", "unused", "unused %"):
+        table.add_column(name, justify="right")
+    for row in unused_by_hour(infos, budget_units):
+        share = 100 * row["unused"] / budget_units if budget_units > 0 else 0.0
+        used, unused = (round(row[key], 2) + 0.0 for key in ("used", "unused"))  # no "-0.00"
+        table.add_row(f"{row['hour']:02d}:00", f"{used:.2f}", f"{unused:.2f}", f"{share:.1f}")
+    console.print(table)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -151,3 +153,52 @@ def test_error_text_in_brackets_is_printed_not_parsed_as_markup(tmp_path: Path) 
     result = runner.invoke(app, ["validate", str(bad)])
     assert result.exit_code == 2
     assert "[bold]15" in result.output
+
+
+def test_run_prints_compute_share_and_unused_units_and_writes_emissions(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["run", "tiny", "--policy", "random", "--episodes", "2", "--seed", "1"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--quiet"])
+    assert result.exit_code == 0, result.output
+    with (out / "steps.csv").open(newline="") as f:
+        steps = list(csv.DictReader(f))
+
+    def total(key: str) -> float:
+        return sum(float(step[key]) for step in steps)
+
+    share = (total("cost_energy") + total("cost_carbon")) / total("cost_total")
+    assert 0 < share < 1
+    assert f"compute's share of the day's cost: {100 * share:.2f}%" in result.output
+    # Units left unused by hour: the budget (20) less the mean units used in that hour.
+    table = result.output.split("Units left unused by hour")[1]
+    printed = {
+        int(m[1]): (float(m[2]), float(m[3]))
+        for m in re.finditer(r"│\s*(\d\d):00\s*│\s*([\d.]+)\s*│\s*([\d.]+)\s*│", table)
+    }
+    assert sorted(printed) == list(range(24))
+    for hour, (used, unused) in printed.items():
+        in_hour = [float(s["units_used"]) for s in steps if int(float(s["hour_local"])) == hour]
+        assert len(in_hour) == 2 * 4
+        mean = sum(in_hour) / len(in_hour)
+        assert used == pytest.approx(mean, abs=0.005)
+        assert unused == pytest.approx(20.0 - mean, abs=0.005)
+    assert 0 < max(unused for _, unused in printed.values()) < 20  # random leaves some
+    # emissions.csv: one CodeCarbon row per episode, the episode's compute bill.
+    with (out / "emissions.csv").open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert reader.fieldnames is not None and reader.fieldnames[:5] == [
+        "timestamp",
+        "project_name",
+        "run_id",
+        "duration",
+        "emissions",
+    ]
+    episodes = json.loads((out / "episodes.json").read_text())
+    assert len(rows) == len(episodes) == 2
+    for row, episode in zip(rows, episodes, strict=True):
+        assert float(row["emissions"]) == episode["compute_kgco2"]
+        assert float(row["energy_consumed"]) == episode["compute_kwh"]
+        assert float(row["duration"]) == 96 * 15 * 60
+        assert row["timestamp"] == "2022-07-13T00:00:00" and row["cpu_energy"] == ""
+    assert rows[0]["run_id"] != rows[1]["run_id"]

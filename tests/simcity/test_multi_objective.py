@@ -1,0 +1,118 @@
+"""The multi-objective env: the reward vector is the scalar env's terms, and weighs back."""
+
+from __future__ import annotations
+
+import warnings
+
+import gymnasium
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import simcity  # noqa: F401 (registers simcity/CityMonitoringMO-v0)
+from simcity.config.scenario import Scenario, load_scenario
+from simcity.env import CityEnv
+from simcity.multi_objective import REWARD_COMPONENTS, CityMOEnv, cost_weights, reward_vector
+
+
+def priced_tiny(num_steps: int = 96) -> Scenario:
+    """`tiny` with every price and weight away from 1, so a wrong weight shows."""
+    scenario = load_scenario("tiny")
+    compute = scenario.compute.model_copy(update={"price_per_kwh": 0.31, "carbon_price_per_t": 80})
+    reward = scenario.reward.model_copy(update={"carbon_weight": 2.5, "scale": 0.01})
+    time = scenario.time.model_copy(update={"num_steps": num_steps})
+    return scenario.model_copy(update={"compute": compute, "reward": reward, "time": time})
+
+
+def test_cost_weights_by_hand() -> None:
+    assert cost_weights(load_scenario("tiny")).tolist() == [1.0, 1.0, 0.15, 100 / 1000 * 1.0]
+    # 0.31 per kWh; 80 per t = 0.08 per kg, weighed 2.5 times.
+    np.testing.assert_allclose(cost_weights(priced_tiny()), [1, 1, 0.31, 0.2], rtol=1e-15)
+
+
+def test_vector_is_the_scalar_envs_terms_step_by_step() -> None:
+    """A day of `tiny` in both envs on one seed and one set of actions."""
+    scenario = priced_tiny()
+    mo_env, env = CityMOEnv(scenario), CityEnv(scenario)
+    assert mo_env.reward_dim == len(REWARD_COMPONENTS) == 4
+    assert mo_env.reward_space.shape == (4,) and mo_env.reward_space.dtype == np.float32
+    obs_mo, _ = mo_env.reset(seed=0)
+    obs, _ = env.reset(seed=0)
+    actions = np.random.default_rng(0).dirichlet(np.ones(17), size=96)
+    weights = cost_weights(scenario)
+    totals = np.zeros(4)
+    for action in actions:
+        obs_mo, vector, _, truncated_mo, info_mo = mo_env.step(action)
+        obs, reward, _, truncated, info = env.step(action)
+        assert truncated_mo == truncated
+        for key in obs:
+            assert obs_mo[key].tobytes() == obs[key].tobytes()
+        assert info_mo["cost_total"] == info["cost_total"]
+        assert vector.dtype == np.float32 and mo_env.reward_space.contains(vector)
+        expected = [
+            -info["cost_damage"],
+            -info["cost_estimation"],
+            -info["compute_kwh"],
+            -info["compute_gco2"] / 1000,
+        ]
+        assert vector.tolist() == np.array(expected, dtype=np.float32).tolist()
+        # The weighting gives back the money, to float32 rounding of each component.
+        assert vector @ weights == pytest.approx(-info["cost_total"], rel=1e-6, abs=1e-9)
+        assert vector @ weights * 0.01 == pytest.approx(reward, rel=1e-6, abs=1e-11)
+        totals += vector
+    assert truncated
+    assert np.all(totals < 0)  # every component was exercised: damage, error, kWh, kg
+
+
+def test_reward_vector_reads_grams_as_kilograms() -> None:
+    info = {"cost_damage": 3.0, "cost_estimation": 2.0, "compute_kwh": 1.5, "compute_gco2": 750.0}
+    assert reward_vector(info).tolist() == [-3.0, -2.0, -1.5, -0.75]
+
+
+def test_mo_gymnasium_linear_reward_gives_back_the_scalar_reward() -> None:
+    mo_gymnasium = pytest.importorskip("mo_gymnasium")
+    from mo_gymnasium.wrappers import LinearReward
+
+    scenario = priced_tiny(24)
+    weights = cost_weights(scenario) * scenario.reward.scale
+    env = LinearReward(mo_gymnasium.make("simcity/CityMonitoringMO-v0", scenario=scenario), weights)
+    scalar = CityEnv(scenario)
+    env.reset(seed=1)
+    scalar.reset(seed=1)
+    actions = np.random.default_rng(1).dirichlet(np.ones(17), size=24)
+    for action in actions:
+        _, reward, _, _, info = env.step(action)
+        _, expected, _, _, _ = scalar.step(action)
+        assert reward == pytest.approx(expected, rel=1e-6, abs=1e-11)
+        assert info["vector_reward"].shape == (4,)
+
+
+def test_mo_gymnasium_vector_env_stacks_reward_vectors() -> None:
+    pytest.importorskip("mo_gymnasium")
+    from mo_gymnasium.wrappers.vector import MOSyncVectorEnv
+
+    scenario = priced_tiny(4)
+    envs = MOSyncVectorEnv([lambda: CityMOEnv(scenario)] * 2)
+    envs.reset(seed=[0, 1])
+    _, rewards, *_ = envs.step(np.ones((2, 17), dtype=np.float32))
+    assert rewards.shape == (2, 4) and rewards.dtype == np.float32
+    assert rewards[0, 2] == rewards[1, 2] < 0  # same units on both: same kWh
+
+
+def test_registered_without_the_scalar_reward_checker() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the passive checker would warn at the first step
+        env = gymnasium.make("simcity/CityMonitoringMO-v0", scenario=priced_tiny(2))
+        env.reset(seed=0)
+        _, vector, *_ = env.step(env.action_space.sample())
+    assert isinstance(env.unwrapped, CityMOEnv)
+    assert env.unwrapped.reward_space.contains(vector)
+
+
+def test_check_env_passes() -> None:
+    """Gymnasium's checker is single-objective: its one complaint is the vector reward."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(CityMOEnv("tiny"), skip_render_check=True)
+    complaints = {str(w.message) for w in caught}
+    assert all("reward returned by `step()` must be a float" in c for c in complaints), complaints
