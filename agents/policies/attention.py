@@ -188,9 +188,10 @@ class AttentionPolicy(nn.Module):
             nn.Linear(c.d_model, c.d_model), nn.GELU(), nn.Linear(c.d_model, 1)
         )
         self.log_std = nn.Parameter(torch.tensor(float(c.init_log_std)))
-        # Start near the uniform allocation: small logits.
+        # Start near the uniform allocation (or the prior's heuristic): small logits, at
+        # most a few per cent off the heuristic's shares at any node.
         for head in (self.node_head, self.unused_head):
-            nn.init.normal_(head.weight, std=0.01)
+            nn.init.normal_(head.weight, std=0.005)
             nn.init.zeros_(head.bias)
 
     def forward(
