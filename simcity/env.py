@@ -136,7 +136,7 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
             if key in options:
                 setattr(self, key, options[key])
         if "carbon_weight" in options:
-            self.scenario = _with_carbon_weight(self.scenario, options["carbon_weight"])
+            self.scenario = with_carbon_weight(self.scenario, options["carbon_weight"])
         self.world = World(
             self.scenario, self.city, rng=self.np_random, policy=self.policy_compute()
         )
@@ -269,8 +269,9 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         }
 
 
-def _with_carbon_weight(scenario: Scenario, weight: Any) -> Scenario:
-    """``scenario`` with the reward's ``carbon_weight`` (reset option ``carbon_weight``)."""
+def with_carbon_weight(scenario: Scenario, weight: Any) -> Scenario:
+    """``scenario`` with the reward's ``carbon_weight`` (reset option ``carbon_weight``);
+    `SimcityError` unless it is a number >= 0."""
     try:
         value = float(weight)
     except (TypeError, ValueError):
