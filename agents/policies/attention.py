@@ -171,6 +171,27 @@ class Block(nn.Module):
         return x, attention
 
 
+FIRST_PRICE_GLOBAL = GLOBAL_FEATURES.index("price_per_kwh")
+"""Global features from here on (prices, budget left) start with zero input weights."""
+
+
+def _global_embedding(num_features: int, width: int) -> nn.Linear:
+    """The global features' embedding: the features before `FIRST_PRICE_GLOBAL` drawn as
+    a layer of only them would be (the same random draws as before the prices joined the
+    observation), the price and budget features' weights 0: a fresh policy starts
+    blind to them and learns to use them."""
+    drawn = min(num_features, FIRST_PRICE_GLOBAL)
+    first = nn.Linear(drawn, width)
+    if drawn == num_features:
+        return first
+    layer = nn.Linear(num_features, width, device="meta").to_empty(device="cpu")
+    with torch.no_grad():
+        layer.weight.zero_()
+        layer.weight[:, :drawn] = first.weight
+        layer.bias.copy_(first.bias)
+    return layer
+
+
 class AttentionPolicy(nn.Module):
     """Actor-critic over node tokens with graph-local attention; runs on any N."""
 
@@ -179,7 +200,7 @@ class AttentionPolicy(nn.Module):
         self.config = config if config is not None else AttentionConfig()
         c = self.config
         self.node_embed = nn.Linear(c.num_node_features, c.d_model)
-        self.global_embed = nn.Linear(c.num_global_features, c.d_model)
+        self.global_embed = _global_embedding(c.num_global_features, c.d_model)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.num_layers))
         self.norm = nn.LayerNorm(c.d_model)
         self.node_head = nn.Linear(c.d_model, 1)
@@ -188,10 +209,9 @@ class AttentionPolicy(nn.Module):
             nn.Linear(c.d_model, c.d_model), nn.GELU(), nn.Linear(c.d_model, 1)
         )
         self.log_std = nn.Parameter(torch.tensor(float(c.init_log_std)))
-        # Start near the uniform allocation (or the prior's heuristic): small logits, at
-        # most a few per cent off the heuristic's shares at any node.
+        # Start near the uniform allocation: small logits.
         for head in (self.node_head, self.unused_head):
-            nn.init.normal_(head.weight, std=0.005)
+            nn.init.normal_(head.weight, std=0.01)
             nn.init.zeros_(head.bias)
 
     def forward(
