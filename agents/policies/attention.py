@@ -171,24 +171,11 @@ class Block(nn.Module):
         return x, attention
 
 
-FIRST_PRICE_GLOBAL = GLOBAL_FEATURES.index("price_per_kwh")
-"""Global features from here on (prices, budget left) start with zero input weights."""
-
-
-def _global_embedding(num_features: int, width: int) -> nn.Linear:
-    """The global features' embedding: the features before `FIRST_PRICE_GLOBAL` drawn as
-    a layer of only them would be (the same random draws as before the prices joined the
-    observation), the price and budget features' weights 0: a fresh policy starts
-    blind to them and learns to use them."""
-    drawn = min(num_features, FIRST_PRICE_GLOBAL)
-    first = nn.Linear(drawn, width)
-    if drawn == num_features:
-        return first
+def _global_embedding(num_features: int, width: int) -> nn.Linear:  # new globals: weight 0
+    first = nn.Linear(drawn := min(num_features, GLOBAL_FEATURES.index("price_per_kwh")), width)
     layer = nn.Linear(num_features, width, device="meta").to_empty(device="cpu")
-    with torch.no_grad():
-        layer.weight.zero_()
-        layer.weight[:, :drawn] = first.weight
-        layer.bias.copy_(first.bias)
+    layer.weight.data.zero_()[:, :drawn] = first.weight.data
+    layer.bias.data.copy_(first.bias.data)
     return layer
 
 
