@@ -5,7 +5,11 @@ N nodes, F node features, G global features. Registered as ``simcity/CityMonitor
 
 Observation (a Dict, float32):
     ``nodes`` (N, F), features in `NODE_FEATURES` order, each scaled to about [0, 1]
-    (clipped to [0, 10]); ``globals`` (G,) in `GLOBAL_FEATURES` order.
+    (clipped to [0, 10]); ``globals`` (G,) in `GLOBAL_FEATURES` order: time of day, the
+    data centre's grid intensity now and ahead, budget units per node, day progress, and the
+    prices compute pays: electricity ($/kWh), carbon times the reward's carbon weight
+    ($/kg: what the reward charges a kg), and the share left of the day's compute carbon
+    or energy budget (`simcity.compute.budget`; the smaller of the two, 1 without one).
 Action: N + 1 non-negative weights, one per node and a last "unused" slot. The budget is
     split in proportion: node i gets ``budget * w_i / sum(w)``; weight on the unused slot
     saves compute. Only ratios matter, so any scale works; negative weights count as 0;
@@ -16,11 +20,18 @@ Reward: minus the step's cost in money (incident damage + estimation-error cost 
     term and its physical quantity, and ``node_cost`` (N,): the cost split over the nodes
     (each node's damage and estimation error, compute in proportion to its units; it sums
     to ``cost_total`` but for compute spent with no units anywhere). It is the only array
-    in `info`. The day ends with ``truncated=True``.
+    in `info`. The day ends with ``truncated=True``. Under a compute budget the world may
+    scale an allocation down: `info` says the ``units_refused`` and the budget left
+    (``compute_budget_left`` share, 1 without one; ``compute_budget_left_kg`` and
+    ``compute_budget_left_kwh``, 0 without a budget of that kind).
+Reset options: ``policy_flop_per_decision``, ``policy_device``, ``policy_latency_s``,
+    ``policy_precision`` (what the policy's decisions cost), and ``carbon_weight``: the
+    reward's carbon weight from this episode on (the observation shows it).
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +44,7 @@ from simcity.city.graph import City
 from simcity.compute.bill import PolicyCompute
 from simcity.config.devices import device_profile
 from simcity.config.scenario import Scenario, load_scenario
+from simcity.errors import SimcityError
 from simcity.world import StepRecord, World
 
 NODE_FEATURES: tuple[str, ...] = (
@@ -60,6 +72,9 @@ GLOBAL_FEATURES: tuple[str, ...] = (
     "carbon_next_3h",  # mean over the next three hours
     "budget_per_node",  # budget units / N
     "day_progress",  # step / steps per day
+    "price_per_kwh",  # electricity price, $/kWh ([compute] price_per_kwh)
+    "carbon_price_per_kg",  # carbon price x the reward's carbon weight, $/kg
+    "compute_budget_left",  # share left of the day's compute budget (1 without one)
 )
 FEATURE_MAX = 10.0
 ANOMALY_SCALE = 5.0
@@ -120,6 +135,8 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         for key in ("policy_device", "policy_latency_s", "policy_precision"):
             if key in options:
                 setattr(self, key, options[key])
+        if "carbon_weight" in options:
+            self.scenario = with_carbon_weight(self.scenario, options["carbon_weight"])
         self.world = World(
             self.scenario, self.city, rng=self.np_random, policy=self.policy_compute()
         )
@@ -231,6 +248,7 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         ahead = np.minimum(step + np.arange(1, 3 * steps_per_h + 1), view.num_steps - 1)
         now = intensity[min(step, view.num_steps - 1)]
         hour = view.hour_local(view.now_min)
+        compute = self.scenario.compute
         globals_ = np.array(
             [
                 np.sin(2 * np.pi * hour / 24),
@@ -240,9 +258,27 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 intensity[ahead].mean() / 1000.0,
                 self.budget_units / n,
                 step / view.num_steps,
+                compute.price_per_kwh,
+                compute.carbon_price_per_t / 1000.0 * self.scenario.reward.carbon_weight,
+                view.compute_budget_left,
             ]
         )
         return {
             "nodes": np.clip(nodes, 0.0, FEATURE_MAX).astype(np.float32),
             "globals": np.clip(globals_, -1.0, FEATURE_MAX).astype(np.float32),
         }
+
+
+def with_carbon_weight(scenario: Scenario, weight: Any) -> Scenario:
+    """``scenario`` with the reward's ``carbon_weight`` (reset option ``carbon_weight``);
+    `SimcityError` unless it is a number >= 0."""
+    try:
+        value = float(weight)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and value >= 0.0):
+        raise SimcityError(
+            f"is {weight!r}", field="options.carbon_weight", expected="a number >= 0"
+        )
+    reward = scenario.reward.model_copy(update={"carbon_weight": value})
+    return scenario.model_copy(update={"reward": reward})

@@ -10,10 +10,11 @@ heuristic baselines and trained checkpoints of different sizes (``simcity train`
 `run_pareto` evaluates given checkpoints; it does not train. Training a point is
 ``simcity train SCENARIO`` on the scenario with the same overrides (a scenario file with
 that ``[reward] carbon_weight`` and ``[monitoring] budget_units``): minutes to hours per
-point, out of scope for a command that must finish in minutes. A checkpoint does not see
-the carbon weight (it is not in the observation), so for a given checkpoint the weight
-changes only the bill; it changes behaviour only through what the checkpoint was trained
-with.
+point, out of scope for a command that must finish in minutes. A checkpoint is told the
+carbon weight of its point: the observation shows the carbon price times the scenario's
+weight (`simcity.env.GLOBAL_FEATURES`), so a checkpoint trained over a range of weights
+(``TrainConfig.carbon_weights``) moves along the front as the weight changes; one trained
+at a single weight sees an input it never saw vary.
 
 The runs are one sweep (`agents.sweeps`): `expand` checks the overrides, `run_sweep` plays
 them on local processes or Ray, and each run is bit-for-bit the same on any backend.

@@ -171,6 +171,14 @@ class Block(nn.Module):
         return x, attention
 
 
+def _global_embedding(num_features: int, width: int) -> nn.Linear:  # new globals: weight 0
+    first = nn.Linear(drawn := min(num_features, GLOBAL_FEATURES.index("price_per_kwh")), width)
+    layer = nn.Linear(num_features, width, device="meta").to_empty(device="cpu")
+    layer.weight.data.zero_()[:, :drawn] = first.weight.data
+    layer.bias.data.copy_(first.bias.data)
+    return layer
+
+
 class AttentionPolicy(nn.Module):
     """Actor-critic over node tokens with graph-local attention; runs on any N."""
 
@@ -179,7 +187,7 @@ class AttentionPolicy(nn.Module):
         self.config = config if config is not None else AttentionConfig()
         c = self.config
         self.node_embed = nn.Linear(c.num_node_features, c.d_model)
-        self.global_embed = nn.Linear(c.num_global_features, c.d_model)
+        self.global_embed = _global_embedding(c.num_global_features, c.d_model)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.num_layers))
         self.norm = nn.LayerNorm(c.d_model)
         self.node_head = nn.Linear(c.d_model, 1)

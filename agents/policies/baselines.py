@@ -4,7 +4,8 @@ N nodes, F node features (`simcity.env.NODE_FEATURES`), K = 3 incident kinds tha
 at random (accident, pollution, grid overload). Every policy but "oracle" reads only the
 observation, so it runs on a city of any size; "population" also keeps the city's
 resident counts, and "oracle" reads the env's true state (it is an upper bound, not a
-policy one could deploy). Only "random" puts weight on the unused slot.
+policy one could deploy). Only "random", and the paced rules under a compute budget, put
+weight on the unused slot.
 
 - ``random``: Dirichlet(1) weights over the N + 1 slots from its own seeded generator.
 - ``uniform``: equal weight on every node.
@@ -36,6 +37,14 @@ policy one could deploy). Only "random" puts weight on the unused slot.
   incidents due in the interval.
   On 20 downtown days it matched, within noise (paired damage -1.2% +- 2.7%), the simpler
   rule of budget in proportion to the damage rates of open undetected incidents.
+- ``paced`` and ``paced_carbon``: the posterior weights over the nodes, with units held
+  back on the unused slot to pace a day's compute budget (``[compute]
+  carbon_budget_kg_per_day`` or ``energy_budget_kwh_per_day``) from the observation alone
+  (`agents.policies.paced`): ``paced`` spends the budget left evenly over the day's
+  remaining steps, ``paced_carbon`` in proportion to the intensity ahead over the intensity
+  now (more where the grid is cleaner), each with the cost of the units estimated online
+  from the fall of the budget left per unit used in the last step. Without a budget they
+  are ``posterior`` exactly.
 
 The expected rates of ``traffic``, ``risk``, ``alarm`` and ``posterior`` come from
 `simcity.monitoring.expected.expected_rates` under the env's scenario gains
@@ -50,6 +59,7 @@ import numpy as np
 
 from agents.policies.actions import on_nodes
 from agents.policies.oracle import OraclePolicy
+from agents.policies.paced import Pacer
 from agents.policies.protocol import Policy
 from simcity.config.monitoring import IncidentConfig
 from simcity.env import ANOMALY_SCALE, NODE_FEATURES, CityEnv
@@ -65,6 +75,8 @@ BASELINES: tuple[str, ...] = (
     "alarm",
     "posterior",
     "oracle",
+    "paced",
+    "paced_carbon",
 )
 RISK_PRIOR_DETECTIONS = 1.0
 """Detections' worth of weight the risk policy spreads by its congestion/load prior."""
@@ -241,6 +253,30 @@ class PosteriorPolicy:
         return on_nodes(posterior_weights(obs["nodes"], incidents=self.incidents))
 
 
+class PacedPolicy:
+    """The posterior weights, with units held back to pace a day's compute budget."""
+
+    flops_per_decision = 0.0
+
+    def __init__(self, carbon_aware: bool, incidents: IncidentConfig = DEFAULT_INCIDENTS) -> None:
+        self.name = "paced_carbon" if carbon_aware else "paced"
+        self.incidents = incidents
+        self.pacer = Pacer(carbon_aware)
+
+    def reset(self, seed: int | None) -> None:
+        """Forget the last day's pacing."""
+        self.pacer.reset()
+
+    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """Posterior weights on a share of the units (`agents.policies.paced`), the rest unused."""
+        action = on_nodes(posterior_weights(obs["nodes"], incidents=self.incidents))
+        share = self.pacer.share(obs)
+        if share >= 1.0:
+            return action
+        nodes = action[:-1] / action[:-1].sum()
+        return np.append(nodes * share, 1.0 - share)
+
+
 def posterior_weights(
     nodes: np.ndarray, gain: float = ALARM_GAIN, incidents: IncidentConfig = DEFAULT_INCIDENTS
 ) -> np.ndarray:
@@ -308,6 +344,8 @@ _FACTORIES: dict[str, Callable[[CityEnv, int], Policy]] = {
     "alarm": lambda env, seed: AlarmPolicy(env.scenario.incidents),
     "posterior": lambda env, seed: PosteriorPolicy(env.scenario.incidents),
     "oracle": lambda env, seed: OraclePolicy(env),
+    "paced": lambda env, seed: PacedPolicy(False, env.scenario.incidents),
+    "paced_carbon": lambda env, seed: PacedPolicy(True, env.scenario.incidents),
 }
 
 

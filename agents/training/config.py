@@ -88,6 +88,11 @@ class TrainConfig:
     init_from: str | None = None  # checkpoint whose weights start the run (no teacher then)
     freeze_encoder: bool = False  # train only the heads (and the action std)
     seed: int = 0
+    carbon_weights: tuple[float, ...] = ()
+    """Carbon weights to train over: each episode's reward ``carbon_weight`` is drawn from
+    them (by the seeds: reproducible; twins share it), and the observation shows it, so one
+    network learns the service-carbon front (`agents.training.rollout.episode_carbon_weight`).
+    Empty: the scenario's weight every episode."""
     checkpoint_every: int = 10  # updates; a checkpoint is also written at the end
     model: AttentionConfig = field(default_factory=AttentionConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)  # days 0: PPO alone
@@ -113,6 +118,11 @@ class TrainConfig:
                 field="train.spill_credit",
                 expected="node_credit and budget_coupling on too, or spill_credit off",
             )
+        for weight in self.carbon_weights:
+            if not (math.isfinite(weight) and weight >= 0.0):
+                raise SimcityError(
+                    f"has {weight}", field="train.carbon_weights", expected="numbers >= 0"
+                )
         if self.twins and self.num_envs % 2:
             raise SimcityError(
                 f"is {self.num_envs}", field="train.num_envs", expected="even with twins"

@@ -33,7 +33,7 @@ from agents.training.config import TrainConfig
 from agents.training.credit import Credit
 from agents.training.learner import Learner
 from simcity.config.scenario import Scenario
-from simcity.env import CityEnv
+from simcity.env import CityEnv, with_carbon_weight
 
 TEACHER_ENV_INDEX = 1_000_000
 """`episode_seed`'s env index for the teacher's days: no vector env has that many envs."""
@@ -42,6 +42,13 @@ TEACHER_ENV_INDEX = 1_000_000
 def episode_seed(seed: int, env_index: int, episode: int) -> int:
     """Reset seed of episode ``episode`` of env ``env_index``: a hash, so runs never overlap."""
     return int(np.random.SeedSequence([seed, env_index, episode]).generate_state(1)[0])
+
+
+def episode_carbon_weight(seed: int, day: int, episode: int, weights: tuple[float, ...]) -> float:
+    """The carbon weight of episode ``episode`` of day stream ``day``: one of ``weights``,
+    drawn from the seeds (the same for twins, which share their day)."""
+    index = np.random.SeedSequence([seed, day, episode, 0xC02]).generate_state(1)[0]
+    return float(weights[int(index) % len(weights)])
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class TrainEnvs:
     day_len: int  # steps of every episode
     seed: int
     twins: bool
+    scenario: Scenario | None = None
+    carbon_weights: tuple[float, ...] = ()  # empty: the scenario's weight every episode
 
     def reset(self, step: int, flops_per_decision: int) -> dict[str, np.ndarray]:
         """Start the episodes that begin after ``step`` env steps (over all envs)."""
@@ -62,6 +71,13 @@ class TrainEnvs:
         episode = (step // E) // self.day_len
         days = [i % (E // 2) if self.twins else i for i in range(E)]  # twins: same day
         seeds: list[int | None] = [episode_seed(self.seed, d, episode) for d in days]
+        if self.carbon_weights and self.scenario is not None:
+            weights = [
+                episode_carbon_weight(self.seed, d, episode, self.carbon_weights) for d in days
+            ]
+            self.vector.set_attr(
+                "scenario", [with_carbon_weight(self.scenario, w) for w in weights]
+            )
         obs, _ = self.vector.reset(
             seed=seeds, options={"policy_flop_per_decision": flops_per_decision}
         )
@@ -84,7 +100,16 @@ def make_envs(scenario: Scenario, config: TrainConfig) -> TrainEnvs:
             [lambda: first] + [lambda: CityEnv(scenario, city=city) for _ in range(E - 1)],
             autoreset_mode=AutoresetMode.DISABLED,
         )
-    return TrainEnvs(vector, first, E, scenario.time.num_steps, config.seed, config.twins)
+    return TrainEnvs(
+        vector,
+        first,
+        E,
+        scenario.time.num_steps,
+        config.seed,
+        config.twins,
+        scenario,
+        tuple(config.carbon_weights),
+    )
 
 
 @dataclass(frozen=True)

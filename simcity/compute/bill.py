@@ -30,6 +30,7 @@ import math
 from typing import NamedTuple
 
 from simcity.config.devices import DeviceProfile, check_count, check_nonnegative
+from simcity.config.monitoring import ComputeConfig
 from simcity.errors import SimcityError
 
 _J_PER_KWH = 3.6e6
@@ -179,4 +180,36 @@ def bill_step(
         policy_seconds=policy_seconds,
         analytics_provenance=device.provenance,
         policy_provenance=policy_provenance,
+    )
+
+
+def bill_compute(
+    compute: ComputeConfig,
+    device: DeviceProfile,
+    policy: PolicyCompute,
+    *,
+    units: float,
+    dt_min: float,
+    intensity_g_per_kwh: float,
+    fleet_on: bool = True,
+) -> ComputeBill:
+    """`bill_step` of one decision and ``units`` of analytics under a scenario's
+    ``[compute]``: the one place the world (`simcity.compute.budget`) and monitoring bill a
+    step. ``fleet_on`` False switches the analytics fleet off (no ``min_gpus`` kept on):
+    what a carbon or energy budget does when even the fleet's idle no longer fits."""
+    return bill_step(
+        device=device,
+        analytics_flop_per_unit_min=compute.analytics_flop_per_unit_min,
+        units=units,
+        policy_flop_per_decision=policy.flop,
+        decisions=1,
+        dt_min=dt_min,
+        min_gpus=compute.min_gpus if fleet_on else 0,
+        pue=compute.pue,
+        intensity_g_per_kwh=intensity_g_per_kwh,
+        price_per_kwh=compute.price_per_kwh,
+        carbon_price_per_t=compute.carbon_price_per_t,
+        policy_device=policy.device,
+        policy_latency_s=policy.latency_s,
+        policy_precision=policy.precision,
     )

@@ -119,6 +119,15 @@ class ComputeConfig(Frozen):
     pue: Annotated[float, Field(ge=1, le=5)] = 1.2
     price_per_kwh: NonNegative = 0.15
     carbon_price_per_t: NonNegative = 100.0
+    carbon_budget_kg_per_day: NonNegative | None = None
+    """Cap on a day's compute emissions (analytics and policy, facility level, kg CO2);
+    None: no cap. Once the day's budget is spent the world refuses further compute: each
+    step's allocation is scaled down to what still fits, keeping back what the policy's own
+    decisions on the day's remaining steps will emit (`simcity.compute.budget`). The budget
+    renews every 24 simulated hours; an episode shorter than a day gets its share in
+    proportion to its length (a 6-hour episode: a quarter)."""
+    energy_budget_kwh_per_day: NonNegative | None = None
+    """Cap on a day's compute energy (facility kWh), by the same rules; None: no cap."""
 
     @model_validator(mode="after")
     def _known_device(self) -> ComputeConfig:

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from simcity.city.graph import City
-from simcity.compute.bill import ComputeBill, PolicyCompute, bill_step
+from simcity.compute.bill import ComputeBill, PolicyCompute, bill_compute
 from simcity.config.devices import DeviceProfile, device_profile
 from simcity.config.scenario import Scenario
 from simcity.monitoring import incidents as inc
@@ -147,6 +147,7 @@ class MonitoringInputs(NamedTuple):
     scheduled: tuple[tuple[int, float], ...]  # planned incidents due: (index, start minute)
     policy: PolicyCompute  # what the decision that made the allocation costs to run
     intensity_g_per_kwh: float  # the data centre's grid now
+    fleet_on: bool = True  # False: a compute budget switched the analytics fleet off
 
 
 def start_monitoring(
@@ -279,22 +280,14 @@ def step_monitoring(
         mon,
     )
     units = float(allocation.sum())
-    compute = scenario.compute
-    bill = bill_step(
-        device=setup.device,
-        analytics_flop_per_unit_min=compute.analytics_flop_per_unit_min,
+    bill = bill_compute(
+        scenario.compute,
+        setup.device,
+        inputs.policy,
         units=units,
-        policy_flop_per_decision=inputs.policy.flop,
-        decisions=1,
         dt_min=dt_min,
-        min_gpus=compute.min_gpus,
-        pue=compute.pue,
         intensity_g_per_kwh=inputs.intensity_g_per_kwh,
-        price_per_kwh=compute.price_per_kwh,
-        carbon_price_per_t=compute.carbon_price_per_t,
-        policy_device=inputs.policy.device,
-        policy_latency_s=inputs.policy.latency_s,
-        policy_precision=inputs.policy.precision,
+        fleet_on=inputs.fleet_on,
     )
     after = MonitoringState(
         setup=setup,

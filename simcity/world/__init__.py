@@ -24,7 +24,16 @@ import simpy
 
 from simcity.city.build import build_city
 from simcity.city.graph import City
-from simcity.compute.bill import PolicyCompute
+from simcity.compute.bill import ComputeBill, PolicyCompute, bill_compute
+from simcity.compute.budget import (
+    BudgetState,
+    DayBudget,
+    budget_left,
+    budget_left_share,
+    cap_allocation,
+    day_budget,
+    spend,
+)
 from simcity.config.scenario import Scenario
 from simcity.energy.intensity import carbon_intensity as carbon_intensity
 from simcity.energy.load import (
@@ -105,6 +114,8 @@ class World:
         self._monitoring, self._streams = start_monitoring(
             self.city, scenario, rng if rng is not None else np.random.default_rng(scenario.seed)
         )
+        self.budget = self._day_budget()
+        self._spent = BudgetState()
         start_h = time.start_hour
         self._planned = [((s.at_h - start_h) % 24.0) * 60.0 for s in scenario.incidents.scheduled]
         self._capacity_factor = _read_only(np.ones(self.city.num_links))
@@ -161,6 +172,7 @@ class World:
                 truth=self._truth,
                 outcome=self._outcome,
                 records=tuple(self.records),
+                compute_budget_left=budget_left_share(self.budget, self._spent, self.step_index),
             )
         return self._view
 
@@ -204,6 +216,36 @@ class World:
     @property
     def node_load_kw(self) -> np.ndarray:
         return self._energy.node_load_kw
+
+    def bill(self, step: int, units: float, fleet_on: bool = True) -> ComputeBill:
+        """What ``units`` of analytics and the policy's decision cost at ``step``."""
+        return bill_compute(
+            self.scenario.compute,
+            self._monitoring.device,
+            self.policy,
+            units=units,
+            dt_min=self.dt_min,
+            intensity_g_per_kwh=float(self.datacentre_g_per_kwh[step]),
+            fleet_on=fleet_on,
+        )
+
+    def _day_budget(self) -> DayBudget:
+        """The episode's compute budgets (`simcity.compute.budget`); the policy's bills
+        only if there is a budget (a `SimcityError` if they alone exceed it)."""
+        compute, steps = self.scenario.compute, self.num_steps
+        capped = (compute.carbon_budget_kg_per_day, compute.energy_budget_kwh_per_day)
+        decisions = (
+            [self.bill(k, 0.0, fleet_on=False) for k in range(steps)]
+            if any(cap is not None for cap in capped)
+            else []
+        )
+        return day_budget(
+            compute,
+            dt_min=self.dt_min,
+            num_steps=steps,
+            policy_carbon_g=np.array([b.carbon_g for b in decisions]),
+            policy_kwh=decisions[0].facility_energy_kwh if decisions else 0.0,
+        )
 
     # -- changing -----------------------------------------------------------------
 
@@ -282,11 +324,25 @@ class World:
         truth = TrueState(*map(_read_only, truth))
         due = tuple((i, t) for i, t in enumerate(self._planned) if t0 <= t < t1)
         intensity = float(self.datacentre_g_per_kwh[step])
+        requested = self._allocation
+        cap = cap_allocation(
+            self.budget,
+            self._spent,
+            step,
+            requested,
+            lambda units, fleet_on: self.bill(step, units, fleet_on),
+        )
+        if cap.allocation is not requested:
+            self._allocation = _read_only(cap.allocation)
         monitoring, outcome = step_monitoring(
             mon,
-            MonitoringInputs(truth, self._allocation, t0, t1, due, self.policy, intensity),
+            MonitoringInputs(
+                truth, self._allocation, t0, t1, due, self.policy, intensity, cap.fleet_on
+            ),
             self._streams,
         )
+        self._spent = spend(self.budget, self._spent, step, outcome.bill)
+        left_kg, left_kwh = budget_left(self.budget, self._spent, step)
         record = interval_record(
             step,
             t0,
@@ -298,6 +354,10 @@ class World:
             free_flow_time_min=self.city.free_flow_time_min,
             carbon_g_per_kwh=float(self.carbon_g_per_kwh[step]),
             datacentre_g_per_kwh=intensity,
+            units_refused=float(requested.sum()) - outcome.units_used,
+            budget_left=budget_left_share(self.budget, self._spent, step),
+            budget_left_kg=left_kg,
+            budget_left_kwh=left_kwh,
         )
         self._traffic, self._energy, self._monitoring = traffic, energy, monitoring
         self._truth, self._outcome, self._view = truth, outcome, None

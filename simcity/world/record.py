@@ -53,6 +53,17 @@ class StepRecord:
     compute_carbon_cost: float
     gpus_on: int
     datacentre_g_per_kwh: float
+    units_refused: float
+    """Units of the requested allocation the compute budget refused (0 without one)."""
+    compute_budget_left: float
+    """Share left of the day's compute budget after this step, 0-1 (the smaller of carbon
+    and energy; 1 without a budget)."""
+    compute_budget_left_kg: float
+    """Compute carbon budget left in the day after this step, kg CO2; 0 without a carbon
+    budget (then ``compute_budget_left`` is 1)."""
+    compute_budget_left_kwh: float
+    """Compute energy budget left in the day after this step, kWh; 0 without an energy
+    budget."""
 
     def as_dict(self) -> dict[str, float]:
         return {name: getattr(self, name) for name in _RECORD_FIELDS}
@@ -73,6 +84,10 @@ def interval_record(
     free_flow_time_min: np.ndarray,
     carbon_g_per_kwh: float,
     datacentre_g_per_kwh: float,
+    units_refused: float = 0.0,
+    budget_left: float = 1.0,
+    budget_left_kg: float = 0.0,
+    budget_left_kwh: float = 0.0,
 ) -> StepRecord:
     """The interval's `StepRecord` from what its stages returned and the grids' intensity."""
     flows, times = traffic.assignment.flows_veh_h, traffic.assignment.times_min
@@ -117,4 +132,8 @@ def interval_record(
         compute_carbon_cost=bill.carbon_cost,
         gpus_on=bill.num_gpus,
         datacentre_g_per_kwh=datacentre_g_per_kwh,
+        units_refused=units_refused,
+        compute_budget_left=budget_left,
+        compute_budget_left_kg=budget_left_kg,
+        compute_budget_left_kwh=budget_left_kwh,
     )

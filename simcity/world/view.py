@@ -40,6 +40,9 @@ class WorldView:
     truth: TrueState | None  # the last interval's true quantities and incident rates
     outcome: StepOutcome | None  # what monitoring did in it
     records: tuple[StepRecord, ...]
+    compute_budget_left: float = 1.0
+    """Share left of the day's compute budget (`simcity.compute.budget.budget_left_share`)
+    for the next step; 1 without a budget."""
 
     def hour_local(self, minutes: float) -> float:
         """Local hour (0 to 24) at ``minutes`` after the start of the episode."""
