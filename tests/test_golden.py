@@ -1,10 +1,10 @@
 """Golden rollout: fixed-seed days replayed bit for bit against a committed file.
 
 The file `golden/rollouts.json` holds the per-step KPIs (every scalar of `info`) of one
-fixed-seed day of every baseline (the oracle included) on ``tiny`` and ``downtown``, and
-of a short trained policy (teacher + PPO on a 16-step ``tiny``, trained here) on both,
-with a digest of each day's observations and per-node costs, and a digest of the trained
-weights. It guards the dynamics and training: a change that moves any of them must
+fixed-seed day of every baseline (the oracle and the paced ones included) on ``tiny`` and
+``downtown``, and of a short trained policy (teacher + PPO on a 16-step ``tiny``, trained
+here) on both, with a digest of each day's observations and per-node costs, and a digest
+of the trained weights. It guards the dynamics and training: a change that moves any of them must
 regenerate the file on purpose, in the same commit, with the reason in the message::
 
     .venv/bin/python tests/test_golden.py --write
@@ -121,8 +121,10 @@ def _assert_same(key: str, now: Any, then: Any) -> None:
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_baseline_days_replay_bit_for_bit(scenario: str) -> None:
     golden, now = _golden(), _baselines_now()
+    from agents.policies.baselines import BASELINES
+
     keys = [k for k in golden if k.startswith(f"{scenario}/") and not k.endswith("/trained")]
-    assert len(keys) == 8
+    assert sorted(keys) == sorted(f"{scenario}/{name}" for name in BASELINES)
     for key in keys:
         _assert_same(key, now[key], golden[key])
 
