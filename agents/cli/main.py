@@ -195,6 +195,15 @@ def train_command(
             "--teacher-days", min=0, help="Days learnt from the privileged teacher first (0: none)."
         ),
     ] = 24,
+    carbon_weights: Annotated[
+        str,
+        typer.Option(
+            "--carbon-weights",
+            help="Comma-separated carbon weights; each episode draws one (seeded), so one "
+            "policy learns the service-carbon trade-off the observation tells it. Default: "
+            "the scenario's weight.",
+        ),
+    ] = "",
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Train the graph-attention policy with PPO on a scenario.
@@ -203,6 +212,7 @@ def train_command(
     OUT/progress.csv. With --resume and the same settings, the result is identical to
     an uninterrupted run.
     """
+    from agents.green.pareto import parse_numbers
     from agents.training.config import TeacherConfig
     from agents.training.train import TrainConfig, UpdateStats, train
     from simcity.config.scenario import load_scenario
@@ -218,7 +228,8 @@ def train_command(
         )
     scenario = load_scenario(scenario_name)
     teacher = TeacherConfig(days=teacher_days)
-    config = TrainConfig(total_steps=steps, seed=seed, teacher=teacher)
+    weights = parse_numbers(carbon_weights, "--carbon-weights") if carbon_weights else ()
+    config = TrainConfig(total_steps=steps, seed=seed, teacher=teacher, carbon_weights=weights)
     first = "learning from the teacher" if teacher.enabled and not resume else ""
     with progress_bar(quiet, "kpis") as progress:
         task = progress.add_task(f"{scenario.name} / ppo", total=config.num_updates, kpis=first)

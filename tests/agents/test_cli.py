@@ -202,3 +202,24 @@ def test_run_prints_compute_share_and_unused_units_and_writes_emissions(tmp_path
         assert float(row["duration"]) == 96 * 15 * 60
         assert row["timestamp"] == "2022-07-13T00:00:00" and row["cpu_energy"] == ""
     assert rows[0]["run_id"] != rows[1]["run_id"]
+
+
+def test_train_passes_carbon_weights_and_refuses_bad_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import agents.training.train
+
+    seen = []
+
+    def fake_train(scenario, config, out, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(config)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(agents.training.train, "train", fake_train)
+    args = ["train", "tiny", "--out", str(tmp_path / "a"), "--carbon-weights", "0,20,80"]
+    runner.invoke(app, args)
+    assert seen and seen[0].carbon_weights == (0.0, 20.0, 80.0)
+    bad = runner.invoke(
+        app, ["train", "tiny", "--out", str(tmp_path / "b"), "--carbon-weights", "1,x"]
+    )
+    assert bad.exit_code == 2 and "--carbon-weights" in bad.output
