@@ -151,7 +151,7 @@ def register(app: typer.Typer) -> None:
     @app.command("calibrate")
     @user_errors
     def calibrate_command(
-        device: Annotated[str, typer.Option("--device", help="cuda or cuda:N.")] = "cuda",
+        device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cuda",
         out: Annotated[
             Path, typer.Option("--out", help="Devices TOML to add the profile to.")
         ] = Path("devices.toml"),
@@ -162,54 +162,122 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--checkpoint", help="Policy to time [a fresh default].")
         ] = None,
         base: Annotated[
-            str | None, typer.Option("--base", help="Shipped profile to fit [from the GPU name].")
+            str | None,
+            typer.Option("--base", help="cuda: shipped profile to fit [from the GPU name]."),
         ] = None,
         name: Annotated[
-            str | None, typer.Option("--name", help="Profile name [BASE_measured].")
+            str | None,
+            typer.Option("--name", help="Profile name [BASE_measured; cpu: cpu_PROVENANCE]."),
         ] = None,
         seconds: Annotated[
             float, typer.Option("--seconds", min=0.1, help="Measured time per model.")
         ] = 2.0,
+        frame_px: Annotated[
+            int, typer.Option("--frame-px", min=8, help="Analytics frame side in pixels.")
+        ] = 640,
+        batch: Annotated[
+            int | None,
+            typer.Option("--batch", min=1, help="Analytics frames per call [cuda 8, cpu 1]."),
+        ] = None,
     ) -> None:
-        """Measure joules per policy decision and perception call (NVML); write a profile.
+        """Measure the policy's and the analytics' cost per call on a device; write a profile.
 
-        The profile is fitted to the perception model's measured run and added to --out;
-        the policy's joules per decision are printed beside it. Without an NVIDIA GPU it
-        says so and exits 2.
+        cuda: NVML's energy counter around back-to-back calls; the GPU's shipped profile is
+        fitted to the analytics run (provenance "calibrated"). Without an NVIDIA GPU it says so
+        and exits 2. cpu: latencies measured (perf_counter, warm, median), energy from RAPL where
+        readable (provenance "measured"), else latency x a stated CPU power ("calibrated").
         """
-        from agents.green.calibrate import calibrate_device, torch_device, write_profile
+        from agents.green.calibrate import torch_device, write_profile
         from simcity.config.scenario import load_scenario
         from simcity.env import CityEnv
 
-        if torch_device(device).type != "cuda":
-            raise SimcityError(f"is {device!r}", field="--device", expected="cuda or cuda:N")
+        kind = torch_device(device).type
         if out.exists() and not out.is_file():
             raise SimcityError("is not a file", file=out, field="--out")
         env = CityEnv(load_scenario(scenario_name))
-        result = calibrate_device(
-            device=device, env=env, checkpoint=checkpoint, base=base, name=name, seconds=seconds
-        )
-        write_profile(out, result.profile)
-        table = Table(title=f"{result.gpu_name}: measured with NVML", title_justify="left")
-        for column in ("call", "FLOP", "J per call", "s per call", "board W"):
-            table.add_column(column, justify="right")
-        for label, measured, flop in (
-            ("policy decision", result.policy, result.policy_flop),
-            ("perception call", result.perception, result.perception_flop),
-        ):
-            table.add_row(
-                label,
-                f"{flop:.4g}",
-                f"{measured.joules_per_call:.4g}",
-                f"{measured.seconds_per_call:.4g}",
-                f"{measured.power_w:.4g}",
+        if kind == "cpu":
+            from agents.green.calibrate_cpu import calibrate_cpu
+
+            cpu = calibrate_cpu(
+                env=env,
+                checkpoint=checkpoint,
+                name=name,
+                frame_px=frame_px,
+                batch=batch or 1,
+                seconds=seconds,
             )
-        console.print(table)
+            write_profile(out, cpu.profile)
+            console.print(cpu_calibration_table(cpu))
+            profile = cpu.profile
+        else:
+            from agents.green.calibrate import calibrate_device
+
+            result = calibrate_device(
+                device=device,
+                env=env,
+                checkpoint=checkpoint,
+                base=base,
+                name=name,
+                seconds=seconds,
+                frame_px=frame_px,
+                batch=batch or 8,
+            )
+            write_profile(out, result.profile)
+            console.print(gpu_calibration_table(result))
+            profile = result.profile
         console.print(
-            f"wrote profile {result.profile.name} (utilisation {result.profile.utilisation:.3g}, "
-            f"max {result.profile.max_power_w:.4g} W) to {out}; use it with [compute] "
-            f'device = "{result.profile.name}", devices_file = "{out}"'
+            f"wrote profile {profile.name} ({profile.provenance}: call overhead "
+            f"{profile.call_overhead_s * 1e3:.4g} ms, utilisation {profile.utilisation:.3g}, "
+            f"max {profile.max_power_w:.4g} W) to {out}; use it with [compute] "
+            f'device = "{profile.name}" (analytics) and/or policy_device = "{profile.name}", '
+            f'devices_file = "{out}"',
+            markup=False,
         )
+
+
+def gpu_calibration_table(result: Any) -> Table:
+    """NVML's whole-board joules per policy decision and per analytics call."""
+    table = Table(title=f"{result.gpu_name}: measured with NVML", title_justify="left")
+    for column in ("call", "FLOP", "J per call", "s per call", "board W"):
+        table.add_column(column, justify="right")
+    for label, measured, flop in (
+        ("policy decision", result.policy, result.policy_flop),
+        ("perception call", result.perception, result.perception_flop),
+    ):
+        table.add_row(
+            label,
+            f"{flop:.4g}",
+            f"{measured.joules_per_call:.4g}",
+            f"{measured.seconds_per_call:.4g}",
+            f"{measured.power_w:.4g}",
+        )
+    return table
+
+
+def cpu_calibration_table(cpu: Any) -> Table:
+    """Measured latency per call and its energy above idle (time x measured or stated W)."""
+    table = Table(
+        title=f"{cpu.cpu_name}: latency measured, power {cpu.profile.provenance}",
+        title_justify="left",
+        caption=f"power: {cpu.power}",
+        caption_justify="left",
+    )
+    for column in ("call", "threads", "FLOP", "median ms", "runs", "W above idle", "J per call"):
+        table.add_column(column, justify="right")
+    for label, threads, latency, flop, energy in (
+        ("policy decision", 1, cpu.policy, cpu.policy_flop, cpu.policy_energy),
+        ("analytics call", cpu.threads, cpu.perception, cpu.perception_flop, cpu.perception_energy),
+    ):
+        table.add_row(
+            label,
+            str(threads),
+            f"{flop:.4g}",
+            f"{latency.median_s * 1e3:.4g}",
+            str(latency.runs),
+            f"{energy.power_w:.4g}",
+            f"{energy.joules:.4g}",
+        )
+    return table
 
 
 def compression_table(report: dict[str, Any]) -> Table:
