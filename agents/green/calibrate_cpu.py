@@ -172,7 +172,7 @@ def calibrate_cpu(
     the CPU's description, ``clock`` the timer (perf_counter): tests pass stand-ins.
     """
     now = clock or perf_counter
-    threads = threads or len(os.sched_getaffinity(0))
+    threads = threads or _usable_cpus()
     cpu_name = cpu_model_name(cpuinfo)
     rapl_ok, rapl_why = RaplEnergyMeter.available(powercap)
     meter = RaplEnergyMeter(powercap, clock=now) if rapl_ok else None
@@ -259,6 +259,13 @@ def calibrate_cpu(
             perception_lat.median_s, max_w - idle_w, power_source=source, power_measured=measured
         ),
     )
+
+
+def _usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _policy(checkpoint: Path | None, env: CityEnv) -> CompressedPolicy:
