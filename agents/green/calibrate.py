@@ -243,12 +243,13 @@ def devices_toml(profiles: dict[str, DeviceProfile]) -> str:
         for field, value in profile.model_dump().items():
             if field == "name" or value is None:
                 continue
-            if isinstance(value, str | tuple | list):  # JSON strings and arrays are TOML's
-                text = json.dumps(
-                    list(value) if isinstance(value, tuple) else value, ensure_ascii=False
-                )
-            else:
-                text = repr(value)
+            if isinstance(value, tuple | list):
+                value = list(value)  # TOML arrays are JSON arrays of strings
+            text = (
+                json.dumps(value, ensure_ascii=False)
+                if isinstance(value, str | list)
+                else repr(value)
+            )
             lines.append(f"{field} = {text}")
     return "\n".join(lines) + "\n"
 

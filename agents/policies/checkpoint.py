@@ -196,8 +196,9 @@ class TrainedPolicy:
     Follows the `agents.policies.protocol.Policy` protocol. ``flops_per_decision`` is what one `act`
     costs; `agents.training.evaluate.run_episode` has the env bill it. ``device`` names the
     profile it runs on (None: the scenario's policy device) and ``latency_s`` its measured
-    seconds per decision there (None: not measured; the env then models the time), so the
-    env can bill a decision as time x power where it really runs.
+    seconds per decision there (None: not measured; the env then models the time), and
+    ``precision`` the number format it runs in, so the env can bill a decision as time x power
+    where it really runs.
     """
 
     def __init__(self, model: AttentionPolicy, env: CityEnv, name: str = "trained") -> None:
@@ -212,6 +213,7 @@ class TrainedPolicy:
         )
         self.device: str | None = None
         self.latency_s: float | None = None
+        self.precision = "fp32"
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint | str | Path, env: CityEnv) -> TrainedPolicy:

@@ -285,6 +285,7 @@ class CompressedPolicy(TrainedPolicy):
                     expected="a CPU profile whose formats include int8",
                 )
             self.device = cpu.name
+            self.precision = "int8"
 
 
 # --- files -------------------------------------------------------------------------

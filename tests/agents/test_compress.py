@@ -294,6 +294,7 @@ def test_int8_energy_is_its_measured_latency_times_the_cpu_call_power(
     model = peaky_policy()
     int8_policy = CompressedPolicy(quantize_int8(model), env, "int8")
     assert int8_policy.device == "epyc_9654_2s" and int8_policy.latency_s is None
+    assert int8_policy.precision == "int8"
     int8 = measure_policy(int8_policy, env, 0, latency_runs=5)
     full = measure_policy(CompressedPolicy(model, env, "full"), env, 0, latency_runs=5)
     assert int8["cpu_latency_ms"] == full["cpu_latency_ms"] == latency * 1e3
@@ -351,7 +352,8 @@ def test_int8_runs_on_a_calibrated_cpu_profile_from_the_devices_file(
         CompressedPolicy(quantized, env, "int8", cpu_device="fp32_only")
     with pytest.raises(SimcityError, match="unknown device"):
         CompressedPolicy(quantized, env, "int8", cpu_device="no_such_cpu")
-    assert CompressedPolicy(peaky_policy(), env, "float", cpu_device="fp32_only").device is None
+    float_policy = CompressedPolicy(peaky_policy(), env, "float", cpu_device="fp32_only")
+    assert float_policy.device is None and float_policy.precision == "fp32"
 
 
 def test_compress_cli_reports_int8_energy_on_the_cpu(tmp_path: Path) -> None:
