@@ -120,9 +120,10 @@ def test_quantised_policy_bills_less_and_keeps_service() -> None:
     full = measure_policy(CompressedPolicy(model, env, "full"), env, 2, latency_runs=5)
     int8 = measure_policy(CompressedPolicy(quantized, env, "int8"), env, 2, latency_runs=5)
     assert int8["billed_flop_per_decision"] < full["billed_flop_per_decision"]
+    device = env.scenario.compute.device
     # Energy is billed where each runs (issue 18): int8 on the CPU at its measured latency,
     # never at a GPU's int8 rate; the float policy on the scenario's device.
-    assert int8["device"] == "epyc_9654_2s" and full["device"] == env.scenario.compute.device
+    assert int8["device"] == "epyc_9654_2s" and full["device"] == device
     assert int8["energy_per_decision"] == int8["cpu_energy_per_decision"]
     service = [p["kpis"]["service_cost"]["mean"] for p in (full, int8)]
     assert service[1] == pytest.approx(service[0], rel=0.02)
