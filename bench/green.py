@@ -15,7 +15,11 @@ Not a test: compresses, evaluates and prints a report. Run from the repository r
    (`agents.training.evaluate.held_out_seeds`), each billed its own cost per decision, and reports:
    service share = the original's service cost (damage + estimation error, money) over the
    compressed policy's (1 = as good; above 1 = better), and energy share = the compressed
-   policy's modelled energy per decision on the scenario's device over the original's.
+   policy's energy per decision over the original's, each billed as time x power where it
+   runs (`agents.green.compress`): int8 on the CPU profile (``--cpu-device``) at its latency
+   measured here, float policies on the scenario's policy device with the time modelled.
+   The CPU latency (median, one thread) and the energy on the CPU at that latency are
+   printed beside it.
 4. Names the best: the lowest energy share among policies keeping at least 99% of the
    service, else the highest service share. Target (issue 6): >= 0.99 at <= 0.5.
 """
@@ -34,13 +38,10 @@ warnings.filterwarnings("ignore", message=".*blank value")
 SERVICE_TARGET, ENERGY_TARGET = 0.99, 0.5
 
 
-def shares(full: dict[str, Any], other: dict[str, Any], device: str) -> tuple[float, float]:
-    """(service share, energy share) of ``other`` against ``full``."""
+def shares(full: dict[str, Any], other: dict[str, Any]) -> tuple[float, float]:
+    """(service share, energy share) of ``other`` against ``full``, energy where each runs."""
     service = full["kpis"]["service_cost"]["mean"] / other["kpis"]["service_cost"]["mean"]
-    energy = (
-        other["energy_per_decision"][device]["joules"]
-        / full["energy_per_decision"][device]["joules"]
-    )
+    energy = other["energy_per_decision"]["joules"] / full["energy_per_decision"]["joules"]
     return service, energy
 
 
@@ -52,6 +53,7 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=24_000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("runs/green"))
+    parser.add_argument("--cpu-device", default="epyc_9654_2s")
     args = parser.parse_args()
 
     import torch
@@ -76,7 +78,7 @@ def main() -> None:
         minutes = (time.perf_counter() - started) / 60
         print(f"trained {result.step:,} env steps in {minutes:.1f} min -> {checkpoint}")
     env = CityEnv(scenario)
-    device = scenario.compute.device
+    device = scenario.compute.policy_device or scenario.compute.device
     original, _ = load_model(checkpoint)
     distill_config = DistillConfig(seed=args.seed)
 
@@ -93,27 +95,38 @@ def main() -> None:
     print(f"compressed four ways in {time.perf_counter() - started:.0f} s")
 
     facts = {
-        name: measure_policy(CompressedPolicy(model, env, name), env, args.episodes, 200)
+        name: measure_policy(
+            CompressedPolicy(model, env, name, cpu_device=args.cpu_device),
+            env,
+            args.episodes,
+            200,
+            args.cpu_device,
+        )
         for name, model in models.items()
     }
     full = facts["original"]
     print(
-        f"\n{scenario.name} ({env.city.num_nodes} nodes), {args.episodes} held-out days, "
-        f"energy modelled on {device}; service cost = damage + estimation error ($/day)"
+        f"\n{scenario.name} ({env.city.num_nodes} nodes), {args.episodes} held-out days; "
+        f"energy per decision = time x power where it runs (float: {device}, time modelled; "
+        f"int8: {args.cpu_device} at the latency measured here), x PUE; "
+        f"service cost = damage + estimation error ($/day)"
     )
     header = (
-        f"  {'policy':13s} {'params':>7s} {'billed FLOP':>12s} {'µJ/decision':>12s} "
-        f"{'CPU ms':>7s} {'service $':>10s} {'detect':>7s} {'service':>8s} {'energy':>7s}"
+        f"  {'policy':13s} {'params':>7s} {'billed FLOP':>12s} {'runs on':>14s} "
+        f"{'µJ/decision':>12s} {'CPU ms':>7s} {'CPU µJ':>9s} {'service $':>10s} {'detect':>7s} "
+        f"{'service':>8s} {'energy':>7s}"
     )
     print(header)
     rows = {}
     for name, fact in facts.items():
-        service, energy = shares(full, fact, device)
+        service, energy = shares(full, fact)
         rows[name] = {"service_share": service, "energy_share": energy}
         print(
             f"  {name:13s} {fact['num_params']:7,d} {fact['billed_flop_per_decision']:12,d} "
-            f"{fact['energy_per_decision'][device]['joules'] * 1e6:12.4g} "
-            f"{fact['cpu_latency_ms']:7.3f} {fact['kpis']['service_cost']['mean']:10,.0f} "
+            f"{fact['device']:>14s} {fact['energy_per_decision']['joules'] * 1e6:12.4g} "
+            f"{fact['cpu_latency_ms']:7.3f} "
+            f"{fact['cpu_energy_per_decision']['joules'] * 1e6:9.4g} "
+            f"{fact['kpis']['service_cost']['mean']:10,.0f} "
             f"{fact['kpis']['detection_rate']['mean']:7.3f} {service:8.4f} {energy:7.3f}"
         )
     candidates = {k: v for k, v in rows.items() if k != "original"}

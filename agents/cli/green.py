@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from agents.cli.green_tables import (
+    compression_table,
+    cpu_calibration_table,
+    energy_table,
+    gpu_calibration_table,
+    node_table,
+)
 from simcity.errors import SimcityError
 
 CheckpointArgument = Annotated[
@@ -71,13 +77,23 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--rollouts", min=1, help="distill: teacher days of data.")
         ] = 16,
         epochs: Annotated[int, typer.Option("--epochs", min=1, help="distill: epochs.")] = 40,
+        cpu_device: Annotated[
+            str,
+            typer.Option(
+                "--cpu-device",
+                help="CPU profile (shipped, or in the scenario's devices_file, e.g. from "
+                "`simcity calibrate --device cpu`) that int8 runs on and measured latencies "
+                "are billed on.",
+            ),
+        ] = "epyc_9654_2s",
         seed: SeedOption = 0,
     ) -> None:
         """Make a cheaper policy (int8, pruned or distilled) and compare it with the original.
 
-        Reports parameters, FLOPs and int8 ops per decision, CPU latency, modelled energy
-        and carbon per decision on every device profile, and the service KPIs of held-out
-        days in the env, which bills each policy's real cost.
+        Reports parameters, FLOPs and int8 ops per decision, the measured CPU latency, energy
+        and carbon per decision as time x power where each policy runs (int8: on the CPU at
+        its measured latency; float: on the scenario's policy device, time modelled) and on
+        the CPU at the measured latency, and the service KPIs of held-out days in the env.
         """
         from agents.green.compress import CompressOptions, compress_checkpoint
         from agents.green.distill import DistillConfig
@@ -93,6 +109,7 @@ def register(app: typer.Typer) -> None:
             num_layers=layers,
             finetune=finetune,
             distill=DistillConfig(episodes=rollouts, epochs=epochs, seed=seed),
+            cpu_device=cpu_device,
         )
         out_dir = _out_dir(out, checkpoint.parent / method)
         env = CityEnv(load_scenario(scenario_name))
@@ -151,7 +168,7 @@ def register(app: typer.Typer) -> None:
     @app.command("calibrate")
     @user_errors
     def calibrate_command(
-        device: Annotated[str, typer.Option("--device", help="cuda or cuda:N.")] = "cuda",
+        device: Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N.")] = "cuda",
         out: Annotated[
             Path, typer.Option("--out", help="Devices TOML to add the profile to.")
         ] = Path("devices.toml"),
@@ -162,147 +179,74 @@ def register(app: typer.Typer) -> None:
             Path | None, typer.Option("--checkpoint", help="Policy to time [a fresh default].")
         ] = None,
         base: Annotated[
-            str | None, typer.Option("--base", help="Shipped profile to fit [from the GPU name].")
+            str | None,
+            typer.Option("--base", help="cuda: shipped profile to fit [from the GPU name]."),
         ] = None,
         name: Annotated[
-            str | None, typer.Option("--name", help="Profile name [BASE_measured].")
+            str | None,
+            typer.Option("--name", help="Profile name [BASE_measured; cpu: cpu_PROVENANCE]."),
         ] = None,
         seconds: Annotated[
             float, typer.Option("--seconds", min=0.1, help="Measured time per model.")
         ] = 2.0,
+        frame_px: Annotated[
+            int, typer.Option("--frame-px", min=8, help="Analytics frame side in pixels.")
+        ] = 640,
+        batch: Annotated[
+            int | None,
+            typer.Option("--batch", min=1, help="Analytics frames per call [cuda 8, cpu 1]."),
+        ] = None,
     ) -> None:
-        """Measure joules per policy decision and perception call (NVML); write a profile.
+        """Measure the policy's and the analytics' cost per call on a device; write a profile.
 
-        The profile is fitted to the perception model's measured run and added to --out;
-        the policy's joules per decision are printed beside it. Without an NVIDIA GPU it
-        says so and exits 2.
+        cuda: NVML's energy counter around back-to-back calls; the GPU's shipped profile is
+        fitted to the analytics run (provenance "calibrated"). Without an NVIDIA GPU it says so
+        and exits 2. cpu: latencies measured (perf_counter, warm, median), energy from RAPL where
+        readable (provenance "measured"), else latency x a stated CPU power ("calibrated").
         """
-        from agents.green.calibrate import calibrate_device, torch_device, write_profile
+        from agents.green.calibrate import torch_device, write_profile
         from simcity.config.scenario import load_scenario
         from simcity.env import CityEnv
 
-        if torch_device(device).type != "cuda":
-            raise SimcityError(f"is {device!r}", field="--device", expected="cuda or cuda:N")
+        kind = torch_device(device).type
         if out.exists() and not out.is_file():
             raise SimcityError("is not a file", file=out, field="--out")
         env = CityEnv(load_scenario(scenario_name))
-        result = calibrate_device(
-            device=device, env=env, checkpoint=checkpoint, base=base, name=name, seconds=seconds
-        )
-        write_profile(out, result.profile)
-        table = Table(title=f"{result.gpu_name}: measured with NVML", title_justify="left")
-        for column in ("call", "FLOP", "J per call", "s per call", "board W"):
-            table.add_column(column, justify="right")
-        for label, measured, flop in (
-            ("policy decision", result.policy, result.policy_flop),
-            ("perception call", result.perception, result.perception_flop),
-        ):
-            table.add_row(
-                label,
-                f"{flop:.4g}",
-                f"{measured.joules_per_call:.4g}",
-                f"{measured.seconds_per_call:.4g}",
-                f"{measured.power_w:.4g}",
+        if kind == "cpu":
+            from agents.green.calibrate_cpu import calibrate_cpu
+
+            cpu = calibrate_cpu(
+                env=env,
+                checkpoint=checkpoint,
+                name=name,
+                frame_px=frame_px,
+                batch=batch or 1,
+                seconds=seconds,
             )
-        console.print(table)
+            write_profile(out, cpu.profile)
+            console.print(cpu_calibration_table(cpu))
+            profile = cpu.profile
+        else:
+            from agents.green.calibrate import calibrate_device
+
+            result = calibrate_device(
+                device=device,
+                env=env,
+                checkpoint=checkpoint,
+                base=base,
+                name=name,
+                seconds=seconds,
+                frame_px=frame_px,
+                batch=batch or 8,
+            )
+            write_profile(out, result.profile)
+            console.print(gpu_calibration_table(result))
+            profile = result.profile
         console.print(
-            f"wrote profile {result.profile.name} (utilisation {result.profile.utilisation:.3g}, "
-            f"max {result.profile.max_power_w:.4g} W) to {out}; use it with [compute] "
-            f'device = "{result.profile.name}", devices_file = "{out}"'
+            f"wrote profile {profile.name} ({profile.provenance}: call overhead "
+            f"{profile.call_overhead_s * 1e3:.4g} ms, utilisation {profile.utilisation:.3g}, "
+            f"max {profile.max_power_w:.4g} W) to {out}; use it with [compute] "
+            f'device = "{profile.name}" (analytics) and/or policy_device = "{profile.name}", '
+            f'devices_file = "{out}"',
+            markup=False,
         )
-
-
-def compression_table(report: dict[str, Any]) -> Table:
-    """Original vs compressed: size, cost, latency, energy and service KPIs."""
-    from agents.cli.tables import number
-
-    original, compressed = report["original"], report["compressed"]
-    device = original["billed_device"]
-    table = Table(
-        title=f"{report['method']} on {report['scenario']} ({report['num_nodes']} nodes)",
-        title_justify="left",
-    )
-    for column in ("", "original", report["method"], "ratio"):
-        table.add_column(column, justify="right" if column else "left")
-    rows: list[tuple[str, float, float]] = [
-        ("parameters", original["num_params"], compressed["num_params"]),
-        ("stored weights KB", original["weight_bytes"] / 1e3, compressed["weight_bytes"] / 1e3),
-        ("FLOP / decision", original["flop_per_decision"], compressed["flop_per_decision"]),
-        (
-            "int8 op / decision",
-            original["int8_op_per_decision"],
-            compressed["int8_op_per_decision"],
-        ),
-        (
-            f"billed FLOP ({device})",
-            original["billed_flop_per_decision"],
-            compressed["billed_flop_per_decision"],
-        ),
-        ("CPU latency ms", original["cpu_latency_ms"], compressed["cpu_latency_ms"]),
-        (
-            f"energy µJ / decision ({device})",
-            original["energy_per_decision"][device]["joules"] * 1e6,
-            compressed["energy_per_decision"][device]["joules"] * 1e6,
-        ),
-    ]
-    kpis = (
-        ("service_cost", "service cost $ (damage + error)"),
-        ("detection_rate", "detection rate"),
-        ("compute_policy_kwh", "policy kWh / day"),
-        ("money", "total cost $"),
-    )
-    if original["kpis"]:
-        rows += [
-            (label, original["kpis"][k]["mean"], compressed["kpis"][k]["mean"]) for k, label in kpis
-        ]
-    for label, a, b in rows:
-        ratio = f"{b / a:.3f}" if a else "–"
-        table.add_row(label, number(a), number(b), ratio)
-    return table
-
-
-def energy_table(report: dict[str, Any]) -> Table:
-    """Modelled energy and carbon of one decision on every device profile."""
-    original, compressed = report["original"], report["compressed"]
-    table = Table(title="per decision, modelled (busy energy x PUE)", title_justify="left")
-    for column in ("device", "original µJ", "compressed µJ", "original µgCO2", "compressed µgCO2"):
-        table.add_column(column, justify="right" if column != "device" else "left")
-    for name, before in original["energy_per_decision"].items():
-        after = compressed["energy_per_decision"][name]
-        table.add_row(
-            name,
-            f"{before['joules'] * 1e6:.4g}",
-            f"{after['joules'] * 1e6:.4g}",
-            f"{before['gco2'] * 1e6:.4g}",
-            f"{after['gco2'] * 1e6:.4g}",
-        )
-    return table
-
-
-def node_table(node: Any, time_local: str) -> Table:
-    """One explained node: its top neighbours by attention and top features."""
-    table = Table(
-        title=f"{time_local} node {node.node} ({node.lon:.5f}, {node.lat:.5f}): "
-        f"{node.units:.3g} units, {node.share:.1%} of the budget "
-        f"(IG completeness gap {node.delta:.2g})",
-        title_justify="left",
-    )
-    columns = ("attends to", "weight", "min away", "feature", "IG", "IG at node", "ablation")
-    for column in columns:
-        table.add_column(column, justify="left" if column in ("attends to", "feature") else "right")
-    links, features = node.attention[:8], node.features[:8]
-    for k in range(max(len(links), len(features))):
-        link = links[k] if k < len(links) else None
-        feature = features[k] if k < len(features) else None
-        table.add_row(
-            f"node {link.neighbour}" if link else "",
-            f"{link.weight:.3f}" if link else "",
-            f"{link.distance_min:.2f}" if link else "",
-            (feature.feature + (" (global)" if feature.kind == "global" else ""))
-            if feature
-            else "",
-            f"{feature.attribution:+.3g}" if feature else "",
-            f"{feature.own:+.3g}" if feature and feature.kind == "node" else "",
-            f"{feature.ablation:+.3g}" if feature else "",
-        )
-    return table

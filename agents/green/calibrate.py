@@ -1,7 +1,8 @@
-"""`simcity calibrate`: measured joules per policy decision and per perception call.
+"""`simcity calibrate --device cuda`: measured joules per policy decision and perception call.
 
-On an NVIDIA GPU, NVML's board energy counter (`simcity.compute.measure.NvmlEnergyMeter`) is read
-around back-to-back calls of two models:
+(``--device cpu`` is `agents.green.calibrate_cpu`.) On an NVIDIA GPU, NVML's board energy
+counter (`simcity.compute.measure.NvmlEnergyMeter`) is read around back-to-back calls of two
+models:
 
 - the allocation policy (a checkpoint, or a fresh default `AttentionPolicy`) deciding on
   the scenario's city, B = 1, as it plays: in float32 (a heuristic prior, where the config
@@ -13,7 +14,8 @@ around back-to-back calls of two models:
 FLOPs of both are counted with `torch.utils.flop_counter` on the same inputs. The busy run of
 the perception model fits the profile (`simcity.compute.measure.calibrate_profile` with its FLOPs,
 joules and seconds: utilisation and max power become the measured ones), since analytics
-dominate the bill; the policy's joules per decision are reported beside it. The profile
+dominate the bill; the policy's joules per decision are reported beside it and its time per
+decision becomes the profile's ``call_overhead_s``. The profile (provenance "calibrated")
 is written (with the other profiles already in the file) to a devices TOML that scenarios
 use through ``[compute] device = NAME, devices_file = PATH``.
 """
@@ -92,10 +94,13 @@ def base_for(gpu_name: str) -> str:
 
 def torch_device(device: str) -> torch.device:
     """``device`` as a torch device; a CUDA one must exist here."""
+    expected = "cpu, cuda or cuda:N"
     try:
         parsed = torch.device(device)
     except RuntimeError:
-        raise SimcityError(f"is {device!r}", field="--device", expected="cuda or cuda:N") from None
+        raise SimcityError(f"is {device!r}", field="--device", expected=expected) from None
+    if parsed.type not in ("cpu", "cuda"):
+        raise SimcityError(f"is {device!r}", field="--device", expected=expected)
     if parsed.type == "cuda" and not torch.cuda.is_available():
         raise SimcityError(
             "no CUDA GPU on this machine (torch.cuda.is_available() is False)",
@@ -194,9 +199,16 @@ def calibrate_device(
         f" Measured with NVML on {gpu_name}: {measured_perception.joules_per_call:.4g} J per "
         f"perception call ({perception_flop:.4g} FLOP: {batch} frames of {frame_px} px), "
         f"{measured_policy.joules_per_call:.4g} J per policy decision ({policy_flop:.4g} FLOP, "
-        f"{env.city.num_nodes} nodes), whole-board energy, idle draw included."
+        f"{env.city.num_nodes} nodes; its measured time per call is call_overhead_s), "
+        "whole-board energy, idle draw included."
     )
-    profile = fitted.model_copy(update={"source": fitted.source + note})
+    profile = fitted.model_copy(
+        update={
+            "source": fitted.source + note,
+            "provenance": "calibrated",
+            "call_overhead_s": measured_policy.seconds_per_call,
+        }
+    )
     return Calibration(
         gpu_name,
         base_name,

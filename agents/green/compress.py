@@ -2,29 +2,40 @@
 
 For the original and the compressed policy alike: parameters and stored bytes, FLOPs and
 int8 ops per decision (`agents.policies.compressed.policy_cost`), the FLOP-equivalent the env
-bills on the scenario's device, CPU latency per decision (median of timed `act` calls, one torch
-thread), the modelled energy and carbon of one decision on every device profile, and the
-service KPIs of days played in the env (held-out seeds, the policy's real cost billed).
+bills on the scenario's device, the measured CPU latency per decision (median of timed `act`
+calls after warm-up, one torch thread, `time.perf_counter`), the energy and carbon of one
+decision where the policy runs, and the service KPIs of days played in the env (held-out
+seeds, the policy's real cost billed).
 
-Energy per decision on a device is the marginal, busy energy of the linear power model,
-``(max - idle) × billed FLOPs / achievable FLOP/s`` (`DeviceProfile.busy_energy_j`), times the
-scenario's PUE; carbon is that times the scenario's mean data-centre grid intensity. The
-idle draw is left out: the GPUs are on for the analytics either way.
+Energy per decision is time x power on a device profile (`DeviceProfile.call_energy_j`), times
+the scenario's PUE; carbon is that times the scenario's mean data-centre grid intensity. The
+idle draw is left out: the device is on anyway.
+
+- ``energy_per_decision``, where the policy runs: an int8 policy (torch's dynamic
+  quantisation runs on the CPU only) on the CPU profile (``--cpu-device``) at its measured
+  latency, never at a GPU's int8 rate; a float policy on the scenario's policy device, its
+  time modelled (`DeviceProfile.call_seconds`: the call overhead floor, or the work at the
+  achievable rate).
+- ``cpu_energy_per_decision``: every policy on the CPU profile at its measured latency.
+
+Each says its provenance: a measured latency on a profile's power is "calibrated" ("measured"
+on a profile whose powers RAPL read, `simcity calibrate --device cpu`); a modelled time is
+what the profile is (datasheet, calibrated or measured).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import statistics
-import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from time import perf_counter
 from typing import Any
 
 import numpy as np
-import torch
 
+from agents.green.calibrate_cpu import median_latency, torch_threads
 from agents.green.distill import (
     DistillConfig,
     collect_teacher_data,
@@ -35,19 +46,22 @@ from agents.green.distill import (
 from agents.policies.attention import AttentionPolicy
 from agents.policies.checkpoint import save_checkpoint
 from agents.policies.compressed import (
+    CPU_DEVICE,
     METHODS,
     CompressedPolicy,
     PrunedShape,
-    env_device,
+    find_profile,
     is_int8,
     load_model,
+    policy_device,
     pruned_shape,
     quantize_int8,
     save_compressed,
 )
 from agents.policies.compressed import prune as prune_model
 from agents.training.evaluate import aggregate, held_out_seeds, run_episode
-from simcity.config.devices import load_devices
+from simcity.compute.measure import latency_energy
+from simcity.config.devices import DeviceProfile
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
 from simcity.records.files import write_atomic
@@ -69,6 +83,7 @@ class CompressOptions:
     finetune: bool = True  # prune: distil the pruned model from the original afterwards
     distill: DistillConfig = field(default_factory=DistillConfig)
     latency_runs: int = 50
+    cpu_device: str = CPU_DEVICE  # the CPU profile int8 runs on and latencies are billed on
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -147,45 +162,80 @@ def save_policy(path: Path, model: AttentionPolicy, method: str, extra: dict[str
     return save_compressed(path, model, method=method, extra=extra)
 
 
-def cpu_latency_ms(policy: CompressedPolicy, obs: dict[str, np.ndarray], runs: int) -> float:
-    """Median wall time of one `act` in milliseconds, one torch thread, after a warm-up."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for _ in range(max(3, runs // 10)):
-            policy.act(obs)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            policy.act(obs)
-            times.append(time.perf_counter() - start)
-    finally:
-        torch.set_num_threads(threads)
-    return 1000.0 * statistics.median(times)
+def cpu_latency_s(
+    policy: CompressedPolicy,
+    obs: dict[str, np.ndarray],
+    runs: int,
+    clock: Callable[[], float] | None = None,
+) -> float:
+    """Median wall time of one `act` in seconds, one torch thread, after a warm-up."""
+    with torch_threads(1):
+        latency = median_latency(
+            lambda: policy.act(obs),
+            seconds=0.0,
+            min_runs=runs,
+            warmup=max(3, runs // 10),
+            clock=clock or perf_counter,
+        )
+    return latency.median_s
 
 
-def decision_energy(
-    policy: CompressedPolicy, env: CityEnv, intensity_g_per_kwh: float
-) -> dict[str, dict[str, float]]:
-    """Joules (facility) and gCO2 of one decision on every shipped device and the env's own."""
-    devices = load_devices()
-    own = env_device(env)
-    devices[own.name] = own
-    pue = env.scenario.compute.pue
-    out = {}
-    for name, device in devices.items():
-        joules = device.busy_energy_j(policy.cost.flop, policy.cost.int8_op) * pue
-        out[name] = {"joules": joules, "gco2": joules / 3.6e6 * intensity_g_per_kwh}
-    return out
+def energy_on(
+    device: DeviceProfile, seconds: float, *, measured: bool, pue: float, intensity: float
+) -> dict[str, Any]:
+    """One decision lasting ``seconds`` on ``device`` (time measured here, or modelled), at
+    the device's call power: joules at the facility (x ``pue``) and gCO2, with provenance."""
+    power_w = device.call_busy_power_w
+    if measured:
+        estimate = latency_energy(
+            seconds,
+            power_w,
+            power_source=f"{device.name}'s call power, {device.provenance}",
+            power_measured=device.provenance == "measured",
+        )
+        provenance, basis = estimate.provenance, estimate.basis
+    else:
+        provenance = device.provenance
+        basis = (
+            f"{seconds * 1e3:.4g} ms modelled (call_seconds) x {power_w:.4g} W "
+            f"({device.name}, {device.provenance})"
+        )
+    joules = device.call_energy_j(seconds) * pue
+    return {
+        "device": device.name,
+        "latency": "measured" if measured else "modelled",
+        "seconds": seconds,
+        "power_w": power_w,
+        "joules": joules,
+        "gco2": joules / 3.6e6 * intensity,
+        "provenance": provenance,
+        "basis": basis,
+    }
 
 
 def measure_policy(
-    policy: CompressedPolicy, env: CityEnv, episodes: int, latency_runs: int
+    policy: CompressedPolicy,
+    env: CityEnv,
+    episodes: int,
+    latency_runs: int,
+    cpu_device: str = CPU_DEVICE,
 ) -> dict[str, Any]:
-    """Everything the module doc lists, for one policy, as plain data."""
+    """Everything the module doc lists, for one policy, as plain data. The policy's measured
+    latency is kept in its ``latency_s`` (and the env bills it where it can)."""
     obs, _ = env.reset(seed=held_out_seeds(1)[0])
     assert env.world is not None
     intensity = float(np.mean(env.world.datacentre_g_per_kwh))
+    pue = env.scenario.compute.pue
+    latency = cpu_latency_s(policy, obs, latency_runs)
+    cpu = find_profile(policy.device or cpu_device, env)
+    on_cpu = energy_on(cpu, latency, measured=True, pue=pue, intensity=intensity)
+    if policy.device is not None:  # int8: runs on the CPU, at the measured latency
+        policy.latency_s = latency
+        billed = on_cpu
+    else:
+        device = policy_device(env)
+        seconds = device.call_seconds(policy.cost.flop, policy.cost.int8_op)
+        billed = energy_on(device, seconds, measured=False, pue=pue, intensity=intensity)
     facts: dict[str, Any] = {
         "name": policy.name,
         "num_params": policy.cost.num_params,
@@ -194,8 +244,10 @@ def measure_policy(
         "int8_op_per_decision": policy.cost.int8_op,
         "billed_flop_per_decision": policy.flops_per_decision,
         "billed_device": env.scenario.compute.device,
-        "cpu_latency_ms": cpu_latency_ms(policy, obs, latency_runs),
-        "energy_per_decision": decision_energy(policy, env, intensity),
+        "device": billed["device"],
+        "cpu_latency_ms": latency * 1e3,
+        "energy_per_decision": billed,
+        "cpu_energy_per_decision": on_cpu,
         "kpis": {},
     }
     if episodes:
@@ -217,11 +269,15 @@ def compress_checkpoint(
     model, done = make_compressed(teacher, env, options)
     extra = {"method": options.method, "source": str(checkpoint), **done}
     policy_path = save_policy(out_dir / POLICY_NAME, model, options.method, extra)
-    original = measure_policy(
-        CompressedPolicy(teacher, env, "original"), env, options.episodes, options.latency_runs
-    )
-    compressed = measure_policy(
-        CompressedPolicy(model, env, options.method), env, options.episodes, options.latency_runs
+    original, compressed = (
+        measure_policy(
+            CompressedPolicy(network, env, label, cpu_device=options.cpu_device),
+            env,
+            options.episodes,
+            options.latency_runs,
+            options.cpu_device,
+        )
+        for network, label in ((teacher, "original"), (model, options.method))
     )
     report = {
         "checkpoint": str(checkpoint),
@@ -243,11 +299,8 @@ def ratios(original: dict[str, Any], compressed: dict[str, Any]) -> dict[str, fl
     """Compressed over original for the headline numbers (service cost: lower is better)."""
     keys = ["num_params", "billed_flop_per_decision", "cpu_latency_ms"]
     out = {key: _ratio(compressed[key], original[key]) for key in keys}
-    device = original["billed_device"]
-    out["energy_per_decision"] = _ratio(
-        compressed["energy_per_decision"][device]["joules"],
-        original["energy_per_decision"][device]["joules"],
-    )
+    for key in ("energy_per_decision", "cpu_energy_per_decision"):
+        out[key] = _ratio(compressed[key]["joules"], original[key]["joules"])
     if original["kpis"]:
         out["service_cost"] = _ratio(
             compressed["kpis"]["service_cost"]["mean"], original["kpis"]["service_cost"]["mean"]

@@ -194,7 +194,11 @@ class TrainedPolicy:
     """A trained `AttentionPolicy` playing deterministically (softmax of its logits).
 
     Follows the `agents.policies.protocol.Policy` protocol. ``flops_per_decision`` is what one `act`
-    costs; `agents.training.evaluate.run_episode` has the env bill it.
+    costs; `agents.training.evaluate.run_episode` has the env bill it. ``device`` names the
+    profile it runs on (None: the scenario's policy device) and ``latency_s`` its measured
+    seconds per decision there (None: not measured; the env then models the time), and
+    ``precision`` the number format it runs in, so the env can bill a decision as time x power
+    where it really runs.
     """
 
     def __init__(self, model: AttentionPolicy, env: CityEnv, name: str = "trained") -> None:
@@ -207,6 +211,9 @@ class TrainedPolicy:
         self.flops_per_decision = count_flops_per_decision(
             model, self.num_nodes, self.neighbours, self.distances
         )
+        self.device: str | None = None
+        self.latency_s: float | None = None
+        self.precision = "fp32"
 
     @classmethod
     def from_checkpoint(cls, checkpoint: Checkpoint | str | Path, env: CityEnv) -> TrainedPolicy:

@@ -7,6 +7,8 @@ Int8 (`quantize_int8`): every ``nn.Linear`` becomes a dynamically quantised one
 int8 matmuls. `torch.utils.flop_counter` does not see those matmuls, so `policy_cost`
 counts them apart, as int8 ops (2 per multiply-add, from the layers' shapes), and the
 device bills them at its int8 rate (`simcity.config.devices.DeviceProfile.billed_flop`).
+Those kernels exist on the CPU only, so an int8 policy's ``device`` is a CPU profile
+(`CompressedPolicy`), where `simcity compress` bills it at its measured latency.
 
 Pruning (`prune`): whole units go, so the layers really shrink and the FLOPs fall. In every
 block the ``mlp_hidden`` MLP hidden units with the largest ``|w_in| * |w_out|`` (the L2 norms
@@ -233,14 +235,57 @@ def env_device(env: CityEnv) -> DeviceProfile:
     return device_profile(compute.device, compute.devices_file)
 
 
+def policy_device(env: CityEnv) -> DeviceProfile:
+    """The profile ``env``'s scenario runs the policy on (``policy_device``, else ``device``)."""
+    compute = env.scenario.compute
+    return device_profile(compute.policy_device or compute.device, compute.devices_file)
+
+
+CPU_DEVICE = "epyc_9654_2s"
+"""The CPU profile int8 policies run on unless told otherwise: torch's dynamic quantisation
+(`quantize_int8`) has CPU kernels only. A profile from `simcity calibrate --device cpu` is
+this machine's; the shipped one is a datasheet server CPU."""
+
+
+def find_profile(name: str, env: CityEnv) -> DeviceProfile:
+    """The profile ``name`` from ``env``'s scenario's devices file, else a shipped one."""
+    devices_file = env.scenario.compute.devices_file
+    if devices_file is not None:
+        try:
+            return device_profile(name, devices_file)
+        except SimcityError as err:
+            if not err.message.startswith("unknown device"):  # a broken file, not a miss
+                raise
+    return device_profile(name)
+
+
 class CompressedPolicy(TrainedPolicy):
     """A `TrainedPolicy` whose ``flops_per_decision`` counts int8 ops at the env's device's
-    int8 rate (`PolicyCost.billed_flop`): the env bills the real cost."""
+    int8 rate (`PolicyCost.billed_flop`): the env bills the real cost. An int8 model runs on
+    the CPU (dynamic quantisation has no GPU kernels): its ``device`` is the CPU profile
+    ``cpu_device`` (`find_profile`), which must execute int8."""
 
-    def __init__(self, model: AttentionPolicy, env: CityEnv, name: str = "compressed") -> None:
+    def __init__(
+        self,
+        model: AttentionPolicy,
+        env: CityEnv,
+        name: str = "compressed",
+        *,
+        cpu_device: str = CPU_DEVICE,
+    ) -> None:
         super().__init__(model, env, name)
         self.cost = policy_cost(model, self.num_nodes, self.neighbours, self.distances)
         self.flops_per_decision = round(self.cost.billed_flop(env_device(env)))
+        if self.cost.int8_op:
+            cpu = find_profile(cpu_device, env)
+            if not cpu.executes("int8"):
+                raise SimcityError(
+                    f"{cpu.name} does not execute int8 (formats {list(cpu.executed_formats)})",
+                    field="cpu_device",
+                    expected="a CPU profile whose formats include int8",
+                )
+            self.device = cpu.name
+            self.precision = "int8"
 
 
 # --- files -------------------------------------------------------------------------
@@ -309,8 +354,11 @@ def load_model(path: str | Path) -> tuple[AttentionPolicy, dict[str, Any]]:
     return model.eval(), dict(raw["extra"])
 
 
-def load_policy(path: str | Path, env: CityEnv, name: str | None = None) -> CompressedPolicy:
+def load_policy(
+    path: str | Path, env: CityEnv, name: str | None = None, *, cpu_device: str = CPU_DEVICE
+) -> CompressedPolicy:
     """Play a checkpoint or compressed file in ``env``; its ``flops_per_decision`` is the
-    FLOP-equivalent the env bills (int8 ops at the device's int8 rate)."""
+    FLOP-equivalent the env bills (int8 ops at the device's int8 rate); an int8 one runs on
+    ``cpu_device``."""
     model, _ = load_model(path)
-    return CompressedPolicy(model, env, name or Path(path).stem)
+    return CompressedPolicy(model, env, name or Path(path).stem, cpu_device=cpu_device)

@@ -96,6 +96,8 @@ def test_calibrate_reads_the_known_energy_and_writes_a_usable_profile(tmp_path: 
     assert profile.utilisation == pytest.approx(result.perception_flop / 0.1 / h100.peak_flop_s)
     assert profile.peak_int8_op_s == h100.peak_int8_op_s
     assert "0.5 J per policy decision" in profile.source
+    assert profile.provenance == "calibrated"
+    assert profile.call_overhead_s == pytest.approx(SECONDS["policy"])  # measured per decision
     # The fitted model reproduces the measured joules of a perception call.
     busy = profile.max_power_w * result.perception_flop / profile.achievable_flop_s
     assert busy == pytest.approx(JOULES["perception"])
@@ -136,7 +138,7 @@ def test_calibrate_without_a_gpu_says_so_and_exits_2(monkeypatch: pytest.MonkeyP
     result = runner.invoke(app, ["calibrate", "--device", "cuda"])
     assert result.exit_code == 2
     assert "no CUDA GPU" in result.output and "Traceback" not in result.output
-    result = runner.invoke(app, ["calibrate", "--device", "cpu"])
+    result = runner.invoke(app, ["calibrate", "--device", "tpu"])  # cpu is measured now
     assert result.exit_code == 2 and "cuda or cuda:N" in result.output
     with pytest.raises(SimcityError, match="no NVIDIA GPU found"):
         calibrate_device(device="cpu", env=CityEnv("tiny"), nvml=FakeNvml(has_gpu=False))

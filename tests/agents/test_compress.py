@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import typer
 from typer.testing import CliRunner
 
 from agents.cli import green as green_cli
+from agents.green import compress
+from agents.green.calibrate import write_profile
 from agents.green.compress import measure_policy
 from agents.green.distill import DistillConfig, distill, fresh_student
 from agents.policies.attention import AttentionConfig, AttentionPolicy, mean_action
@@ -27,7 +30,7 @@ from agents.policies.compressed import (
     quantize_int8,
     save_compressed,
 )
-from simcity.config.devices import device_profile, load_devices
+from simcity.config.devices import DeviceProfile, device_profile, load_devices
 from simcity.config.scenario import load_scenario
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
@@ -118,10 +121,10 @@ def test_quantised_policy_bills_less_and_keeps_service() -> None:
     int8 = measure_policy(CompressedPolicy(quantized, env, "int8"), env, 2, latency_runs=5)
     assert int8["billed_flop_per_decision"] < full["billed_flop_per_decision"]
     device = env.scenario.compute.device
-    assert (
-        int8["energy_per_decision"][device]["joules"]
-        < full["energy_per_decision"][device]["joules"]
-    )
+    # Energy is billed where each runs (issue 18): int8 on the CPU at its measured latency,
+    # never at a GPU's int8 rate; the float policy on the scenario's device.
+    assert int8["device"] == "epyc_9654_2s" and full["device"] == device
+    assert int8["energy_per_decision"] == int8["cpu_energy_per_decision"]
     service = [p["kpis"]["service_cost"]["mean"] for p in (full, int8)]
     assert service[1] == pytest.approx(service[0], rel=0.02)
     # The env billed each its own decisions: a call this small is bound by the GPU's
@@ -270,3 +273,114 @@ def test_compress_cli_writes_a_playable_distilled_checkpoint(tmp_path: Path) -> 
     )
     missing = runner.invoke(green_app(), ["compress", str(tmp_path / "no.pt"), "--method", "int8"])
     assert missing.exit_code == 2 and "no such policy file" in missing.output
+
+
+class TickingClock:
+    """A timer that advances ``tick`` seconds per reading: every timed call lasts one tick."""
+
+    def __init__(self, tick: float) -> None:
+        self.tick, self.now = tick, 0.0
+
+    def __call__(self) -> float:
+        self.now += self.tick
+        return self.now
+
+
+def test_int8_energy_is_its_measured_latency_times_the_cpu_call_power(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Latency 2^-11 s per decision (a stand-in timer). The shipped CPU's call power is
+    (720 - 150) W x 0.5 = 285 W; the H100's (700 - 70) W x 0.4 = 252 W for its 0.5 ms call
+    floor (a small policy's work takes far less). PUE 1.2 (the tiny scenario's)."""
+    latency = 2.0**-11
+    monkeypatch.setattr(compress, "perf_counter", TickingClock(latency))
+    env = short_tiny()
+    pue = env.scenario.compute.pue
+    model = peaky_policy()
+    int8_policy = CompressedPolicy(quantize_int8(model), env, "int8")
+    assert int8_policy.device == "epyc_9654_2s" and int8_policy.latency_s is None
+    assert int8_policy.precision == "int8"
+    int8 = measure_policy(int8_policy, env, 0, latency_runs=5)
+    full = measure_policy(CompressedPolicy(model, env, "full"), env, 0, latency_runs=5)
+    assert int8["cpu_latency_ms"] == full["cpu_latency_ms"] == latency * 1e3
+    assert int8_policy.latency_s == latency  # for the env to bill where it runs
+
+    billed = int8["energy_per_decision"]
+    assert billed["device"] == "epyc_9654_2s" and billed["latency"] == "measured"
+    assert billed["joules"] == pytest.approx(latency * 285.0 * pue)
+    assert billed["provenance"] == "calibrated"  # measured time, datasheet power
+    assert "measured x 285 W stated" in billed["basis"]
+    on_gpu = full["energy_per_decision"]
+    assert on_gpu["device"] == "h100_sxm" and on_gpu["latency"] == "modelled"
+    assert on_gpu["joules"] == pytest.approx(5e-4 * 252.0 * pue)
+    assert on_gpu["provenance"] == "datasheet"
+    assert full["cpu_energy_per_decision"]["joules"] == pytest.approx(latency * 285.0 * pue)
+    carbon = on_gpu["joules"] / 3.6e6 * float(np.mean(env.world.datacentre_g_per_kwh))
+    assert on_gpu["gco2"] == pytest.approx(carbon)
+    ratios = compress.ratios(full, int8)
+    assert ratios["energy_per_decision"] == pytest.approx(285.0 * latency / (252.0 * 5e-4))
+    assert ratios["cpu_energy_per_decision"] == pytest.approx(1.0)
+
+
+def test_int8_runs_on_a_calibrated_cpu_profile_from_the_devices_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile as `simcity calibrate --device cpu` writes it: 3 W above idle per call."""
+    latency = 2.0**-10
+    monkeypatch.setattr(compress, "perf_counter", TickingClock(latency))
+    here = DeviceProfile(
+        name="cpu_calibrated",
+        precision="fp32",
+        peak_flop_s=3e10,
+        utilisation=1.0,
+        idle_power_w=2.0,
+        max_power_w=10.0,
+        provenance="calibrated",
+        formats=("fp32", "int8"),
+        call_overhead_s=1.5e-3,
+        call_power_w=3.0,
+    )
+    no_int8 = here.model_copy(update={"name": "fp32_only", "formats": ("fp32",)})
+    devices = tmp_path / "devices.toml"
+    for profile in (device_profile("h100_sxm"), here, no_int8):
+        write_profile(devices, profile)
+    scenario = load_scenario("tiny")
+    compute = scenario.compute.model_copy(update={"devices_file": devices})
+    env = CityEnv(scenario.model_copy(update={"compute": compute}))
+    quantized = quantize_int8(peaky_policy())
+    policy = CompressedPolicy(quantized, env, "int8", cpu_device="cpu_calibrated")
+    facts = measure_policy(policy, env, 0, latency_runs=3, cpu_device="cpu_calibrated")
+    assert facts["device"] == "cpu_calibrated"
+    assert facts["energy_per_decision"]["joules"] == pytest.approx(latency * 3.0 * compute.pue)
+    assert facts["energy_per_decision"]["provenance"] == "calibrated"
+    with pytest.raises(SimcityError, match="does not execute int8"):
+        CompressedPolicy(quantized, env, "int8", cpu_device="fp32_only")
+    with pytest.raises(SimcityError, match="unknown device"):
+        CompressedPolicy(quantized, env, "int8", cpu_device="no_such_cpu")
+    float_policy = CompressedPolicy(peaky_policy(), env, "float", cpu_device="fp32_only")
+    assert float_policy.device is None and float_policy.precision == "fp32"
+
+
+def test_compress_cli_reports_int8_energy_on_the_cpu(tmp_path: Path) -> None:
+    model = peaky_policy()
+    checkpoint = save_checkpoint(
+        tmp_path / "ppo" / "checkpoint.pt",
+        model_config=SMALL,
+        state_dict=model.state_dict(),
+        optimizer_state={},
+        step=0,
+        update=0,
+        rng_states={},
+        extra={},
+    )
+    scenario = short_tiny_file(tmp_path)
+    args = ["compress", str(checkpoint), str(scenario), "--method", "int8", "--episodes", "0"]
+    result = runner.invoke(green_app(), args)
+    assert result.exit_code == 0, result.output
+    assert "epyc_9654_2s" in result.output and "measured" in result.output
+    report = json.loads((tmp_path / "ppo" / "int8" / "compress.json").read_text())
+    assert report["compressed"]["device"] == "epyc_9654_2s"
+    assert report["original"]["device"] == "h100_sxm"
+    assert report["compressed"]["energy_per_decision"]["latency"] == "measured"
+    bad = runner.invoke(green_app(), [*args, "--cpu-device", "h200"])
+    assert bad.exit_code == 2 and "unknown device" in bad.output
