@@ -14,7 +14,11 @@ Action: N + 1 non-negative weights, one per node and a last "unused" slot. The b
     split in proportion: node i gets ``budget * w_i / sum(w)``; weight on the unused slot
     saves compute. Only ratios matter, so any scale works; negative weights count as 0;
     all-zero weights allocate nothing. NaN or infinite values, or a wrong shape, raise
-    ValueError (never a silent NaN).
+    ValueError (never a silent NaN). With T analytics tiers (``[[compute.tiers]]``) the
+    action is N * T + 1 weights, node-major (weight ``i * T + t``: node i, tier t) and the
+    unused slot last; the budget is GPU capacity, split the same way, and a unit of tier t
+    takes ``tier_cost[t]`` of it: node i gets ``budget * w_it / sum(w) / tier_cost[t]``
+    units of tier t. A scenario without tiers is one tier, the action above.
 Reward: minus the step's cost in money (incident damage + estimation-error cost + compute
     energy cost + carbon cost x carbon_weight), times ``reward.scale``. `info` carries every
     term and its physical quantity, and ``node_cost`` (N,): the cost split over the nodes
@@ -107,13 +111,14 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.policy_precision = "fp32"
         n = self.city.num_nodes
         self.budget_units = self.scenario.monitoring.budget_units
+        self.num_tiers = self.scenario.compute.num_tiers
         self.observation_space = spaces.Dict(  # type: ignore[assignment]
             {
                 "nodes": spaces.Box(0.0, FEATURE_MAX, (n, len(NODE_FEATURES)), np.float32),
                 "globals": spaces.Box(-1.0, FEATURE_MAX, (len(GLOBAL_FEATURES),), np.float32),
             }
         )
-        self.action_space = spaces.Box(0.0, 1.0, (n + 1,), np.float32)
+        self.action_space = spaces.Box(0.0, 1.0, (n * self.num_tiers + 1,), np.float32)
         self._static = np.stack(
             [
                 np.log1p(self.city.population) / max(np.log1p(self.city.population.max()), 1e-9),
@@ -158,19 +163,25 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     # -- mapping and accounting ---------------------------------------------------------
 
     def allocation(self, action: np.ndarray) -> np.ndarray:
-        """Monitoring units per node (N,) for an action (N + 1 weights); see module doc."""
+        """Monitoring units per node (N,) for an action (N + 1 weights); with analytics
+        tiers, units per node and tier (N, T) for N * T + 1 weights; see module doc."""
         weights = np.asarray(action, dtype=np.float64)
-        expected = (self.city.num_nodes + 1,)
+        expected = (self.city.num_nodes * self.num_tiers + 1,)
         if weights.shape != expected:
             raise ValueError(f"action has shape {weights.shape}; expected {expected}")
         if not np.isfinite(weights).all():
             raise ValueError("action contains NaN or infinite values")
         weights = np.maximum(weights, 0.0)
         largest = weights.max()
+        tiered = bool(self.scenario.compute.tiers)
+        shape = (self.city.num_nodes, self.num_tiers) if tiered else (self.city.num_nodes,)
         if largest <= 0.0:
-            return np.zeros(self.city.num_nodes)
+            return np.zeros(shape)
         weights = weights / largest  # no overflow in the sum, even for weights near 1e308
-        return self.budget_units * weights[:-1] / weights.sum()
+        capacity = self.budget_units * weights[:-1] / weights.sum()
+        if not tiered:
+            return capacity
+        return capacity.reshape(shape) / np.asarray(self.scenario.compute.tier_cost)
 
     def policy_compute(self) -> PolicyCompute:
         """What one decision costs to run and where (``policy_*`` attributes, else the

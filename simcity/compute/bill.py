@@ -195,11 +195,14 @@ def bill_compute(
 ) -> ComputeBill:
     """`bill_step` of one decision and ``units`` of analytics under a scenario's
     ``[compute]``: the one place the world (`simcity.compute.budget`) and monitoring bill a
-    step. ``fleet_on`` False switches the analytics fleet off (no ``min_gpus`` kept on):
-    what a carbon or energy budget does when even the fleet's idle no longer fits."""
+    step. ``units`` are units of capacity (`ComputeConfig.unit_flop_per_min` each: with
+    analytics tiers, a unit of tier t counts ``tier_cost[t]`` of them, so the FLOPs billed
+    are ``sum_t units_t * flop_t``). ``fleet_on`` False switches the analytics fleet off
+    (no ``min_gpus`` kept on): what a carbon or energy budget does when even the fleet's
+    idle no longer fits."""
     return bill_step(
         device=device,
-        analytics_flop_per_unit_min=compute.analytics_flop_per_unit_min,
+        analytics_flop_per_unit_min=compute.unit_flop_per_min,
         units=units,
         policy_flop_per_decision=policy.flop,
         decisions=1,

@@ -105,6 +105,21 @@ class MonitoringConfig(Frozen):
     operator's anomaly detector (feature ``anomaly``) accumulates; 0 hides incidents."""
 
 
+class AnalyticsTier(Frozen):
+    """One analytics model a monitoring unit may run (``[[compute.tiers]]``).
+
+    A unit of a tier runs its model on one stream bundle: it costs ``flop_per_unit_min``
+    and, against a unit of the implicit default tier, detects ``hazard_gain`` times as
+    fast and shrinks reading noise as ``noise_gain`` units would."""
+
+    name: str
+    flop_per_unit_min: Positive
+    hazard_gain: NonNegative = 1.0
+    """Multiplies a unit's effect on the detection hazard (``unit_per_min``)."""
+    noise_gain: NonNegative = 1.0
+    """Multiplies a unit's effect on reading noise (units counted by ``units_halving_noise``)."""
+
+
 class ComputeConfig(Frozen):
     """Where the analytics and the policy run, and what energy and carbon cost."""
 
@@ -115,6 +130,12 @@ class ComputeConfig(Frozen):
     may say where it really runs (`CityEnv.reset` option ``policy_device``)."""
     analytics_flop_per_unit_min: NonNegative = 1.15e15
     """16 camera streams x 15 frames/s x 80 GFLOP per frame (a YOLO-class detector)."""
+    tiers: tuple[AnalyticsTier, ...] = ()
+    """Analytics models to choose from per node; none: one implicit tier of
+    ``analytics_flop_per_unit_min`` with gains 1 (the env as it always was). With tiers,
+    ``[monitoring] budget_units`` counts GPU capacity in units of the first tier: a unit
+    of tier t takes ``flop_t / flop_0`` of it (`tier_cost`), and a unit of capacity is
+    billed ``flop_0`` per minute (`unit_flop_per_min`)."""
     min_gpus: Annotated[int, Field(ge=0)] = 0
     pue: Annotated[float, Field(ge=1, le=5)] = 1.2
     price_per_kwh: NonNegative = 0.15
@@ -128,6 +149,21 @@ class ComputeConfig(Frozen):
     proportion to its length (a 6-hour episode: a quarter)."""
     energy_budget_kwh_per_day: NonNegative | None = None
     """Cap on a day's compute energy (facility kWh), by the same rules; None: no cap."""
+
+    @property
+    def num_tiers(self) -> int:
+        """T: the analytics tiers a node's units may run (1 without ``tiers``)."""
+        return max(len(self.tiers), 1)
+
+    @property
+    def unit_flop_per_min(self) -> float:
+        """FLOPs per minute of one unit of capacity: the first tier's unit."""
+        return self.tiers[0].flop_per_unit_min if self.tiers else self.analytics_flop_per_unit_min
+
+    @property
+    def tier_cost(self) -> tuple[float, ...]:
+        """(T,) capacity one unit of each tier takes: ``flop_t / flop_0`` (1 for the first)."""
+        return tuple(t.flop_per_unit_min / self.unit_flop_per_min for t in self.tiers) or (1.0,)
 
     @model_validator(mode="after")
     def _known_device(self) -> ComputeConfig:

@@ -148,6 +148,21 @@ class MonitoringInputs(NamedTuple):
     policy: PolicyCompute  # what the decision that made the allocation costs to run
     intensity_g_per_kwh: float  # the data centre's grid now
     fleet_on: bool = True  # False: a compute budget switched the analytics fleet off
+    tier_units: np.ndarray | None = None  # (N, T) units per analytics tier; None: T = 1
+
+
+def effective_units(
+    allocation: np.ndarray, tier_units: np.ndarray | None, gains: tuple[float, ...]
+) -> np.ndarray:
+    """(N,) units as a unit of the default tier counts them: ``sum_t gain_t * units_t``;
+    ``allocation`` itself without tiers (``tier_units`` None), bit for bit.
+
+    >>> effective_units(np.zeros(2), np.array([[1.0, 2.0], [0.0, 0.5]]), (1.0, 4.0)).tolist()
+    [9.0, 2.0]
+    """
+    if tier_units is None:
+        return allocation
+    return tier_units @ np.asarray(gains, dtype=np.float64)
 
 
 def start_monitoring(
@@ -227,11 +242,15 @@ def step_monitoring(
     rng = interval_rng(setup.arrival_key, t0_min)
     new = arrivals(city, scenario, inputs.truth, t0_min, t1_min, inputs.scheduled, rng)
     open_ = inc.Incidents.concat(state.open, new)
-    # Detection, response and damage.
-    nbr = setup.neighbour_mean @ allocation
+    # Detection, response and damage (allocation: capacity, billed; the tiers' gains
+    # turn it into what detection and readings see).
+    tiers = scenario.compute.tiers
+    seen = effective_units(allocation, inputs.tier_units, tuple(t.hazard_gain for t in tiers))
+    read = effective_units(allocation, inputs.tier_units, tuple(t.noise_gain for t in tiers))
+    nbr = setup.neighbour_mean @ seen
     node, sensor = open_.node, SENSOR_FOR_INCIDENT[open_.kind]
     hazard = inc.detection_hazard_per_min(
-        allocation[node],
+        seen[node],
         nbr[node],
         up_share[node, sensor],
         report_per_min=mon.report_per_min,
@@ -252,7 +271,7 @@ def step_monitoring(
         updated.node, weights=updated.damage - open_.damage, minlength=city.num_nodes
     )
     unwatched = step_unwatched(
-        state.unwatched, allocation, nbr, up_share, dt_min, mon, setup.close_per_min
+        state.unwatched, seen, nbr, up_share, dt_min, mon, setup.close_per_min
     )
     delays = (updated.detected_min - updated.start_min)[outcome.newly_detected]
     missed = int((outcome.closed & ~updated.detected).sum())
@@ -274,7 +293,7 @@ def step_monitoring(
         still_open,
         state.estimates,
         anomaly,
-        allocation,
+        read,
         up_share,
         streams.noise,
         mon,

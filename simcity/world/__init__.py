@@ -30,7 +30,6 @@ from simcity.compute.budget import (
     DayBudget,
     budget_left,
     budget_left_share,
-    cap_allocation,
     day_budget,
     spend,
 )
@@ -61,6 +60,7 @@ from simcity.traffic.day import (
 from simcity.traffic.demand import city_demand
 from simcity.world.record import StepRecord as StepRecord
 from simcity.world.record import interval_record
+from simcity.world.tiers import capped, tier_capacity
 from simcity.world.view import WorldView as WorldView
 
 
@@ -120,6 +120,7 @@ class World:
         self._planned = [((s.at_h - start_h) % 24.0) * 60.0 for s in scenario.incidents.scheduled]
         self._capacity_factor = _read_only(np.ones(self.city.num_links))
         self._allocation = _read_only(np.zeros(n))
+        self._tier_units: np.ndarray | None = None  # (N, T) with analytics tiers
         self._day = traffic_day(
             self.city,
             scenario,
@@ -197,7 +198,8 @@ class World:
 
     @property
     def allocation(self) -> np.ndarray:
-        """(N,) monitoring units of the last interval, read-only."""
+        """(N,) monitoring units of the last interval, read-only; with analytics tiers,
+        units of capacity (`ComputeConfig.tier_cost`)."""
         return self._allocation
 
     @property
@@ -277,11 +279,18 @@ class World:
         """Simulate the next decision interval under ``allocation`` (N,) and return its record.
 
         The allocation (monitoring units per node, default none) must already be valid:
-        `CityEnv` maps and checks actions.
+        `CityEnv` maps and checks actions. With analytics tiers (``[[compute.tiers]]``) it
+        may instead be (N, T): units of each tier per node; the world then counts each
+        node's capacity, ``sum_t units_t * tier_cost_t``, as its allocation.
         """
         if self.step_index >= self.num_steps:
             raise RuntimeError("the episode is over")
         units = np.zeros(self.city.num_nodes) if allocation is None else np.array(allocation)
+        self._tier_units = None
+        if units.ndim == 2:
+            cost = self.scenario.compute.tier_cost
+            self._tier_units = _shaped(units, (self.city.num_nodes, len(cost)), "allocation")
+            units = tier_capacity(units, cost)
         self._allocation, self._view = _read_only(units), None
         self.env.run(until=self.env.now + self.dt_min)
         return self.records[-1]
@@ -325,19 +334,23 @@ class World:
         due = tuple((i, t) for i, t in enumerate(self._planned) if t0 <= t < t1)
         intensity = float(self.datacentre_g_per_kwh[step])
         requested = self._allocation
-        cap = cap_allocation(
+        cap = capped(
             self.budget,
             self._spent,
             step,
             requested,
+            self._tier_units,
+            self.scenario.compute.tier_cost,
             lambda units, fleet_on: self.bill(step, units, fleet_on),
         )
         if cap.allocation is not requested:
             self._allocation = _read_only(cap.allocation)
+        if cap.tier_units is not self._tier_units and cap.tier_units is not None:
+            self._tier_units = _read_only(cap.tier_units)
         monitoring, outcome = step_monitoring(
             mon,
-            MonitoringInputs(
-                truth, self._allocation, t0, t1, due, self.policy, intensity, cap.fleet_on
+            MonitoringInputs(truth, self._allocation, t0, t1, due, self.policy, intensity)._replace(
+                fleet_on=cap.fleet_on, tier_units=self._tier_units
             ),
             self._streams,
         )

@@ -256,8 +256,8 @@ def test_same_seed_same_actions_same_trajectory(name: str) -> None:
     num_steps = 6 if name == "metro" else 12  # metro: ~1 s a cold step
     scenario = short(name, num_steps)
     first = CityEnv(scenario)
-    n = first.city.num_nodes
-    actions = np.random.default_rng(0).dirichlet(np.ones(n + 1), size=num_steps)
+    num_actions = first.action_space.shape[0]  # N + 1, or N * T + 1 with analytics tiers
+    actions = np.random.default_rng(0).dirichlet(np.ones(num_actions), size=num_steps)
     rollout(first, 1, actions)  # a different episode first: caches must not leak into results
     warm = rollout(first, 2, actions)
     cold = rollout(CityEnv(scenario), 2, actions)
