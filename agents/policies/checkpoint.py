@@ -26,6 +26,7 @@ from agents.policies.attention import (
     count_flops_per_decision,
     mean_action,
 )
+from agents.policies.tiers import require_one_tier
 from simcity.city.graph import City
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
@@ -202,6 +203,7 @@ class TrainedPolicy:
     """
 
     def __init__(self, model: AttentionPolicy, env: CityEnv, name: str = "trained") -> None:
+        require_one_tier(env.scenario)
         self.name = name
         self.model = model.eval()
         self.neighbours, self.distances = city_neighbours(

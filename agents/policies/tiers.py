@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 
 from agents.policies.protocol import Policy
+from simcity.config.scenario import Scenario
+from simcity.errors import SimcityError
 
 
 def on_first_tier(action: np.ndarray, num_tiers: int) -> np.ndarray:
@@ -44,3 +46,14 @@ class FirstTierPolicy:
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """The wrapped policy's weights (N + 1,), on the first tier (N * T + 1,)."""
         return on_first_tier(self.policy.act(obs), self.num_tiers)
+
+
+def require_one_tier(scenario: Scenario) -> None:
+    """`SimcityError` for a scenario with analytics tiers: the attention policy outputs
+    N + 1 weights, one tier's (T logits per node are not built yet)."""
+    if scenario.compute.num_tiers > 1:
+        raise SimcityError(
+            f"{scenario.compute.num_tiers} analytics tiers: the attention policy allocates one",
+            field="compute.tiers",
+            expected="a scenario without [[compute.tiers]] for a trained policy",
+        )

@@ -44,6 +44,7 @@ import torch
 
 from agents.policies.attention import AttentionPolicy
 from agents.policies.checkpoint import load_checkpoint
+from agents.policies.tiers import require_one_tier
 from agents.training.buffer import Batch
 from agents.training.config import TrainConfig
 from agents.training.credit import make_credit, slot_rewards
@@ -107,6 +108,7 @@ def train(
     scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
     # Envs on one city, and how each action slot is credited (per node or jointly).
+    require_one_tier(scenario)
     envs = make_envs(scenario, config)
     city = envs.first.city
     credit = make_credit(config, city, scenario.reward.scale, scenario.monitoring.spill)

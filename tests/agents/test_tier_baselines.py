@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -53,3 +55,15 @@ def test_downtown_vlm_baseline_steps() -> None:
     action = policy.act(obs)
     assert action.shape == (env.city.num_nodes * 2 + 1,)
     env.step(action)
+
+
+def test_a_trained_policy_refuses_a_tiered_scenario_in_one_line(tmp_path: Path) -> None:
+    """The attention policy allocates one tier: training or playing it on `downtown_vlm`
+    is a clear error (exit 2 from the CLI), not a shape error deep in the env."""
+    from typer.testing import CliRunner
+
+    from agents.cli.main import app
+
+    args = ["train", "downtown_vlm", "--steps", "96", "--teacher-days", "0"]
+    result = CliRunner().invoke(app, [*args, "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 2 and "compute.tiers" in result.output
