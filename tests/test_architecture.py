@@ -4,7 +4,7 @@ Every import counts, including those inside functions and under ``TYPE_CHECKING`
 cycle that only a lazy import keeps from failing is still two modules that need each
 other. Layers (lower imports nothing higher; one layer's packages form no cycle):
 
-    simcity: errors < config < city < traffic, energy, monitoring, compute < world
+    simcity: errors, arrays < config < city < traffic, energy, monitoring, compute < world
              < env, records < the package itself
     agents:  policies < training < green, viz, sweeps < cli
 """
@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("simcity", "agents")
 LAYERS = {
     "simcity.errors": 0,
+    "simcity.arrays": 0,
     "simcity.config": 1,
     "simcity.city": 2,
     "simcity.traffic": 3,

@@ -80,6 +80,17 @@ def perception_model(width: int = 32, stages: int = 5) -> nn.Sequential:
     return nn.Sequential(*layers).eval()
 
 
+def perception_workload(batch: int, frame_px: int) -> tuple[nn.Sequential, torch.Tensor, int]:
+    """The backbone, a seeded batch of frames (B, 3, P, P) on the CPU, and the FLOPs of
+    one call on them (counted by `FlopCounterMode`; they do not depend on the device)."""
+    frames = torch.rand((batch, 3, frame_px, frame_px), generator=torch.Generator().manual_seed(0))
+    perception = perception_model()
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        perception(frames)
+    return perception, frames, int(counter.get_total_flops())
+
+
 def base_for(gpu_name: str) -> str:
     """The shipped profile for a GPU NVML names, e.g. "NVIDIA H100 80GB HBM3" -> h100_sxm."""
     for fragment, base in _BASES:
@@ -173,13 +184,9 @@ def calibrate_device(
         synchronize("policy")
 
     # The perception model on a batch of frames.
-    frames = torch.rand((batch, 3, frame_px, frame_px), generator=torch.Generator().manual_seed(0))
+    perception, frames, perception_flop = perception_workload(batch, frame_px)
     frames = frames.to(target, dtype)
-    perception = perception_model().to(device=target, dtype=dtype)
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        perception(frames)
-    perception_flop = int(counter.get_total_flops())
+    perception = perception.to(device=target, dtype=dtype)
 
     def perceive() -> None:
         with torch.no_grad():

@@ -37,9 +37,8 @@ from time import perf_counter, sleep
 from typing import NamedTuple
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
-from agents.green.calibrate import perception_model
+from agents.green.calibrate import perception_workload
 from agents.policies.attention import AttentionConfig, AttentionPolicy
 from agents.policies.compressed import CompressedPolicy, load_policy
 from simcity.compute.measure import EnergyEstimate, RaplEnergyMeter, latency_energy
@@ -185,12 +184,7 @@ def calibrate_cpu(
         policy_lat, policy_w = _timed(lambda: policy.act(obs), seconds, 10, now, meter)
 
     # The analytics model on a batch of frames, on every thread.
-    frames = torch.rand((batch, 3, frame_px, frame_px), generator=torch.Generator().manual_seed(0))
-    perception = perception_model()
-    counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
-        perception(frames)
-    perception_flop = int(counter.get_total_flops())
+    perception, frames, perception_flop = perception_workload(batch, frame_px)
 
     def perceive() -> None:
         with torch.no_grad():

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from simcity.arrays import read_only
 from simcity.city.graph import City
 from simcity.compute.bill import ComputeBill, PolicyCompute, bill_compute
 from simcity.config.devices import DeviceProfile, device_profile
@@ -194,9 +195,9 @@ def start_monitoring(
         city=city,
         scenario=scenario,
         device=device_profile(compute.device, compute.devices_file),
-        installed=_read_only(installed),
-        hotspot=_read_only(hotspot),
-        risk_history=_read_only(risk_history),
+        installed=read_only(installed),
+        hotspot=read_only(hotspot),
+        risk_history=read_only(risk_history),
         neighbour_mean=neighbour_mean(city),
         arrival_key=arrival_key,
         close_per_min=1.0 / float(np.mean(scenario.incidents.mean_duration_min)),
@@ -329,12 +330,12 @@ def step_monitoring(
         num_detected=int(outcome.newly_detected.sum()),
         num_missed=missed,
         num_open=still_open.num,
-        detection_delays_min=_read_only(delays),
+        detection_delays_min=read_only(delays),
         estimation_error=float(beliefs.error_by_node.mean()),
         bill=bill,
         units_used=units,
-        damage_by_node=_read_only(damage_by_node),
-        error_by_node=_read_only(beliefs.error_by_node),
+        damage_by_node=read_only(damage_by_node),
+        error_by_node=read_only(beliefs.error_by_node),
     )
 
 
@@ -362,8 +363,3 @@ def read_only_state(state: MonitoringState) -> MonitoringState:
     for array in arrays:
         array.setflags(write=False)
     return state
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array

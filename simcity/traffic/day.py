@@ -14,6 +14,7 @@ from weakref import WeakKeyDictionary
 
 import numpy as np
 
+from simcity.arrays import read_only
 from simcity.city.graph import City
 from simcity.city.network import Network
 from simcity.config.scenario import Scenario, TrafficConfig
@@ -47,7 +48,7 @@ class TrafficDay:
         self.cfg = cfg
         self._every = self.cfg.solve_every_steps
         self._od = [
-            _read_only(np.mean(step_od[start : start + self._every], axis=0))
+            read_only(np.mean(step_od[start : start + self._every], axis=0))
             for start in range(0, len(step_od), self._every)
         ]  # one (Z, Z) demand per block of the traffic clock
         self._baseline: list[Assignment] = []
@@ -157,9 +158,9 @@ def initial_traffic(network: Network) -> TrafficState:
     """Empty roads at free flow, before the first interval."""
     num_links = len(network.capacity_veh_h)
     return TrafficState(
-        _read_only(np.ones(num_links)),
-        _read_only(np.zeros(num_links)),
-        _read_only(np.array(network.free_flow_time_min)),
+        read_only(np.ones(num_links)),
+        read_only(np.zeros(num_links)),
+        read_only(np.array(network.free_flow_time_min)),
         None,
     )
 
@@ -176,7 +177,7 @@ def step_traffic(state: TrafficState, inputs: TrafficInputs, day: TrafficDay) ->
     actual = inputs.capacity_factor * inputs.cut_factor
     routed = state.routed_factor
     if inputs.step % day.solve_every_steps == 0:
-        routed = _read_only(inputs.capacity_factor * inputs.known_cut_factor)
+        routed = read_only(inputs.capacity_factor * inputs.known_cut_factor)
     result = day.solve(inputs.step, routed)
     if not np.array_equal(routed, actual):
         times = bpr_time(
@@ -187,19 +188,14 @@ def step_traffic(state: TrafficState, inputs: TrafficInputs, day: TrafficDay) ->
             network.bpr_power,
         )
         result = result._replace(
-            times_min=_read_only(times), tstt_veh_min=float(result.flows_veh_h @ times)
+            times_min=read_only(times), tstt_veh_min=float(result.flows_veh_h @ times)
         )
-    capacity = _read_only(network.capacity_veh_h * actual)
+    capacity = read_only(network.capacity_veh_h * actual)
     snapshot = TrafficSnapshot(day.od(inputs.step), result, capacity)
     return TrafficState(routed, result.flows_veh_h, result.times_min, snapshot)
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array
-
-
 def _read_only_assignment(result: Assignment) -> Assignment:
-    _read_only(result.flows_veh_h)
-    _read_only(result.times_min)
+    read_only(result.flows_veh_h)
+    read_only(result.times_min)
     return result

@@ -16,6 +16,7 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import dijkstra
 from scipy.spatial import cKDTree
 
+from simcity.arrays import read_only
 from simcity.city.generators import to_km
 from simcity.city.graph import City
 from simcity.config.scenario import DayProfile, EventConfig, Scenario
@@ -189,18 +190,13 @@ def city_demand(city: City, scenario: Scenario) -> CityDemand:
     zone_weight = np.bincount(catchment, weights=weight, minlength=city.num_zones)
     events = tuple(scenario.events)
     return CityDemand(
-        base_od=_read_only(base_od),
+        base_od=read_only(base_od),
         profile=traffic.profile,
         events=events,
         event_zone=tuple(city.nearest_node(e.lon, e.lat, zones_only=True) for e in events),
-        zone_population=_read_only(
+        zone_population=read_only(
             np.bincount(catchment, weights=city.population, minlength=city.num_zones)
         ),
-        catchment=_read_only(catchment),
-        arrival_share=_read_only(weight / zone_weight[catchment]),
+        catchment=read_only(catchment),
+        arrival_share=read_only(weight / zone_weight[catchment]),
     )
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array

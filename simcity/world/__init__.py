@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import simpy
 
+from simcity.arrays import read_only
 from simcity.city.build import build_city
 from simcity.city.graph import City
 from simcity.compute.bill import ComputeBill, PolicyCompute, bill_compute
@@ -104,13 +105,13 @@ class World:
         self.demand = city_demand(self.city, scenario)
         self._event_nodes = tuple(self.city.nearest_node(e.lon, e.lat) for e in scenario.events)
         midpoints = (np.arange(self.num_steps) + 0.5) * self.dt_min
-        self.carbon_g_per_kwh = _read_only(carbon_intensity(scenario, midpoints))  # (T,)
+        self.carbon_g_per_kwh = read_only(carbon_intensity(scenario, midpoints))  # (T,)
         self.datacentre_g_per_kwh = (
             self.carbon_g_per_kwh
             if scenario.datacentre_carbon is None
-            else _read_only(carbon_intensity(scenario, midpoints, scenario.datacentre_carbon))
+            else read_only(carbon_intensity(scenario, midpoints, scenario.datacentre_carbon))
         )
-        self.feeder_kw = _read_only(feeder_capacity_kw(self.city, scenario, self._event_nodes))
+        self.feeder_kw = read_only(feeder_capacity_kw(self.city, scenario, self._event_nodes))
         self._monitoring, self._streams = start_monitoring(
             self.city, scenario, rng if rng is not None else np.random.default_rng(scenario.seed)
         )
@@ -118,8 +119,8 @@ class World:
         self._spent = BudgetState()
         start_h = time.start_hour
         self._planned = [((s.at_h - start_h) % 24.0) * 60.0 for s in scenario.incidents.scheduled]
-        self._capacity_factor = _read_only(np.ones(self.city.num_links))
-        self._allocation = _read_only(np.zeros(n))
+        self._capacity_factor = read_only(np.ones(self.city.num_links))
+        self._allocation = read_only(np.zeros(n))
         self._tier_units: np.ndarray | None = None  # (N, T) with analytics tiers
         self._day = traffic_day(
             self.city,
@@ -291,7 +292,7 @@ class World:
             cost = self.scenario.compute.tier_cost
             self._tier_units = _shaped(units, (self.city.num_nodes, len(cost)), "allocation")
             units = tier_capacity(units, cost)
-        self._allocation, self._view = _read_only(units), None
+        self._allocation, self._view = read_only(units), None
         self.env.run(until=self.env.now + self.dt_min)
         return self.records[-1]
 
@@ -330,7 +331,7 @@ class World:
             self.feeder_kw,
             mon.hotspot,
         )
-        truth = TrueState(*map(_read_only, truth))
+        truth = TrueState(*map(read_only, truth))
         due = tuple((i, t) for i, t in enumerate(self._planned) if t0 <= t < t1)
         intensity = float(self.datacentre_g_per_kwh[step])
         requested = self._allocation
@@ -344,9 +345,9 @@ class World:
             lambda units, fleet_on: self.bill(step, units, fleet_on),
         )
         if cap.allocation is not requested:
-            self._allocation = _read_only(cap.allocation)
+            self._allocation = read_only(cap.allocation)
         if cap.tier_units is not self._tier_units and cap.tier_units is not None:
-            self._tier_units = _read_only(cap.tier_units)
+            self._tier_units = read_only(cap.tier_units)
         monitoring, outcome = step_monitoring(
             mon,
             MonitoringInputs(truth, self._allocation, t0, t1, due, self.policy, intensity)._replace(
@@ -389,9 +390,4 @@ def _shaped(values: np.ndarray, shape: tuple[int, ...], name: str) -> np.ndarray
     array = np.array(values, dtype=np.float64)
     if array.shape != shape:
         raise ValueError(f"{name} has shape {array.shape}; expected {shape}")
-    return _read_only(array)
-
-
-def _read_only(array: np.ndarray) -> np.ndarray:
-    array.setflags(write=False)
-    return array
+    return read_only(array)

@@ -9,11 +9,12 @@ import math
 
 import numpy as np
 import pytest
+from toy_incidents import overloads_at
 
 import simcity  # noqa: F401 (registers simcity/CityMonitoring-v0)
 from agents.policies.baselines import BASELINES, make_baseline
 from agents.policies.protocol import Policy
-from simcity.config.scenario import Scenario, load_scenario
+from simcity.config.scenario import load_scenario
 from simcity.env import NODE_FEATURES, CityEnv
 from simcity.errors import SimcityError
 from simcity.monitoring import incidents as inc
@@ -21,32 +22,9 @@ from simcity.monitoring import incidents as inc
 TINY_NODES = 16
 
 
-def short(name: str, num_steps: int) -> Scenario:
-    """A bundled scenario cut to its first ``num_steps`` steps."""
-    scenario = load_scenario(name)
-    time = scenario.time.model_copy(update={"num_steps": num_steps})
-    return scenario.model_copy(update={"time": time})
-
-
 @pytest.fixture(scope="module")
 def tiny() -> CityEnv:
     return CityEnv("tiny")
-
-
-def overloads_at(node: int, count: int, now: float, marker: float) -> inc.Incidents:
-    """``count`` grid overloads at ``node`` that stay open all day; ``marker`` as severity."""
-    return inc.Incidents(
-        kind=np.full(count, inc.GRID_OVERLOAD),
-        node=np.full(count, node),
-        link=np.full(count, -1),
-        severity=np.full(count, marker),
-        start_min=np.full(count, now),
-        end_min=np.full(count, 1e6),
-        damage_per_min=np.full(count, 50.0),
-        detected_min=np.full(count, np.nan),
-        damage=np.zeros(count),
-        clock=np.random.default_rng([node, count]).exponential(1.0, size=count),
-    )
 
 
 # -- baselines -------------------------------------------------------------------------

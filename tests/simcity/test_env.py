@@ -18,6 +18,7 @@ from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from toy_incidents import overloads_at
 
 import simcity  # noqa: F401 (registers simcity/CityMonitoring-v0)
 from simcity.config.devices import device_profile
@@ -39,22 +40,6 @@ def short(name: str, num_steps: int) -> Scenario:
 @pytest.fixture(scope="module")
 def tiny() -> CityEnv:
     return CityEnv("tiny")
-
-
-def overloads_at(node: int, count: int, now: float, marker: float) -> inc.Incidents:
-    """``count`` grid overloads at ``node`` that stay open all day; ``marker`` as severity."""
-    return inc.Incidents(
-        kind=np.full(count, inc.GRID_OVERLOAD),
-        node=np.full(count, node),
-        link=np.full(count, -1),
-        severity=np.full(count, marker),
-        start_min=np.full(count, now),
-        end_min=np.full(count, 1e6),
-        damage_per_min=np.full(count, 50.0),
-        detected_min=np.full(count, np.nan),
-        damage=np.zeros(count),
-        clock=np.random.default_rng([node, count]).exponential(1.0, size=count),
-    )
 
 
 # -- actions and allocation ------------------------------------------------------------

@@ -16,24 +16,7 @@ from simcity.compute.measure import (
     latency_energy,
     rapl_packages,
 )
-from simcity.config.devices import DeviceProfile
 from simcity.errors import SimcityError
-
-# An H100-like GPU with round numbers: achievable 1e15 × 0.5 = 5e14 FLOP/s.
-GPU = DeviceProfile(
-    name="h100ish",
-    precision="bf16",
-    peak_flop_s=1e15,
-    utilisation=0.5,
-    idle_power_w=70.0,
-    max_power_w=700.0,
-)
-GRID = {
-    "pue": 1.2,
-    "intensity_g_per_kwh": 400.0,
-    "price_per_kwh": 0.15,
-    "carbon_price_per_t": 100.0,
-}
 
 
 class FakeNvml:
