@@ -22,6 +22,7 @@ PACKAGES = ("simcity", "agents")
 LAYERS = {
     "simcity.errors": 0,
     "simcity.arrays": 0,
+    "simcity.safe_io": 0,
     "simcity.config": 1,
     "simcity.city": 2,
     "simcity.traffic": 3,
