@@ -13,6 +13,13 @@ incident). It reads the env's true state (through the world's read-only view, ne
 writing into it), so it is not a deployable policy; on downtown
 it closes about 53% of the uniform-to-oracle gap at gain 0.5 (`bench/belief_bound.py`).
 
+Budgets. Under a day's compute budget (``[compute] carbon_budget_kg_per_day`` or
+``energy_budget_kwh_per_day``) the greedy allocation would spend every unit until the
+budget runs out at midday; the teacher instead holds units back on the unused slot by the
+``paced_carbon`` rule (`agents.policies.paced.Pacer`, carbon-aware: more where the grid
+is cleaner than what is coming), an observation-only rule the student can learn. Without a
+budget the pacer's share is 1 and the allocation is untouched, bit for bit.
+
 The student that learns from it is fitted by `agents.training.teacher`.
 """
 
@@ -22,6 +29,7 @@ import numpy as np
 
 from agents.policies.actions import RANDOM_KINDS, on_nodes
 from agents.policies.oracle import OraclePolicy, true_rates_per_h
+from agents.policies.paced import Pacer
 from simcity.env import CityEnv
 from simcity.monitoring import incidents as inc
 from simcity.monitoring.monitor import QUANTITY_FOR_INCIDENT, SENSOR_FOR_INCIDENT
@@ -45,19 +53,23 @@ class EvidenceSearch(OraclePolicy):
         self.hotspots = hotspots
         self.name = f"evidence {gain:g}"
         self.belief: np.ndarray | None = None  # (N, K) expected undetected incidents
+        self.pacer = Pacer(carbon_aware=True)
 
     def reset(self, seed: int | None) -> None:
         """Forget the belief: a new day starts from the steady state of the rates."""
         self.belief = None
+        self.pacer.reset()
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """The oracle's greedy allocation with the expected incidents in place of the true."""
+        """The oracle's greedy allocation with the expected incidents in place of the true,
+        paced under a compute budget (module doc)."""
+        share = self.pacer.share(obs)
         view = self._view(obs)
         if view.traffic.snapshot is None:
-            return super().act(obs)
+            return paced(super().act(obs), share)
         n = view.city.num_nodes
         hotspot = view.monitoring.hotspot if self.hotspots else np.ones(n)
-        return on_nodes(self._allocate(view, self._pseudo_open(view), hotspot))
+        return paced(on_nodes(self._allocate(view, self._pseudo_open(view), hotspot)), share)
 
     def _pseudo_open(self, view: WorldView) -> inc.Incidents:
         """One pseudo-incident per node and kind whose damage rate carries the expectation.
@@ -105,3 +117,22 @@ class EvidenceSearch(OraclePolicy):
             damage=np.zeros(m),
             clock=np.ones(m),
         )
+
+
+def paced(action: np.ndarray, share: float) -> np.ndarray:
+    """``action`` (N + 1,) with the unused slot raised so the nodes get ``share`` of the
+    units; ``action`` itself when ``share`` is 1.
+
+    >>> paced(np.array([1.0, 3.0, 0.0]), 0.25).tolist()
+    [1.0, 3.0, 12.0]
+    """
+    if share >= 1.0:
+        return action
+    action = np.array(action, dtype=np.float64)
+    on_nodes_ = float(action[:-1].sum())
+    if share <= 0.0 or on_nodes_ <= 0.0:
+        action[:-1] = 0.0
+        action[-1] = 1.0
+        return action
+    action[-1] = on_nodes_ * (1.0 - share) / share
+    return action
