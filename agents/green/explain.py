@@ -45,6 +45,7 @@ import torch
 from agents.policies.attention import AttentionPolicy, prior_log_weights
 from agents.policies.checkpoint import TrainedPolicy
 from agents.policies.compressed import is_int8
+from agents.policies.tiers import require_one_tier
 from simcity.config.scenario import Scenario
 from simcity.env import GLOBAL_FEATURES, NODE_FEATURES, CityEnv
 from simcity.errors import SimcityError
@@ -271,6 +272,7 @@ def explain_at(
     policy: TrainedPolicy, env: CityEnv, at: str, seed: int, top: int = 5, steps: int = 32
 ) -> Explanation:
     """Play ``policy`` from ``reset(seed)`` to the decision at ``at`` and explain it."""
+    require_one_tier(env.scenario, "explain")
     step = decision_step(env.scenario, at)
     obs, _ = env.reset(seed=seed)
     policy.reset(seed)

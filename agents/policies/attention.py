@@ -18,8 +18,11 @@ attention FLOP goes unbilled. Padding slots (a node
 repeated as its own neighbour after slot 0, used when fewer than K nodes are reachable) are
 masked out so an isolated node does not attend to itself K times.
 
-Heads. One allocation logit and one value per node; the mean of the node tokens (a
-size-agnostic pool) gives the "unused" slot's logit and value. No weight depends on N.
+Heads. One allocation logit per node and analytics tier (T = ``AttentionConfig.num_tiers``,
+1 without ``[[compute.tiers]]``), node-major as the env reads them (slot ``i * T + t``:
+node i, tier t), and one value per node; the mean of the node tokens (a size-agnostic
+pool) gives the "unused" slot's logit and value. No weight depends on N; with T tiers the
+node head is ``Linear(D -> T)``, so a checkpoint plays scenarios with its own tier list.
 
 Prior. With ``AttentionConfig.prior`` = ``"risk"``, ``"alarm"`` or ``"posterior"`` the node
 logits are the network's output plus the log-weights of that heuristic
@@ -31,7 +34,7 @@ $122.0k (it concentrates the budget: logits 1.24 x the prior's log-weights), and
 sixth of the learning rate with std e^-1 kept it level ($120.7k); the network alone gets
 $121.1k. Earlier, the alarm-residual policy went from $122.6k to $124.7k.
 
-Actions. `action_distribution` is a logistic normal over the N + 1 slots: log-weights
+Actions. `action_distribution` is a logistic normal over the N * T + 1 slots: log-weights
 ``z ~ Normal(logits, exp(log_std))``, independent per slot with one learned ``log_std``, and
 the env gets ``exp(z - max z)`` (`to_weights`): non-negative weights, of which only the
 ratios matter, exactly what `simcity.env.CityEnv` expects. The deterministic action is
@@ -58,6 +61,7 @@ from simcity.env import GLOBAL_FEATURES, NODE_FEATURES
 
 _PRIOR_WEIGHTS = {"risk": risk_weights, "alarm": alarm_weights, "posterior": posterior_weights}
 PRIORS = (None, *_PRIOR_WEIGHTS)
+MAX_TIERS = 16
 
 
 @dataclass(frozen=True)
@@ -78,12 +82,16 @@ class AttentionConfig:
     prior: str | None = None
     """Heuristic whose log-weights are added to the node logits (residual policy
     learning: the network learns corrections to it); None: the network alone."""
+    num_tiers: int = 1
+    """Analytics tiers the node head allocates (``[[compute.tiers]]``); 1: none."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads != 0:
             raise ValueError(
                 f"d_model {self.d_model} must be divisible by num_heads {self.num_heads}"
             )
+        if not 1 <= self.num_tiers <= MAX_TIERS:
+            raise ValueError(f"num_tiers {self.num_tiers}; expected 1 to {MAX_TIERS}")
         if self.prior not in PRIORS:
             raise ValueError(f"prior {self.prior!r}; expected one of {sorted(PRIORS, key=str)}")
 
@@ -95,8 +103,8 @@ class AttentionConfig:
 class PolicyOutput(NamedTuple):
     """What one forward pass returns."""
 
-    logits: torch.Tensor  # (B, N + 1), last = "unused" slot
-    value: torch.Tensor  # (B, N + 1), each slot's value; last from the pooled tokens
+    logits: torch.Tensor  # (B, N * T + 1), node-major, last = "unused" slot
+    value: torch.Tensor  # (B, N + 1), each node's value; last from the pooled tokens
     attention: torch.Tensor  # (B, L, H, N, K), each row sums to 1 over K
 
 
@@ -190,7 +198,7 @@ class AttentionPolicy(nn.Module):
         self.global_embed = _global_embedding(c.num_global_features, c.d_model)
         self.blocks = nn.ModuleList(Block(c) for _ in range(c.num_layers))
         self.norm = nn.LayerNorm(c.d_model)
-        self.node_head = nn.Linear(c.d_model, 1)
+        self.node_head = nn.Linear(c.d_model, c.num_tiers)
         self.unused_head = nn.Linear(c.d_model, 1)
         self.value_head = nn.Sequential(
             nn.Linear(c.d_model, c.d_model), nn.GELU(), nn.Linear(c.d_model, 1)
@@ -208,7 +216,7 @@ class AttentionPolicy(nn.Module):
         neighbours: torch.Tensor,
         distances: torch.Tensor,
     ) -> PolicyOutput:
-        """Logits (B, N + 1), values (B, N + 1) and attention (B, L, H, N, K).
+        """Logits (B, N * T + 1), values (B, N + 1) and attention (B, L, H, N, K).
 
         Args:
             nodes: (B, N, F) node features.
@@ -239,11 +247,11 @@ class AttentionPolicy(nn.Module):
             attentions.append(attention)
         x = self.norm(x)  # (B, N, D)
         pooled = x.mean(dim=1)  # (B, D)
-        node_logits = self.node_head(x).squeeze(-1)  # (B, N)
+        node_logits = self.node_head(x)  # (B, N, T)
         if c.prior is not None:
-            node_logits = node_logits + prior_log_weights(nodes, c.prior)  # (B, N)
+            node_logits = node_logits + prior_log_weights(nodes, c.prior).unsqueeze(-1)
         unused_logit = self.unused_head(pooled)  # (B, 1)
-        logits = torch.cat([node_logits, unused_logit], dim=1)  # (B, N + 1)
+        logits = torch.cat([node_logits.flatten(1), unused_logit], dim=1)  # (B, N * T + 1)
         tokens = torch.cat([x, pooled.unsqueeze(1)], dim=1)  # (B, N + 1, D)
         value = self.value_head(tokens).squeeze(-1)  # (B, N + 1)
         return PolicyOutput(logits, value, torch.stack(attentions, dim=1))  # (B, L, H, N, K)
@@ -338,22 +346,22 @@ def prior_log_weights(nodes: torch.Tensor, prior: str) -> torch.Tensor:
 
 
 def action_distribution(logits: torch.Tensor, log_std: torch.Tensor) -> Normal:
-    """Per-slot normal over log-weights (B, N + 1): mean ``logits``, std ``exp(log_std)``.
+    """Per-slot normal over log-weights (B, N * T + 1): mean ``logits``, std ``exp(log_std)``.
 
-    ``log_prob`` and ``entropy`` of the result are per slot (B, N + 1); sum over the last
+    ``log_prob`` and ``entropy`` of the result are per slot (B, N * T + 1); sum over the last
     dim for the joint action. Give the env ``to_weights(sample)``.
     """
-    scale = log_std.exp().expand_as(logits)  # (B, N + 1)
+    scale = log_std.exp().expand_as(logits)  # (B, N * T + 1)
     return Normal(logits, scale, validate_args=False)
 
 
 def to_weights(log_weights: torch.Tensor) -> torch.Tensor:
-    """Env action weights from log-weights (..., N + 1): ``exp(z - max z)``, max 1."""
+    """Env action weights from log-weights (..., N * T + 1): ``exp(z - max z)``, max 1."""
     return (log_weights - log_weights.amax(dim=-1, keepdim=True)).exp()
 
 
 def mean_action(logits: torch.Tensor) -> torch.Tensor:
-    """Deterministic evaluation action (B, N + 1): ``softmax(logits)``, the allocation at
+    """Deterministic evaluation action (B, N * T + 1): ``softmax(logits)``, the allocation at
     the distribution's mean log-weights."""
     return torch.softmax(logits, dim=-1)
 

@@ -61,7 +61,7 @@ from agents.policies.actions import on_nodes
 from agents.policies.oracle import OraclePolicy
 from agents.policies.paced import Pacer
 from agents.policies.protocol import Policy
-from agents.policies.tiers import FirstTierPolicy
+from agents.policies.tiers import TierRulePolicy
 from simcity.config.monitoring import IncidentConfig
 from simcity.env import ANOMALY_SCALE, NODE_FEATURES, CityEnv
 from simcity.errors import SimcityError
@@ -354,7 +354,7 @@ def make_baseline(name: str, env: CityEnv, seed: int = 0) -> Policy:
     """The baseline called ``name`` for ``env`` (a `CityEnv`, or a wrapper around one).
 
     On an env with analytics tiers it weighs nodes by its own rule and puts each node's
-    weight on the first tier (`agents.policies.tiers`).
+    weight on the tier that sees most per unit of capacity (`agents.policies.tiers`).
 
     Raises `SimcityError` for an unknown name, listing the known ones.
     """
@@ -368,5 +368,5 @@ def make_baseline(name: str, env: CityEnv, seed: int = 0) -> Policy:
         raise TypeError(f"expected a CityEnv, got {type(unwrapped).__name__}")
     policy = factory(unwrapped, seed)
     if unwrapped.scenario.compute.tiers:
-        return FirstTierPolicy(policy, unwrapped.num_tiers)
+        return TierRulePolicy(policy, unwrapped.scenario)
     return policy

@@ -26,7 +26,6 @@ from agents.policies.attention import (
     count_flops_per_decision,
     mean_action,
 )
-from agents.policies.tiers import require_one_tier
 from simcity.city.graph import City
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
@@ -203,7 +202,7 @@ class TrainedPolicy:
     """
 
     def __init__(self, model: AttentionPolicy, env: CityEnv, name: str = "trained") -> None:
-        require_one_tier(env.scenario)
+        require_tiers(model.config, env)
         self.name = name
         self.model = model.eval()
         self.neighbours, self.distances = city_neighbours(
@@ -228,10 +227,21 @@ class TrainedPolicy:
         """Nothing to reset: the policy is deterministic and has no memory."""
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """Action weights (N + 1,): the allocation at the mean log-weights."""
+        """Action weights (N * T + 1,): the allocation at the mean log-weights."""
         nodes = torch.as_tensor(obs["nodes"], dtype=torch.float32).unsqueeze(0)  # (1, N, F)
         globals_ = torch.as_tensor(obs["globals"], dtype=torch.float32).unsqueeze(0)  # (1, G)
         with torch.no_grad():
             output = self.model(nodes, globals_, self.neighbours, self.distances)
-            action = mean_action(output.logits)[0]  # (N + 1,)
+            action = mean_action(output.logits)[0]  # (N * T + 1,)
         return action.numpy().astype(np.float64)
+
+
+def require_tiers(config: AttentionConfig, env: CityEnv) -> None:
+    """`SimcityError` unless a model of ``config`` allocates ``env``'s analytics tiers."""
+    if config.num_tiers != env.num_tiers:
+        raise SimcityError(
+            f"the policy allocates {config.num_tiers} analytics tier(s), the scenario has "
+            f"{env.num_tiers}",
+            field="compute.tiers",
+            expected=f"a policy trained on a scenario with {env.num_tiers} tier(s)",
+        )

@@ -28,6 +28,11 @@ credits a node with the watch its units spill onto its neighbours (``monitoring.
 it is exact in the same sense (tests) but measured no gain there (44% vs 45%), so it is
 off by default.
 
+Tiers. With T analytics tiers (``[[compute.tiers]]``) every (node, tier) slot is credited:
+slot ``i * T + t`` learns from node i's cost under node i's value, and the budget
+coupling runs over all N * T slots, which share one GPU capacity (a larger weight on
+node i's VLM takes capacity from every other slot, node i's detector included).
+
 Twins. With ``TrainConfig.twins`` each env's advantage is less its twin's
 (`agents.training.ppo_math.mirrored_advantages`; `agents.training.rollout`).
 """
@@ -44,6 +49,7 @@ from agents.training.buffer import Rollout
 from agents.training.config import TrainConfig
 from agents.training.ppo_math import compute_gae, couple_budget, mirrored_advantages
 from simcity.city.graph import City
+from simcity.errors import SimcityError
 from simcity.monitoring.monitor import neighbour_mean
 
 
@@ -163,16 +169,19 @@ class NodeCredit:
     returns: Returns
     reward_scale: float
     coupling: Coupling | None  # None: no budget coupling
-    num_slots: int  # N + 1
+    num_slots: int  # N * T + 1
+    num_tiers: int = 1
 
     def log_probs(self, per_slot: torch.Tensor) -> torch.Tensor:
         return per_slot
 
     def values(self, value: torch.Tensor) -> torch.Tensor:
-        return value
+        """The critic's node values (..., N + 1) for every slot (..., N * T + 1)."""
+        return on_tier_slots(value, self.num_tiers)
 
     def rewards(self, reward: np.ndarray, node_cost: np.ndarray) -> torch.Tensor:
-        return slot_rewards(reward, node_cost, self.reward_scale, node_credit=True)  # (E, N + 1)
+        per_node = slot_rewards(reward, node_cost, self.reward_scale, node_credit=True)
+        return on_tier_slots(per_node, self.num_tiers)  # (E, N * T + 1)
 
     def advantages(self, rollout: Rollout) -> Advantages:
         return node_credit_advantages(rollout, self.returns, self.coupling)
@@ -187,15 +196,35 @@ Credit = NodeCredit | JointCredit
 def make_credit(config: TrainConfig, city: City, reward_scale: float, spill: float) -> Credit:
     """The credit ``config`` asks for, on ``city`` (``spill``: the scenario's monitoring spill)."""
     returns = Returns(config.gamma, config.gae_lambda, config.twins)
-    num_actions = city.num_nodes + 1
+    num_tiers = config.model.num_tiers
+    num_actions = city.num_nodes * num_tiers + 1
     if not config.node_credit:
         return JointCredit(returns, reward_scale, num_actions)
     coupling = None  # the budget coupling is off
     if config.budget_coupling and config.spill_credit:
+        if num_tiers > 1:
+            raise SimcityError(
+                "spill credit reads one analytics tier",
+                field="train.spill_credit",
+                expected="false with [[compute.tiers]]",
+            )
         coupling = Coupling(_sparse_neighbour_mean(city), spill)
     elif config.budget_coupling:
         coupling = Coupling(None, 0.0)
-    return NodeCredit(returns, reward_scale, coupling, num_actions)
+    return NodeCredit(returns, reward_scale, coupling, num_actions, num_tiers)
+
+
+def on_tier_slots(per_node: torch.Tensor, num_tiers: int) -> torch.Tensor:
+    """Per-node values (..., N + 1) repeated for each node's T tier slots (..., N * T + 1);
+    ``per_node`` itself with one tier.
+
+    >>> on_tier_slots(torch.tensor([1.0, 2.0, 9.0]), 2).tolist()
+    [1.0, 1.0, 2.0, 2.0, 9.0]
+    """
+    if num_tiers == 1:
+        return per_node
+    nodes = per_node[..., :-1].repeat_interleave(num_tiers, dim=-1)  # (..., N * T)
+    return torch.cat([nodes, per_node[..., -1:]], dim=-1)
 
 
 def _sparse_neighbour_mean(city: City) -> torch.Tensor:

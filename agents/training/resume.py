@@ -53,7 +53,8 @@ def restore_run(
         SimcityError: the checkpoint does not continue this run (`check_resumable`).
     """
     checkpoint = load_checkpoint(path, expected_config=config.model)
-    E, num_actions = config.num_envs, learner.neighbours.shape[0] + 1
+    E = config.num_envs
+    num_actions = learner.neighbours.shape[0] * config.model.num_tiers + 1
     update, step = checkpoint.update, checkpoint.step
     episode_actions = check_resumable(
         checkpoint, config, scenario_name, ((step // E) % day_len, E, num_actions)

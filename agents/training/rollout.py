@@ -147,7 +147,7 @@ def collect_rollout(
     model = learner.model
     obs, step = episodes.obs, episodes.step
     n, f = obs["nodes"].shape[1:]
-    num_actions = n + 1
+    num_actions = n * model.config.num_tiers + 1
     obs_nodes = torch.zeros(T, E, n, f)  # (T, E, N, F)
     obs_globals = torch.zeros(T, E, obs["globals"].shape[1])  # (T, E, G)
     actions = torch.zeros(T, E, num_actions)  # (T, E, N + 1)

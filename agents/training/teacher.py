@@ -22,6 +22,7 @@ from agents.policies.baselines import PosteriorPolicy
 from agents.policies.checkpoint import TrainedPolicy, city_neighbours
 from agents.policies.protocol import Policy
 from agents.policies.teacher import EvidenceSearch
+from agents.policies.tiers import TIER_FLOOR, TierRulePolicy, best_tier, on_tier
 from agents.training.config import TeacherConfig, TrainConfig
 from agents.training.fit import TeacherData, fit_to_allocations
 from agents.training.rollout import TEACHER_ENV_INDEX, episode_seed
@@ -50,12 +51,17 @@ def pretrain_from_teacher(
     rounds += [(config.dagger_days, max(1, config.epochs // 2))] * config.dagger_rounds
     first = 0
     for index, (days, epochs) in enumerate(rounds):
-        player: Policy = PosteriorPolicy() if index == 0 else TrainedPolicy(model, env, "student")
+        player: Policy = (
+            TierRulePolicy(PosteriorPolicy(), env.scenario)
+            if index == 0
+            else TrainedPolicy(model, env, "student")
+        )
         data += _labelled_days(env, player, teacher, seeds[first : first + days])
         first += days
         nodes, globals_, targets = (torch.stack(part) for part in zip(*data, strict=True))
         # No value term (weight 0): the critic learns under PPO.
-        table = TeacherData(nodes, globals_, targets, torch.zeros_like(targets))
+        values = torch.zeros(targets.shape[0], nodes.shape[1] + 1)  # (T, N + 1), unused
+        table = TeacherData(nodes, globals_, targets, values)
         fitted = fit_to_allocations(
             model,
             table,
@@ -74,8 +80,13 @@ def pretrain_from_teacher(
 def _labelled_days(
     env: CityEnv, player: Policy, teacher: EvidenceSearch, seeds: list[int]
 ) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """(nodes (N, F), globals (G,), teacher's log-shares (N + 1,)) of every step played."""
+    """(nodes (N, F), globals (G,), teacher's log-shares (N * T + 1,)) of every step played.
+
+    With T analytics tiers the teacher's node weights go on the tier rule's tier, and
+    `TIER_FLOOR` of them on each other tier (`agents.policies.tiers`).
+    """
     out = []
+    num_tiers, tier = env.num_tiers, best_tier(env.scenario)
     for seed in seeds:
         obs, _ = env.reset(seed=seed)
         player.reset(seed)
@@ -83,6 +94,8 @@ def _labelled_days(
         done = False
         while not done:
             target = teacher.act(obs)  # every step: its belief follows the allocations
+            if num_tiers > 1:
+                target = on_tier(target, num_tiers, tier, TIER_FLOOR)
             share = target / target.sum()
             out.append(
                 (

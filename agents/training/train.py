@@ -33,6 +33,7 @@ uninterrupted run with the same `TrainConfig`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -44,7 +45,6 @@ import torch
 
 from agents.policies.attention import AttentionPolicy
 from agents.policies.checkpoint import load_checkpoint
-from agents.policies.tiers import require_one_tier
 from agents.training.buffer import Batch
 from agents.training.config import TrainConfig
 from agents.training.credit import make_credit, slot_rewards
@@ -108,7 +108,9 @@ def train(
     scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
     # Envs on one city, and how each action slot is credited (per node or jointly).
-    require_one_tier(scenario)
+    if config.model.num_tiers != scenario.compute.num_tiers:  # T logits per node
+        sized = dataclasses.replace(config.model, num_tiers=scenario.compute.num_tiers)
+        config = dataclasses.replace(config, model=sized)
     envs = make_envs(scenario, config)
     city = envs.first.city
     credit = make_credit(config, city, scenario.reward.scale, scenario.monitoring.spill)
@@ -128,7 +130,7 @@ def train(
     start = (
         restore_run(checkpoint_path, config, scenario.name, learner, envs.day_len)
         if resume
-        else fresh_start(config.num_envs, city.num_nodes + 1)
+        else fresh_start(config.num_envs, city.num_nodes * config.model.num_tiers + 1)
     )
     start_progress_file(progress_path, keep_through_update=start.update)
     board = tensorboard_writer(out_dir)

@@ -294,7 +294,7 @@ def test_int8_energy_is_its_measured_latency_times_the_cpu_call_power(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Latency 2^-11 s per decision (a stand-in timer). The shipped CPU's call power is
-    (720 - 150) W x 0.5 = 285 W; the H100's (700 - 70) W x 0.4 = 252 W for its 0.5 ms call
+    one core's, 360 W / 96 = 3.75 W; the H100's (700 - 70) W x 0.4 = 252 W for its 0.5 ms call
     floor (a small policy's work takes far less). PUE 1.2 (the tiny scenario's)."""
     latency = 2.0**-11
     monkeypatch.setattr(compress, "perf_counter", TickingClock(latency))
@@ -311,18 +311,18 @@ def test_int8_energy_is_its_measured_latency_times_the_cpu_call_power(
 
     billed = int8["energy_per_decision"]
     assert billed["device"] == "epyc_9654_2s" and billed["latency"] == "measured"
-    assert billed["joules"] == pytest.approx(latency * 285.0 * pue)
+    assert billed["joules"] == pytest.approx(latency * 3.75 * pue)
     assert billed["provenance"] == "calibrated"  # measured time, datasheet power
-    assert "measured x 285 W stated" in billed["basis"]
+    assert "measured x 3.75 W stated" in billed["basis"]
     on_gpu = full["energy_per_decision"]
     assert on_gpu["device"] == "h100_sxm" and on_gpu["latency"] == "modelled"
     assert on_gpu["joules"] == pytest.approx(5e-4 * 252.0 * pue)
     assert on_gpu["provenance"] == "datasheet"
-    assert full["cpu_energy_per_decision"]["joules"] == pytest.approx(latency * 285.0 * pue)
+    assert full["cpu_energy_per_decision"]["joules"] == pytest.approx(latency * 3.75 * pue)
     carbon = on_gpu["joules"] / 3.6e6 * float(np.mean(env.world.datacentre_g_per_kwh))
     assert on_gpu["gco2"] == pytest.approx(carbon)
     ratios = compress.ratios(full, int8)
-    assert ratios["energy_per_decision"] == pytest.approx(285.0 * latency / (252.0 * 5e-4))
+    assert ratios["energy_per_decision"] == pytest.approx(3.75 * latency / (252.0 * 5e-4))
     assert ratios["cpu_energy_per_decision"] == pytest.approx(1.0)
 
 
