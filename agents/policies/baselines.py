@@ -45,6 +45,10 @@ weight on the unused slot.
   now (more where the grid is cleaner), each with the cost of the units estimated online
   from the fall of the budget left per unit used in the last step. Without a budget they
   are ``posterior`` exactly.
+- ``search`` and ``whittle``: the classical allocations on the posterior belief in money
+  (`agents.policies.classical`): Koopman's optimal search by Lagrangian water-filling of
+  the budget under the env's detection model, and a Whittle-index rule
+  (collapsing-bandit view), each paced like ``paced`` under a compute budget.
 
 The expected rates of ``traffic``, ``risk``, ``alarm`` and ``posterior`` come from
 `simcity.monitoring.expected.expected_rates` under the env's scenario gains
@@ -78,6 +82,8 @@ BASELINES: tuple[str, ...] = (
     "oracle",
     "paced",
     "paced_carbon",
+    "search",
+    "whittle",
 )
 RISK_PRIOR_DETECTIONS = 1.0
 """Detections' worth of weight the risk policy spreads by its congestion/load prior."""
@@ -347,7 +353,17 @@ _FACTORIES: dict[str, Callable[[CityEnv, int], Policy]] = {
     "oracle": lambda env, seed: OraclePolicy(env),
     "paced": lambda env, seed: PacedPolicy(False, env.scenario.incidents),
     "paced_carbon": lambda env, seed: PacedPolicy(True, env.scenario.incidents),
+    "search": lambda env, seed: _classical("search", env),
+    "whittle": lambda env, seed: _classical("whittle", env),
 }
+
+
+def _classical(name: str, env: CityEnv) -> Policy:
+    """The ``search`` or ``whittle`` baseline for ``env``."""
+    # Imported here: agents.policies.classical builds on the posterior weights above.
+    from agents.policies.classical import ClassicalPolicy, search_model
+
+    return ClassicalPolicy(name, search_model(env))
 
 
 def make_baseline(name: str, env: CityEnv, seed: int = 0) -> Policy:
