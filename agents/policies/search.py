@@ -42,8 +42,8 @@ from typing import NamedTuple
 import numpy as np
 
 BISECTION_STEPS = 200
-"""Halvings of the bracket of ln(lambda) in `water_fill` (the bracket is at most a few
-hundred wide, so 200 pin it far below rounding)."""
+"""Most halvings of the bracket of ln(lambda) in `water_fill`; it stops sooner once the
+bracket is two neighbouring floats."""
 
 
 def effort_at(
@@ -118,16 +118,18 @@ def water_fill(
     high = np.log(top)
     low = high - budget * rates_per_min[best] * dt_min - 1.0
     rate_dt = rates_per_min * dt_min
+    log_gain, span = np.log(gain[useful]), 1.0 / rate_dt[useful]  # the useful nodes (M,)
     for _ in range(BISECTION_STEPS):
         mid = 0.5 * (low + high)
-        if _effort(gain, rate_dt, mid).sum() > budget:
+        if mid in (low, high):  # the bracket is two neighbouring floats
+            break
+        if (np.maximum(log_gain - mid, 0.0) * span).sum() > budget:
             low = mid
         else:
             high = mid
     # Exact on the active set: sum_A (ln g_i - ln lam) / (a_i dt) = budget.
-    active = useful & (np.log(np.where(useful, gain, 1.0)) > low)
-    span = 1.0 / rate_dt[active]
-    log_lam = float((np.log(gain[active]) * span).sum() - budget) / float(span.sum())
+    active = log_gain > low
+    log_lam = float((log_gain[active] * span[active]).sum() - budget) / float(span[active].sum())
     if price > 0.0 and log_lam < np.log(price):  # such units cost more than they find
         return WaterFill(_effort(gain, rate_dt, float(np.log(price))), price)
     return WaterFill(_effort(gain, rate_dt, log_lam), float(np.exp(log_lam)))
