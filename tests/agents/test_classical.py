@@ -223,3 +223,14 @@ def test_a_compute_budget_paces_the_units() -> None:
     used = np.array([info["units_used"] for info in episode.infos])
     assert used[0] == pytest.approx(env.budget_units) and used.min() < env.budget_units
     assert episode.summary["compute_kgco2"] <= 2.59 * (1.0 + 1e-6)
+
+
+@pytest.mark.parametrize("name", ["search", "whittle"])
+def test_the_cli_runs_them(name: str) -> None:
+    from typer.testing import CliRunner
+
+    from agents.cli.main import app
+
+    result = CliRunner().invoke(app, ["run", "tiny", "--policy", name, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert name in result.output
