@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from agents.policies.baselines import make_baseline
-from agents.policies.classical import ClassicalPolicy, search_model
+from agents.policies.classical import ClassicalPolicy
 from agents.policies.protocol import Policy
 from agents.training.evaluate import mean_ci, run_episode
 from simcity.env import CityEnv
@@ -32,7 +32,8 @@ def main() -> None:
     warnings.filterwarnings("ignore", message=".*blank value")
     env = CityEnv(args.scenario)
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    model = search_model(env)
+    whittle = make_baseline("whittle", env)
+    assert isinstance(whittle, ClassicalPolicy)
 
     def costs(policy: Policy) -> np.ndarray:
         return np.array([run_episode(env, policy, s).summary["money"] for s in seeds])
@@ -41,11 +42,11 @@ def main() -> None:
     print(f"{args.scenario}, seeds {seeds.start}..{seeds.stop - 1}: mean total cost a day")
     print(f"  posterior: {posterior.mean():,.0f}")
     for cap in (float(c) for c in args.caps.split(",")):
-        whittle = costs(ClassicalPolicy("whittle", model, cap))
-        mean, half = mean_ci(whittle - posterior)
+        whittle.whittle_cap_units = cap
+        cost = costs(whittle)
+        mean, half = mean_ci(cost - posterior)
         print(
-            f"  whittle cap {cap:g}: {whittle.mean():,.0f} "
-            f"(vs posterior {mean:+,.0f} ± {half:,.0f})"
+            f"  whittle cap {cap:g}: {cost.mean():,.0f} (vs posterior {mean:+,.0f} ± {half:,.0f})"
         )
 
 

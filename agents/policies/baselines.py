@@ -62,6 +62,7 @@ from collections.abc import Callable
 import numpy as np
 
 from agents.policies.actions import on_nodes
+from agents.policies.classical import ClassicalPolicy, search_model
 from agents.policies.oracle import OraclePolicy
 from agents.policies.paced import Pacer
 from agents.policies.protocol import Policy
@@ -359,11 +360,13 @@ _FACTORIES: dict[str, Callable[[CityEnv, int], Policy]] = {
 
 
 def _classical(name: str, env: CityEnv) -> Policy:
-    """The ``search`` or ``whittle`` baseline for ``env``."""
-    # Imported here: agents.policies.classical builds on the posterior weights above.
-    from agents.policies.classical import ClassicalPolicy, search_model
+    """The ``search`` or ``whittle`` baseline for ``env``, on the posterior belief."""
+    incidents = env.scenario.incidents
 
-    return ClassicalPolicy(name, search_model(env))
+    def shape(nodes: np.ndarray) -> np.ndarray:
+        return posterior_weights(nodes, ALARM_GAIN, incidents)
+
+    return ClassicalPolicy(name, search_model(env, shape, ALARM_GAIN))
 
 
 def make_baseline(name: str, env: CityEnv, seed: int = 0) -> Policy:

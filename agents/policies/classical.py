@@ -17,7 +17,7 @@ the ``unwatched`` belief in minutes; ``L_i`` the evidence; finding an incident o
 now is worth ``v_k = D_k (1 - f_damage f_duration) tau_k``, its damage rate (mean severity
 1) over its mean remaining time (durations are exponential), cut by the response. Those
 absolute rates do not make a good shape: an overload's rate is exponential in a noisy load
-ratio, so the estimates overstate overloads (5 times the true rate at midday on a downtown
+ratio, so the estimates overstate overloads (5 times the true rate at 10:15 on a downtown
 validation day), and search on them cost $4.8k a day more than on the posterior shape
 (downtown, validation seeds 500-504).
 
@@ -57,13 +57,13 @@ first tier, through `agents.policies.baselines.make_baseline`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.sparse import csr_matrix
 
 from agents.policies.actions import on_nodes
-from agents.policies.baselines import ALARM_GAIN, posterior_weights
 from agents.policies.paced import Pacer
 from agents.policies.search import fill_by_index, water_fill, whittle_index
 from simcity.config.devices import device_profile
@@ -119,6 +119,9 @@ class SearchModel:
     incidents: IncidentConfig
     value_per_incident: np.ndarray  # (K,) v_k, money
     unit_kwh: float  # facility kWh of one unit over one interval
+    belief_shape: Callable[[np.ndarray], np.ndarray]
+    """Node weights (N,) for node features (N, F): the posterior baseline's."""
+    evidence_gain: float  # log likelihood ratio per unit of CUSUM evidence
 
     def rates_per_min(self, nodes: np.ndarray) -> np.ndarray:
         """Arrival rates (N, K) per minute implied by the estimates and the records."""
@@ -148,13 +151,13 @@ class SearchModel:
 
     def total_value(self, nodes: np.ndarray) -> float:
         """Expected value, in money, of finding all the city's undetected incidents now."""
-        evidence = np.exp(np.minimum(ALARM_GAIN * nodes[:, _ANOMALY] * ANOMALY_SCALE, 50.0))
+        evidence = np.exp(np.minimum(self.evidence_gain * nodes[:, _ANOMALY] * ANOMALY_SCALE, 50.0))
         expected = self.rates_per_min(nodes) * (self.unwatched_min(nodes) * evidence)[:, None]
         return float((expected @ self.value_per_incident).sum())
 
     def value(self, nodes: np.ndarray) -> np.ndarray:
         """``w_i`` (N,): the posterior weights scaled to `total_value` (module doc)."""
-        shape = posterior_weights(nodes, ALARM_GAIN, self.incidents)
+        shape = self.belief_shape(nodes)
         total = float(shape.sum())
         if not (np.isfinite(total) and total > 0.0):
             return np.zeros(len(nodes))
@@ -171,8 +174,12 @@ class SearchModel:
         return self.unit_kwh * max(price + carbon, 0.0)
 
 
-def search_model(env: CityEnv) -> SearchModel:
-    """The `SearchModel` of ``env``'s scenario and city."""
+def search_model(
+    env: CityEnv, belief_shape: Callable[[np.ndarray], np.ndarray], evidence_gain: float
+) -> SearchModel:
+    """The `SearchModel` of ``env``'s scenario and city, with the posterior baseline's
+    weights as ``belief_shape`` and its evidence gain (`agents.policies.baselines` passes
+    them in: it builds on this module, not the other way round)."""
     scenario, city = env.scenario, env.city
     mon, cfg, compute = scenario.monitoring, scenario.incidents, scenario.compute
     road = np.bincount(
@@ -203,6 +210,8 @@ def search_model(env: CityEnv) -> SearchModel:
         incidents=cfg,
         value_per_incident=value,
         unit_kwh=unit_kwh * compute.pue,
+        belief_shape=belief_shape,
+        evidence_gain=evidence_gain,
     )
 
 
@@ -268,7 +277,7 @@ class ClassicalPolicy:
         budget = self.model.budget_units * self.pacer.share(obs)
         if self.model.budget_units <= 0.0 or not self.model.value(nodes).sum() > 0.0:
             # The posterior baseline's weights before any estimate, up to scale.
-            return on_nodes(posterior_weights(nodes, ALARM_GAIN, self.model.incidents))
+            return on_nodes(self.model.belief_shape(nodes))
         if self.name == "search":
             units = search_allocation(nodes, obs["globals"], self.model, budget)
         else:

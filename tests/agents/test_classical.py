@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agents.policies.baselines import make_baseline
-from agents.policies.classical import search_model
+from agents.policies.classical import ClassicalPolicy
 from agents.policies.search import (
     effort_at,
     fill_by_index,
@@ -206,7 +206,9 @@ def test_the_belief_is_the_posterior_shape_at_the_modelled_level() -> None:
     from agents.policies.baselines import posterior_weights
 
     env = CityEnv("tiny")
-    model = search_model(env)
+    policy = make_baseline("search", env)
+    assert isinstance(policy, ClassicalPolicy)
+    model = policy.model
     obs, _ = env.reset(seed=1)
     for _ in range(3):
         obs, *_ = env.step(np.ones(env.city.num_nodes + 1))
