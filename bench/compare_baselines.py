@@ -112,7 +112,8 @@ def main() -> None:
     money = {p: np.array([r.summary["money"] for r in by_policy[p]]) for p in policies}
     if "uniform" in money and "oracle" in money:
         gap = float(money["uniform"].mean() - money["oracle"].mean())
-        print("\nmean total cost a day and share of the uniform-to-oracle gap closed:")
+        note = "" if gap > 0 else " (the oracle costs no less than uniform here: no gap)"
+        print(f"\nmean total cost a day and share of the uniform-to-oracle gap closed{note}:")
         for p in sorted(policies, key=lambda p: float(money[p].mean())):
             closed = (money["uniform"].mean() - money[p].mean()) / gap if gap else float("nan")
             print(f"  {p:>12}: {money[p].mean():,.0f}  {100.0 * closed:5.1f}%")
