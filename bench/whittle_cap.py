@@ -1,4 +1,4 @@
-"""Choose the ``whittle`` baseline's cap (units a node takes per round) on validation seeds.
+"""Choose the ``whittle`` baseline's fill (by index, or a cap a node per round) on validation seeds.
 
 Not a test: prints the mean total cost a day of each cap, and the paired difference from the
 posterior baseline (common random numbers), on validation seeds (500..519 by default, never
@@ -27,7 +27,7 @@ def main() -> None:
     parser.add_argument("--scenario", default="downtown")
     parser.add_argument("--first-seed", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--caps", default="0.25,0.5,1,2")
+    parser.add_argument("--caps", default="water,0.25,0.5,1,2", help="'water': by index")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*blank value")
     env = CityEnv(args.scenario)
@@ -41,12 +41,13 @@ def main() -> None:
     posterior = costs(make_baseline("posterior", env))
     print(f"{args.scenario}, seeds {seeds.start}..{seeds.stop - 1}: mean total cost a day")
     print(f"  posterior: {posterior.mean():,.0f}")
-    for cap in (float(c) for c in args.caps.split(",")):
+    for cap in (None if c == "water" else float(c) for c in args.caps.split(",")):
         whittle.whittle_cap_units = cap
         cost = costs(whittle)
         mean, half = mean_ci(cost - posterior)
         print(
-            f"  whittle cap {cap:g}: {cost.mean():,.0f} (vs posterior {mean:+,.0f} ± {half:,.0f})"
+            f"  whittle {'by index' if cap is None else f'cap {cap:g}'}: {cost.mean():,.0f} "
+            f"(vs posterior {mean:+,.0f} ± {half:,.0f})"
         )
 
 

@@ -30,20 +30,25 @@ a first allocation without spill, then the spill each node receives from it join
 and the budget is filled again; the spill a node gives is left out (a unit does 1 / spill
 = 4 times more at its own node than at a neighbour).
 
-``whittle``: the Whittle index ``a_i (k0_i u_i) w_i`` per minute of a unit
+``whittle``: the Whittle index ``W_i = a_i (k0_i u_i) w_i`` per minute of a unit
 (`agents.policies.search.whittle_index`, ``k0_i`` the report and sensor hazard plus the
-closing rate of a mean incident, as the env's belief uses), the budget filled in index
-order, at most `WHITTLE_CAP_UNITS` a node per round (`fill_by_index`).
+closing rate of a mean incident, as the env's belief uses). Fractional units: the budget
+is water-filled by index: the x-th unit at node i is worth ``W_i dt exp(-a_i x dt)`` (the
+index of a node's first unit, times the chance that what it watches for is still unfound
+after the units before it over the interval), so ``water_fill`` with weights
+``(k0_i u_i) w_i`` and hazards ``a_i`` spends it. The other rule, the budget in index order
+at most a cap of units a node per round (`fill_by_index`, `WHITTLE_CAP_UNITS` a number),
+did worse on validation days (`WHITTLE_CAP_UNITS`).
 
 Units held back. Each unit costs what its analytics draw: ``kWh`` per unit-interval (a
 unit's share of a device at full power, PUE included; the device's idle is shared out
 with it) times the electricity price plus the carbon price (times the reward's carbon
 weight) times the data centre's intensity now, all read from the observation's globals.
-``search`` leaves on the unused slot the units whose marginal gain is below that cost
-(the shadow price never falls below it); ``whittle`` leaves idle the nodes whose index is
-below that cost per minute (a Whittle index is the subsidy at which resting ties with
-acting). On ``downtown`` a unit's interval costs about $0.002 against thousands of
-expected damage, so nothing is held back; on ``tiny`` (16 nodes, 20 units) search finds
+``search`` and ``whittle`` leave on the unused slot the units whose marginal gain is below
+that cost (the shadow price never falls below it): for ``whittle``, the nodes whose index
+is below that cost per minute get none (a Whittle index is the subsidy at which resting
+ties with acting). On ``downtown`` a unit's interval costs about $0.002 against thousands
+of expected damage, so nothing is held back; on ``tiny`` (16 nodes, 20 units) search finds
 nearly all there is to find with fewer and leaves some unused. The estimation-error cost,
 which units also lower, is in neither objective.
 
@@ -74,10 +79,11 @@ from simcity.env import ANOMALY_SCALE, GLOBAL_FEATURES, NODE_FEATURES, CityEnv
 from simcity.monitoring.incidents import EMISSIONS_RATIO_CAP, LOAD_RATIO_CAP
 from simcity.monitoring.monitor import neighbour_mean
 
-WHITTLE_CAP_UNITS = 0.5
-"""Most units a node takes per round of the Whittle fill: the best of 0.25, 0.5, 1 and 2 by
-mean total cost on downtown validation seeds 500-519 (`bench/whittle_cap.py`: $116.5k,
-$116.2k, $117.5k, $123.5k; posterior $113.6k)."""
+WHITTLE_CAP_UNITS: float | None = None
+"""None: ``whittle`` water-fills the budget by index; a number: it fills in index order, at
+most that many units a node per round. None was best by mean total cost on downtown
+validation seeds 500-519 (`bench/whittle_cap.py`): $114.6k, against $116.5k, $116.2k,
+$117.5k and $123.5k for caps 0.25, 0.5, 1 and 2 (posterior $113.6k)."""
 SPILL_PASSES = 2
 """Fills of the search allocation: without spill, then with the spill the first gives."""
 
@@ -240,17 +246,23 @@ def whittle_allocation(
     globals_: np.ndarray,
     model: SearchModel,
     budget: float,
-    cap_units: float = WHITTLE_CAP_UNITS,
+    cap_units: float | None = WHITTLE_CAP_UNITS,
 ) -> np.ndarray:
-    """Units per node (N,) of the ``whittle`` baseline (module doc); may sum below ``budget``."""
+    """Units per node (N,) of the ``whittle`` baseline (module doc); may sum below ``budget``.
+
+    ``cap_units`` None water-fills by index; a number fills in index order, at most that
+    many units a node per round."""
     nodes = np.asarray(nodes, dtype=np.float64)
     up = model.up(nodes)
+    rate = model.unit_per_min * up  # a_i (N,)
     rest = model.report_per_min + up * model.sensor_per_min + model.close_per_min  # k0
-    index = whittle_index(
-        model.value(nodes), model.unit_per_min * up, rest, model.unwatched_min(nodes)
-    )
-    floor = model.unit_cost(np.asarray(globals_, dtype=np.float64)) / model.dt_min
-    return fill_by_index(index, budget, cap_units, floor)
+    unwatched = model.unwatched_min(nodes)
+    value = model.value(nodes)
+    price = model.unit_cost(np.asarray(globals_, dtype=np.float64))
+    if cap_units is None:  # first unit's gain W_i dt, the x-th's W_i dt exp(-a_i x dt)
+        return water_fill(rest * unwatched * value, rate, budget, model.dt_min, price).effort
+    index = whittle_index(value, rate, rest, unwatched)
+    return fill_by_index(index, budget, cap_units, price / model.dt_min)
 
 
 class ClassicalPolicy:
@@ -259,7 +271,10 @@ class ClassicalPolicy:
     flops_per_decision = 0.0
 
     def __init__(
-        self, name: str, model: SearchModel, whittle_cap_units: float = WHITTLE_CAP_UNITS
+        self,
+        name: str,
+        model: SearchModel,
+        whittle_cap_units: float | None = WHITTLE_CAP_UNITS,
     ) -> None:
         if name not in ("search", "whittle"):
             raise ValueError(f"no classical policy {name!r}; expected search or whittle")

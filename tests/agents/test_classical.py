@@ -202,6 +202,40 @@ def test_search_follows_the_belief_and_holds_back_when_units_cost_too_much() -> 
         assert held[:-1].sum() == 0.0 and held[-1] > 0.0
 
 
+def test_whittle_water_fills_the_budget_by_index() -> None:
+    """The x-th unit at node i is worth W_i dt exp(-a_i x dt): `water_fill` with weights
+    k0 u w; with a cap, the budget goes in index order instead."""
+    env = CityEnv("tiny")
+    policy = make_baseline("whittle", env)
+    assert isinstance(policy, ClassicalPolicy)
+    obs, _ = env.reset(seed=4)
+    policy.reset(4)
+    for _ in range(6):
+        obs, *_ = env.step(policy.act(obs))
+    nodes = obs["nodes"].astype(np.float64)
+    cfg, model = env.scenario.monitoring, policy.model
+    up = nodes[
+        :,
+        [
+            NODE_FEATURES.index(f"{k}_up")
+            for k in ("traffic_counters", "air_quality", "energy_meters")
+        ],
+    ].mean(axis=1)
+    close = 1.0 / np.mean(env.scenario.incidents.mean_duration_min)
+    k0 = cfg.report_per_min + up * cfg.sensor_per_min + close
+    u = nodes[:, NODE_FEATURES.index("unwatched")] / (cfg.report_per_min + close)
+    w, a = model.value(nodes), cfg.unit_per_min * up
+    price = model.unit_cost(obs["globals"])
+    action = policy.act(obs)
+    expected = water_fill(k0 * u * w, a, env.budget_units, 15.0, price).effort
+    np.testing.assert_allclose(action[:-1], expected, rtol=1e-12, atol=1e-12)
+    assert action.sum() == pytest.approx(env.budget_units, rel=1e-9)
+    policy.whittle_cap_units = 1.0
+    capped = policy.act(obs)[:-1]
+    index = whittle_index(w, a, k0, u)
+    np.testing.assert_allclose(capped, fill_by_index(index, env.budget_units, 1.0, price / 15.0))
+
+
 def test_the_belief_is_the_posterior_shape_at_the_modelled_level() -> None:
     from agents.policies.baselines import posterior_weights
 
