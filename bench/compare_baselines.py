@@ -5,6 +5,9 @@ with ``PYTHONPATH=.``):
 
     python bench/compare_baselines.py [--scenario downtown] [--seeds 20] [--processes 2]
 
+Validation seeds (every choice of a setting): ``--first-seed 500 --seeds 20``; the test
+seeds are `agents.training.evaluate.held_out_seeds`, for the report only.
+
 Episode k of every policy uses env seed ``first_seed + k`` (common random numbers: the
 same seed gives the same sensor, arrival and detection streams, so paired differences
 are much tighter than the intervals of the means). Each (policy, seed) episode runs in a
@@ -105,6 +108,15 @@ def main() -> None:
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
         print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
+
+    money = {p: np.array([r.summary["money"] for r in by_policy[p]]) for p in policies}
+    if "uniform" in money and "oracle" in money:
+        gap = float(money["uniform"].mean() - money["oracle"].mean())
+        note = "" if gap > 0 else " (the oracle costs no less than uniform here: no gap)"
+        print(f"\nmean total cost a day and share of the uniform-to-oracle gap closed{note}:")
+        for p in sorted(policies, key=lambda p: float(money[p].mean())):
+            closed = (money["uniform"].mean() - money[p].mean()) / gap if gap else float("nan")
+            print(f"  {p:>12}: {money[p].mean():,.0f}  {100.0 * closed:5.1f}%")
 
     damage = {p: np.array([r.summary["damage"] for r in by_policy[p]]) for p in policies}
     if "random" in damage:

@@ -82,8 +82,9 @@ def run_command(
         str,
         typer.Option(
             "--policy",
-            help="Baseline (random, uniform, population, traffic, risk, oracle) or a trained "
-            "checkpoint file (DIR/checkpoint.pt), whose FLOPs per decision are billed.",
+            help="Baseline (random, uniform, population, traffic, risk, alarm, posterior, "
+            "paced, paced_carbon, search, whittle, oracle) or a trained checkpoint file "
+            "(DIR/checkpoint.pt), whose FLOPs per decision are billed.",
         ),
     ] = DEFAULT_POLICY,
     episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes (days).")] = 1,

@@ -45,6 +45,10 @@ weight on the unused slot.
   now (more where the grid is cleaner), each with the cost of the units estimated online
   from the fall of the budget left per unit used in the last step. Without a budget they
   are ``posterior`` exactly.
+- ``search`` and ``whittle``: the classical allocations on the posterior belief in money
+  (`agents.policies.classical`): Koopman's optimal search by Lagrangian water-filling of
+  the budget under the env's detection model, and a Whittle-index rule
+  (collapsing-bandit view), each paced like ``paced`` under a compute budget.
 
 The expected rates of ``traffic``, ``risk``, ``alarm`` and ``posterior`` come from
 `simcity.monitoring.expected.expected_rates` under the env's scenario gains
@@ -58,6 +62,7 @@ from collections.abc import Callable
 import numpy as np
 
 from agents.policies.actions import on_nodes
+from agents.policies.classical import ClassicalPolicy, search_model
 from agents.policies.oracle import OraclePolicy
 from agents.policies.paced import Pacer
 from agents.policies.protocol import Policy
@@ -78,6 +83,8 @@ BASELINES: tuple[str, ...] = (
     "oracle",
     "paced",
     "paced_carbon",
+    "search",
+    "whittle",
 )
 RISK_PRIOR_DETECTIONS = 1.0
 """Detections' worth of weight the risk policy spreads by its congestion/load prior."""
@@ -347,7 +354,19 @@ _FACTORIES: dict[str, Callable[[CityEnv, int], Policy]] = {
     "oracle": lambda env, seed: OraclePolicy(env),
     "paced": lambda env, seed: PacedPolicy(False, env.scenario.incidents),
     "paced_carbon": lambda env, seed: PacedPolicy(True, env.scenario.incidents),
+    "search": lambda env, seed: _classical("search", env),
+    "whittle": lambda env, seed: _classical("whittle", env),
 }
+
+
+def _classical(name: str, env: CityEnv) -> Policy:
+    """The ``search`` or ``whittle`` baseline for ``env``, on the posterior belief."""
+    incidents = env.scenario.incidents
+
+    def shape(nodes: np.ndarray) -> np.ndarray:
+        return posterior_weights(nodes, ALARM_GAIN, incidents)
+
+    return ClassicalPolicy(name, search_model(env, shape, ALARM_GAIN))
 
 
 def make_baseline(name: str, env: CityEnv, seed: int = 0) -> Policy:
