@@ -26,8 +26,8 @@ from simcity.safe_io import excerpt
 
 MPH_KMH = 1.609344
 KNOT_KMH = 1.852
-#: No road vehicle's free speed is above this; a larger one is a unit mistake.
-MAX_SPEED_KMH = 500.0
+#: Free speeds outside these are unit mistakes (and a tiny one makes an infinite time).
+MIN_SPEED_KMH, MAX_SPEED_KMH = 1.0, 500.0
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _SPEED = re.compile(r"(?P<number>\S+?)\s*(?P<unit>mph|knots|km/h|kmh|kph)?", re.IGNORECASE)
@@ -105,8 +105,8 @@ class EdgeValues:
         if value is None:
             return None
         expected = (
-            f"a speed > 0 and <= {MAX_SPEED_KMH:g} km/h: a number, with mph, knots or km/h, "
-            "a zone code, an OSM word for no number, or a list of them"
+            f"a speed from {MIN_SPEED_KMH:g} to {MAX_SPEED_KMH:g} km/h: a number (with mph, "
+            "knots or km/h), a zone code, an OSM word for no number, or a list of them"
         )
         x = _as_number(value)
         if x is None and key == "maxspeed":
@@ -116,7 +116,7 @@ class EdgeValues:
                 raise self.error(key, expected) from None
             if x is None:
                 return None
-        if x is None or not 0 < x <= MAX_SPEED_KMH:
+        if x is None or not MIN_SPEED_KMH <= x <= MAX_SPEED_KMH:
             raise self.error(key, expected)
         return x
 

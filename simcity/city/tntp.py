@@ -264,7 +264,7 @@ def _read_trips(path: Path, num_zones: int) -> np.ndarray:
             expected=f"{num_zones}, as the net file says",
         )
     od = np.zeros((num_zones, num_zones))
-    origin = 0
+    origin, total_trips = 0, 0.0
     for number, text in lines:
         header = re.fullmatch(r"Origin\s+(\S+)", text, flags=re.IGNORECASE)
         if header is not None:
@@ -292,15 +292,17 @@ def _read_trips(path: Path, num_zones: int) -> np.ndarray:
                 raise SimcityError(
                     f"trips {trips:g}", file=path, field=f"line {number}, trips", expected=">= 0"
                 )
-            od[origin - 1, column - 1] += trips
-    total_trips = math.fsum(od.flat)
-    if not math.isfinite(total_trips) or not np.all(np.isfinite(od)):
-        raise SimcityError(
-            "the trips sum to more than a float holds",
-            file=path,
-            field="trips",
-            expected="finite demand in veh/h",
-        )
+            # Python floats: a sum past the float range becomes inf here, not a warning.
+            cell = float(od[origin - 1, column - 1]) + trips
+            total_trips += trips
+            if not math.isfinite(total_trips):
+                raise SimcityError(
+                    "the trips sum to more than a float holds",
+                    file=path,
+                    field=f"line {number}, trips",
+                    expected="finite demand in veh/h",
+                )
+            od[origin - 1, column - 1] = cell
     if "TOTAL OD FLOW" in meta:
         try:
             total = float(meta["TOTAL OD FLOW"])
@@ -313,9 +315,9 @@ def _read_trips(path: Path, num_zones: int) -> np.ndarray:
                 field="<TOTAL OD FLOW>",
                 expected="a finite number",
             )
-        if abs(od.sum() - total) > TOTAL_FLOW_TOLERANCE * max(abs(total), 1.0):
+        if abs(total_trips - total) > TOTAL_FLOW_TOLERANCE * max(abs(total), 1.0):
             raise SimcityError(
-                f"trips sum to {od.sum():g}",
+                f"trips sum to {total_trips:g}",
                 file=path,
                 field="<TOTAL OD FLOW>",
                 expected=f"{total:g}, as the metadata says",
@@ -459,7 +461,8 @@ def _complete(points: dict[int, tuple[float, float]], num_nodes: int, path: Path
         missing = num_nodes - len(points)
         raise SimcityError(
             f"no coordinates for node {first}"
-            + (f" and {missing - 1:,} more" if missing > 1 else ""),
+            + (f" and {missing - 1:,} more" if missing > 1 else "")
+            + f" of the {num_nodes:,} in <NUMBER OF NODES>",
             file=path,
             expected="a row for every node",
         )
