@@ -174,7 +174,7 @@ def _cut_key(step: int, capacity_factor: np.ndarray) -> tuple[int, bytes, bytes]
 class _Delta(NamedTuple):
     """An (L,) array as the links where it differs from a base array, bit for bit."""
 
-    index: np.ndarray | None  # (K,) int32 links that differ; None: ``values`` is whole
+    links: np.ndarray | None  # (K,) int32 links that differ; None: ``values`` is whole
     values: np.ndarray  # (K,), or (L,) where most links differ
 
     @classmethod
@@ -185,15 +185,15 @@ class _Delta(NamedTuple):
         return cls(changed.astype(np.int32), array[changed])
 
     def apply(self, base: np.ndarray) -> np.ndarray:
-        if self.index is None:
+        if self.links is None:
             return self.values
         array = base.copy()
-        array[self.index] = self.values
+        array[self.links] = self.values
         return read_only(array)
 
     @property
     def nbytes(self) -> int:
-        parts = (self.values,) if self.index is None else (self.index, self.values)
+        parts = (self.values,) if self.links is None else (self.links, self.values)
         return sum(part.nbytes + _ARRAY_HEADER for part in parts)
 
 

@@ -76,13 +76,13 @@ def test_an_entry_keeps_only_the_links_that_moved() -> None:
     idle = int(np.flatnonzero(base.flows_veh_h == 0)[0])
     same_bits(traffic.solve(0, cut(idle)), base._replace(num_iterations=1))
     (entry,) = traffic._cuts.values()
-    assert entry.flows.index is not None and entry.flows.index.size == 0
-    assert entry.times.index is not None and entry.times.index.size == 0
+    assert entry.flows.links is not None and entry.flows.links.size == 0
+    assert entry.times.links is not None and entry.times.links.size == 0
     # A re-routing that moves most links keeps whole arrays, and costs more.
     moved = day()
     moved.solve(0, PATTERNS[0])
     (dense,) = moved._cuts.values()
-    assert dense.flows.index is None and dense.times.index is None
+    assert dense.flows.links is None and dense.times.links is None
     assert traffic.cached_bytes + NUM_LINKS * 8 < moved.cached_bytes
 
 
