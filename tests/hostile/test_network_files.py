@@ -369,20 +369,24 @@ def test_arbitrary_text_as_a_net_file(tmp_path: Path, text: str) -> None:
 # --- GraphML -----------------------------------------------------------------------------
 
 
-def osmnx_graphml(path: Path, *, edge: dict[str, str] | None = None, **node: str) -> Path:
-    """Three nodes in a two-way triangle, as OSMnx saves them; ``edge`` changes 1->2."""
+def osmnx_graphml(
+    path: Path, *, edge: dict[str, str | None] | None = None, node: dict[str, str] | None = None
+) -> Path:
+    """Three nodes in a two-way triangle, as OSMnx saves them; ``edge`` changes 1->2 (None
+    drops an attribute) and ``node`` node 1."""
     g = nx.MultiDiGraph(crs="epsg:4326")
     for k, (x, y) in {1: (-0.1276, 51.5072), 2: (-0.1250, 51.5080), 3: (-0.1230, 51.5060)}.items():
         g.add_node(k, x=str(x), y=str(y))
-    g.nodes[1].update(node)
+    g.nodes[1].update(node or {})
     for u, v in ((1, 2), (2, 3), (3, 1)):
         for a, b in ((u, v), (v, u)):
             g.add_edge(a, b, length="200.0", highway="residential", oneway="False")
-    g.edges[1, 2, 0].update(edge or {})
-    g.edges[1, 2, 0].update({k: v for k, v in (edge or {}).items() if v is not None})
-    for key, value in list(g.edges[1, 2, 0].items()):
+    attrs = g.edges[1, 2, 0]
+    for key, value in (edge or {}).items():
         if value is None:
-            del g.edges[1, 2, 0][key]
+            del attrs[key]
+        else:
+            attrs[key] = value
     nx.write_graphml(g, path)
     return path
 
@@ -395,7 +399,7 @@ def speed_of(attrs: dict) -> float:
     return 60.0 * attrs[LINK_LENGTH] / attrs[LINK_FREE_FLOW_TIME]
 
 
-GRAPHML_ERRORS = {
+GRAPHML_ERRORS: dict[str, tuple[dict[str, str | None], str]] = {
     "negative length": ({"length": "-400"}, "edge.length"),
     "length with thousands comma": ({"length": "1,000"}, "edge.length"),
     "length in km": ({"length": "0.4 km"}, "edge.length"),
@@ -431,7 +435,7 @@ def test_hostile_graphml_edge_values(tmp_path: Path, case: str) -> None:
     refused(lambda: read_graphml(path), "city.graphml", field, "edge '1'->'2'")
 
 
-GRAPHML_VALUES = {
+GRAPHML_VALUES: dict[str, tuple[dict[str, str | None], str, float]] = {
     "exponent length": ({"length": "5e3"}, LINK_LENGTH, 5.0),
     "plus-signed length": ({"length": "+400"}, LINK_LENGTH, 0.4),
     "mph": ({"maxspeed": "30 mph"}, "speed", 30 * MPH_KMH),
@@ -472,7 +476,7 @@ GRAPHML_NODE_ERRORS = {
 @pytest.mark.parametrize("case", list(GRAPHML_NODE_ERRORS))
 def test_hostile_graphml_nodes(tmp_path: Path, case: str) -> None:
     node, words = GRAPHML_NODE_ERRORS[case]
-    path = osmnx_graphml(tmp_path / "city.graphml", **node)
+    path = osmnx_graphml(tmp_path / "city.graphml", node=node)
     refused(lambda: read_graphml(path), "city.graphml", words)
 
 
