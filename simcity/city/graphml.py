@@ -10,7 +10,6 @@ every zone can reach every other.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError
@@ -27,7 +26,7 @@ from simcity.city.graph import (
     NODE_LON,
     NODE_NAME,
 )
-from simcity.city.osm_values import EdgeValues, number
+from simcity.city.osm_values import EdgeValues, as_number
 from simcity.config.city import RoadConfig
 from simcity.errors import SimcityError
 from simcity.safe_io import excerpt, read_bytes
@@ -63,8 +62,8 @@ def read_graphml(path: str | Path, roads: RoadConfig | None = None) -> nx.DiGrap
     """Read an OSMnx-style GraphML file into a road graph (no people or zones yet).
 
     Numbers are read strictly (`simcity.city.osm_values`): a length must be metres >= 0,
-    speeds and lanes > 0; anything else is a `SimcityError` naming the file, the edge and
-    the attribute. An undirected graph's edges run both ways.
+    lanes > 0, speeds from 1 to 500 km/h; anything else is a `SimcityError` naming the
+    file, the edge and the attribute. An undirected graph's edges run both ways.
     """
     roads = roads or RoadConfig()
     path = Path(path)
@@ -81,7 +80,7 @@ def read_graphml(path: str | Path, roads: RoadConfig | None = None) -> nx.DiGrap
         raw = raw.to_directed()
     graph = nx.DiGraph()
     for node, data in raw.nodes(data=True):
-        lon, lat = _degrees(data.get("x")), _degrees(data.get("y"))
+        lon, lat = as_number(data.get("x")), as_number(data.get("y"))
         if lon is None or lat is None:
             raise SimcityError(
                 f"node {excerpt(node)} has no numeric x/y",
@@ -139,15 +138,6 @@ def read_graphml(path: str | Path, roads: RoadConfig | None = None) -> nx.DiGrap
             expected="a road network with a strongly connected part of >= 2 nodes",
         )
     return nx.DiGraph(graph.subgraph(largest))
-
-
-def _degrees(value: Any) -> float | None:
-    """A node coordinate: a typed or text number (strict), finite; else None."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
-    return number(str(value))
 
 
 def _oneway(data: dict[str, Any]) -> bool:

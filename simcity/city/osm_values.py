@@ -80,7 +80,7 @@ class EdgeValues:
         value = self.data.get(key)
         if value is None:
             return None
-        x = _as_number(value)
+        x = as_number(value)
         bound = "> 0" if positive else ">= 0"
         if x is None or x < 0 or (positive and x == 0):
             raise self.error(key, f"one finite number {bound}")
@@ -91,7 +91,7 @@ class EdgeValues:
         value = self.data.get("lanes")
         if value is None:
             return None
-        x = _as_number(value)
+        x = as_number(value)
         if x is None:
             first = entries(value)[0]
             x = number(first)
@@ -108,7 +108,7 @@ class EdgeValues:
             f"a speed from {MIN_SPEED_KMH:g} to {MAX_SPEED_KMH:g} km/h: a number (with mph, "
             "knots or km/h), a zone code, an OSM word for no number, or a list of them"
         )
-        x = _as_number(value)
+        x = as_number(value)
         if x is None and key == "maxspeed":
             try:
                 x = _maxspeed(entries(value)[0])
@@ -121,12 +121,16 @@ class EdgeValues:
         return x
 
 
-def _as_number(value: object) -> float | None:
+def as_number(value: object) -> float | None:
     """A typed number (GraphML ``double``/``int`` keys) or numeric text; bools are not numbers."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        return float(value) if math.isfinite(value) else None
+        try:
+            x = float(value)  # a GraphML ``long`` may be past the float range
+        except OverflowError:
+            return None
+        return x if math.isfinite(x) else None
     return number(str(value))
 
 

@@ -525,6 +525,15 @@ GRAPHML_FILE_ERRORS = {
         ),
         "not readable GraphML",
     ),
+    "typed long past the float range": (
+        graph_doc(
+            edge_xml(1, 2, "9" * 400) + edge_xml(2, 1),
+            keys=KEYS.replace(
+                'attr.name="length" attr.type="string"', 'attr.name="length" attr.type="long"'
+            ),
+        ),
+        "edge.length",
+    ),
     "no edges": (graph_doc(""), "no usable edges"),
     "only self-loops": (graph_doc(edge_xml(1, 1) + edge_xml(2, 2)), "no usable edges"),
     "one-way chain": (graph_doc(edge_xml(1, 2) + edge_xml(2, 3)), "strongly connected"),
