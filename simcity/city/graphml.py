@@ -2,20 +2,19 @@
 
 OSMnx writes a MultiDiGraph whose nodes carry ``x`` (lon) and ``y`` (lat) and whose
 edges carry ``length`` (metres), ``highway`` and, where OSM has them, ``lanes``,
-``maxspeed``, ``speed_kph``; all values may be strings, and lists appear as ``"['2', '3']"``.
+``maxspeed``, ``speed_kph``; all values may be strings, and lists appear as ``"['2', '3']"``
+(how each is read: `simcity.city.osm_values`).
 Parallel edges collapse to the fastest; the largest strongly connected part is kept so
 every zone can reach every other.
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
 import networkx as nx
-import numpy as np
 
 from simcity.city.graph import (
     LINK_BPR_B,
@@ -27,8 +26,10 @@ from simcity.city.graph import (
     NODE_LON,
     NODE_NAME,
 )
+from simcity.city.osm_values import EdgeValues, as_number
 from simcity.config.city import RoadConfig
 from simcity.errors import SimcityError
+from simcity.safe_io import excerpt, read_bytes
 
 # Free speed (km/h) and lanes per direction by OSM highway class, where OSM says nothing.
 HIGHWAY_DEFAULTS: dict[str, tuple[float, int]] = {
@@ -38,19 +39,18 @@ HIGHWAY_DEFAULTS: dict[str, tuple[float, int]] = {
     "secondary": (50.0, 2),
     "tertiary": (40.0, 1),
 }
-_MPH = 1.609344
-
-
-def _first_number(value: Any) -> float | None:
-    """The first number in an OSM tag value ("30 mph", "['2', '3']", 50) in km/h or count."""
-    if value is None:
-        return None
-    text = str(value)
-    match = re.search(r"\d+(\.\d+)?", text)
-    if match is None:
-        return None
-    number = float(match.group())
-    return number * _MPH if "mph" in text else number
+#: GraphML parsing problems networkx and ElementTree raise on malformed content.
+_PARSE_ERRORS = (
+    ParseError,
+    nx.NetworkXError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,
+    RecursionError,
+    OverflowError,
+)
 
 
 def _highway(value: Any) -> str:
@@ -59,29 +59,38 @@ def _highway(value: Any) -> str:
 
 
 def read_graphml(path: str | Path, roads: RoadConfig | None = None) -> nx.DiGraph:
-    """Read an OSMnx-style GraphML file into a road graph (no people or zones yet)."""
+    """Read an OSMnx-style GraphML file into a road graph (no people or zones yet).
+
+    Numbers are read strictly (`simcity.city.osm_values`): a length must be metres >= 0,
+    lanes > 0, speeds from 1 to 500 km/h; anything else is a `SimcityError` naming the
+    file, the edge and the attribute. An undirected graph's edges run both ways.
+    """
     roads = roads or RoadConfig()
     path = Path(path)
+    data_bytes = read_bytes(path, expected="a GraphML file")
     try:
-        raw = nx.read_graphml(path)
-    except FileNotFoundError:
-        raise SimcityError("no such GraphML file", file=path) from None
-    except (ParseError, nx.NetworkXError, ValueError) as err:
-        raise SimcityError(f"not readable GraphML: {err}", file=path) from None
+        raw = nx.parse_graphml(data_bytes)
+    except _PARSE_ERRORS as err:
+        raise SimcityError(
+            f"not readable GraphML ({type(err).__name__}: {excerpt(err, 80)})",
+            file=path,
+            expected="a GraphML file, as OSMnx saves it",
+        ) from None
+    if not raw.is_directed():
+        raw = raw.to_directed()
     graph = nx.DiGraph()
     for node, data in raw.nodes(data=True):
-        try:
-            lon, lat = float(data["x"]), float(data["y"])
-        except (KeyError, TypeError, ValueError):
+        lon, lat = as_number(data.get("x")), as_number(data.get("y"))
+        if lon is None or lat is None:
             raise SimcityError(
-                f"node {node!r} has no numeric x/y",
+                f"node {excerpt(node)} has no numeric x/y",
                 file=path,
                 field="node.x, node.y",
                 expected="longitude and latitude in degrees (as OSMnx saves them)",
-            ) from None
-        if not (np.isfinite(lon) and np.isfinite(lat) and abs(lon) <= 180 and abs(lat) <= 90):
+            )
+        if not (abs(lon) <= 180 and abs(lat) <= 90):
             raise SimcityError(
-                f"node {node!r} is at x={lon}, y={lat}",
+                f"node {excerpt(node)} is at x={lon}, y={lat}",
                 file=path,
                 field="node.x, node.y",
                 expected="WGS84 degrees (an unprojected OSMnx graph)",
@@ -92,19 +101,15 @@ def read_graphml(path: str | Path, roads: RoadConfig | None = None) -> nx.DiGrap
     for u, v, data in raw.edges(data=True):
         if u == v:
             continue
-        length_m = _first_number(data.get("length"))
-        if length_m is None or length_m < 0:
-            raise SimcityError(
-                f"edge {u}->{v} has length {data.get('length')!r}",
-                file=path,
-                field="edge.length",
-                expected="metres >= 0",
-            )
+        values = EdgeValues(path, u, v, data)
+        length_m = values.plain("length", positive=False)
+        if length_m is None:
+            raise values.error("length", "metres >= 0")
         highway = _highway(data.get("highway"))
         default_speed, default_lanes = HIGHWAY_DEFAULTS.get(highway, (roads.speed_kmh, roads.lanes))
-        speed_kmh = _first_number(data.get("speed_kph")) or _first_number(data.get("maxspeed"))
-        speed_kmh = speed_kmh if speed_kmh and speed_kmh > 0 else default_speed
-        lanes = _first_number(data.get("lanes"))
+        speed_kph, maxspeed = values.speed_kmh("speed_kph"), values.speed_kmh("maxspeed")
+        speed_kmh = speed_kph or maxspeed or default_speed
+        lanes = values.lanes()
         lanes = max(1.0, lanes / (1 if _oneway(data) else 2)) if lanes else float(default_lanes)
         length_km = max(length_m / 1000.0, 1e-3)
         attrs = {
@@ -118,8 +123,20 @@ def read_graphml(path: str | Path, roads: RoadConfig | None = None) -> nx.DiGrap
         if old is None or attrs[LINK_FREE_FLOW_TIME] < old[LINK_FREE_FLOW_TIME]:
             graph.add_edge(u, v, **attrs)
     if graph.number_of_edges() == 0:
-        raise SimcityError("the GraphML graph has no usable edges", file=path, field="edges")
+        raise SimcityError(
+            "the GraphML graph has no usable edges",
+            file=path,
+            field="edges",
+            expected="road edges between distinct nodes",
+        )
     largest = max(nx.strongly_connected_components(graph), key=len)
+    if len(largest) < 2:
+        raise SimcityError(
+            "no two nodes reach each other both ways",
+            file=path,
+            field="edges",
+            expected="a road network with a strongly connected part of >= 2 nodes",
+        )
     return nx.DiGraph(graph.subgraph(largest))
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import NamedTuple
@@ -36,8 +37,16 @@ from simcity.city.graph import (
     NODE_THROUGH,
     City,
 )
-from simcity.city.tntp_lines import meta_int, numbered_lines, numbers, one_file, split_metadata
+from simcity.city.tntp_lines import (
+    meta_int,
+    node_id,
+    numbered_lines,
+    numbers,
+    one_file,
+    split_metadata,
+)
 from simcity.errors import SimcityError
+from simcity.safe_io import excerpt, read_text
 
 # Sioux Falls, SD, home of the most used TNTP network; where planar coordinates land.
 DEFAULT_ORIGIN_LON = -96.73
@@ -48,6 +57,24 @@ DEFAULT_EXTENT_KM = 10.0
 TOTAL_FLOW_TOLERANCE = 1e-3
 
 _NET_COLUMNS = ("init_node", "term_node", "capacity", "length", "free_flow_time", "b", "power")
+_FLOW_COLUMNS = ("from", "to", "volume", "cost")
+#: What each link column must be: travel times divide by the free-flow time (NaN at 0), the
+#: assignment needs a positive capacity and a BPR power of at least 1.
+_NET_RANGES = {
+    "capacity": (0.0, False, "> 0 veh/h"),
+    "length": (0.0, True, ">= 0"),
+    "free_flow_time": (0.0, False, "> 0 minutes (a slowdown divides by it)"),
+    "b": (0.0, True, ">= 0"),
+    "power": (1.0, True, ">= 1"),
+}
+#: Node ids of a flow file: integers that fit any index type.
+MAX_NODE_ID = 2**31 - 1
+#: The trips matrix is dense (Z x Z float64): refuse one over this many bytes, or over a
+#: quarter of the machine's memory, before allocating it. The largest public TNTP networks
+#: have a few thousand zones (Sydney: 3,264, 85 MB).
+MAX_OD_BYTES = 4 * 1024**3
+#: Planar node coordinates beyond this are no unit a map uses (and their span overflows).
+MAX_COORDINATE = 1e12
 _KM_PER_DEG_LAT = 110.574
 _KM_PER_DEG_LON_EQUATOR = 111.320
 
@@ -102,8 +129,11 @@ def read_tntp(
             field="<NUMBER OF ZONES>",
             expected="1 <= zones <= nodes",
         )
-    od = _read_trips(trips_path, num_zones)  # (Z, Z)
+    # Coordinates first: the node rows really in the files bound the node count (and so
+    # the zone count) before anything is allocated for the header's promise.
     lon, lat = _coordinates(root, num_nodes, origin_lon, origin_lat, scale_km_per_unit)
+    _check_od_size(num_zones, net_path)
+    od = _read_trips(trips_path, num_zones)  # (Z, Z)
 
     graph = nx.DiGraph()
     produced, attracted = od.sum(axis=1), od.sum(axis=0)  # (Z,)
@@ -123,15 +153,8 @@ def read_tntp(
             },
         )
     for line, row in links:
-        for column, end in (("init_node", row[0]), ("term_node", row[1])):
-            if end != int(end) or not 1 <= end <= num_nodes:
-                raise SimcityError(
-                    f"link to unknown node {end:g}",
-                    file=net_path,
-                    field=f"line {line}, {column}",
-                    expected=f"a node id in 1..{num_nodes}",
-                )
-        tail, head = int(row[0]), int(row[1])
+        tail = node_id(row[0], num_nodes, net_path, f"line {line}, init_node")
+        head = node_id(row[1], num_nodes, net_path, f"line {line}, term_node")
         if graph.has_edge(tail, head):
             raise SimcityError(
                 f"second link {tail}->{head}",
@@ -160,9 +183,20 @@ def read_tntp_flows(path: str | Path) -> LinkFlows:
     rows = []
     for number, text in lines:
         parts = text.rstrip(";").split()
-        if not parts or not parts[0].lstrip("-").isdigit():  # the header
+        if not parts or re.match(r"[+-]?[0-9]", parts[0]) is None:  # the header
             continue
-        rows.append(numbers(parts, 4, path, number, ("from", "to", "volume", "cost")))
+        row = numbers(parts, 4, path, number, _FLOW_COLUMNS)
+        for name, value in zip(_FLOW_COLUMNS, row, strict=True):
+            if name in ("from", "to"):
+                node_id(value, MAX_NODE_ID, path, f"line {number}, {name}")
+            elif value < 0:
+                raise SimcityError(
+                    f"{name} is {value:g}",
+                    file=path,
+                    field=f"line {number}, {name}",
+                    expected=">= 0",
+                )
+        rows.append(row)
     if not rows:
         raise SimcityError("no flow rows", file=path, expected="rows of: from to volume cost")
     table = np.array(rows)  # (L, 4)
@@ -178,12 +212,13 @@ def _read_net(path: Path) -> tuple[dict[str, str], list[tuple[int, list[float]]]
     ]
     for line, row in links:
         for name, value in zip(_NET_COLUMNS[2:], row[2:], strict=True):
-            if value < 0 or (name == "capacity" and value == 0):
+            low, inclusive, expected_range = _NET_RANGES[name]
+            if value < low or (value == low and not inclusive):
                 raise SimcityError(
                     f"{name} is {value:g}",
                     file=path,
                     field=f"line {line}, {name}",
-                    expected="> 0 veh/h" if name == "capacity" else ">= 0",
+                    expected=expected_range,
                 )
     expected = meta_int(meta, "NUMBER OF LINKS", path)
     if len(links) != expected:
@@ -194,6 +229,27 @@ def _read_net(path: Path) -> tuple[dict[str, str], list[tuple[int, list[float]]]
             expected=f"{expected} rows, as the metadata says",
         )
     return meta, links
+
+
+def _check_od_size(num_zones: int, path: Path) -> None:
+    """Refuse a zone count whose dense trips matrix would not fit, before allocating it."""
+    need = 8 * num_zones * num_zones
+    limit = min(MAX_OD_BYTES, _memory_bytes() // 4)
+    if need > limit:
+        raise SimcityError(
+            f"{num_zones:,} zones need a {need:,}-byte trips matrix",
+            file=path,
+            field="<NUMBER OF ZONES>",
+            expected=f"a trips matrix of at most {limit:,} bytes",
+        )
+
+
+def _memory_bytes() -> int:
+    """Physical memory of this machine (bytes); `MAX_OD_BYTES` x 4 where unknown."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return 4 * MAX_OD_BYTES
 
 
 def _read_trips(path: Path, num_zones: int) -> np.ndarray:
@@ -208,7 +264,7 @@ def _read_trips(path: Path, num_zones: int) -> np.ndarray:
             expected=f"{num_zones}, as the net file says",
         )
     od = np.zeros((num_zones, num_zones))
-    origin = 0
+    origin, total_trips = 0, 0.0
     for number, text in lines:
         header = re.fullmatch(r"Origin\s+(\S+)", text, flags=re.IGNORECASE)
         if header is not None:
@@ -216,7 +272,7 @@ def _read_trips(path: Path, num_zones: int) -> np.ndarray:
             continue
         if origin == 0:
             raise SimcityError(
-                f"demand {text[:30]!r} before any Origin line",
+                f"demand {excerpt(text, 30)} before any Origin line",
                 file=path,
                 field=f"line {number}",
                 expected="'Origin k' then 'dest : trips;' entries",
@@ -225,7 +281,7 @@ def _read_trips(path: Path, num_zones: int) -> np.ndarray:
             dest, _, value = entry.partition(":")
             if not value:
                 raise SimcityError(
-                    f"entry {entry!r}",
+                    f"entry {excerpt(entry)}",
                     file=path,
                     field=f"line {number}",
                     expected="'dest : trips;'",
@@ -234,22 +290,34 @@ def _read_trips(path: Path, num_zones: int) -> np.ndarray:
             trips = numbers([value.strip()], 1, path, number, ("trips",))[0]
             if trips < 0:
                 raise SimcityError(
-                    f"trips {trips}", file=path, field=f"line {number}, trips", expected=">= 0"
+                    f"trips {trips:g}", file=path, field=f"line {number}, trips", expected=">= 0"
                 )
-            od[origin - 1, column - 1] += trips
+            # Python floats: a sum past the float range becomes inf here, not a warning.
+            cell = float(od[origin - 1, column - 1]) + trips
+            total_trips += trips
+            if not math.isfinite(total_trips):
+                raise SimcityError(
+                    "the trips sum to more than a float holds",
+                    file=path,
+                    field=f"line {number}, trips",
+                    expected="finite demand in veh/h",
+                )
+            od[origin - 1, column - 1] = cell
     if "TOTAL OD FLOW" in meta:
         try:
             total = float(meta["TOTAL OD FLOW"])
         except ValueError:
+            total = math.nan
+        if not math.isfinite(total):
             raise SimcityError(
-                f"is {meta['TOTAL OD FLOW']!r}",
+                f"is {excerpt(meta['TOTAL OD FLOW'])}",
                 file=path,
                 field="<TOTAL OD FLOW>",
-                expected="a number",
-            ) from None
-        if abs(od.sum() - total) > TOTAL_FLOW_TOLERANCE * max(abs(total), 1.0):
+                expected="a finite number",
+            )
+        if abs(total_trips - total) > TOTAL_FLOW_TOLERANCE * max(abs(total), 1.0):
             raise SimcityError(
-                f"trips sum to {od.sum():g}",
+                f"trips sum to {total_trips:g}",
                 file=path,
                 field="<TOTAL OD FLOW>",
                 expected=f"{total:g}, as the metadata says",
@@ -258,9 +326,9 @@ def _read_trips(path: Path, num_zones: int) -> np.ndarray:
 
 
 def _zone(text: str, num_zones: int, path: Path, line: int, field: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= num_zones:
+    if re.fullmatch(r"[0-9]{1,18}", text) is None or not 1 <= int(text) <= num_zones:
         raise SimcityError(
-            f"{field} {text!r}",
+            f"{field} {excerpt(text)}",
             file=path,
             field=f"line {line}, {field}",
             expected=f"a zone in 1..{num_zones}",
@@ -313,66 +381,92 @@ def _looks_wgs84(xy: np.ndarray) -> bool:
 
 def _read_nodes(path: Path, num_nodes: int) -> np.ndarray:
     """(N, 2) x, y of nodes 1..N from a ``_node.tntp`` file (``node x y ;`` rows)."""
-    xy = np.full((num_nodes, 2), np.nan)
+    points: dict[int, tuple[float, float]] = {}
     for number, text in numbered_lines(path):
         parts = text.rstrip(";").split()
         if parts and parts[0].lower() == "node":  # the header
             continue
         node, x, y = numbers(parts, 3, path, number, ("node", "x", "y"))
-        _place(xy, node, (x, y), num_nodes, path, f"line {number}")
-    return _complete(xy, path)
+        _place(points, node, (x, y), num_nodes, path, f"line {number}")
+    return _complete(points, num_nodes, path)
 
 
 def _read_geojson(path: Path, num_nodes: int) -> np.ndarray:
     """(N, 2) lon, lat of nodes 1..N from Point features with an ``id`` property."""
+    expected = "a FeatureCollection of Points"
+    text = read_text(path, expected=expected)
     try:
-        features = json.loads(path.read_text(encoding="utf-8"))["features"]
-    except (OSError, ValueError, KeyError, TypeError) as error:
+        features = json.loads(text)["features"]
+    except (ValueError, KeyError, TypeError, RecursionError) as error:
         raise SimcityError(
-            f"not a GeoJSON FeatureCollection ({error})",
+            f"not a GeoJSON FeatureCollection ({type(error).__name__})",
             file=path,
-            expected="a FeatureCollection of Points",
+            expected=expected,
         ) from None
-    xy = np.full((num_nodes, 2), np.nan)
+    if not isinstance(features, list):
+        raise SimcityError("is not a list", file=path, field="features", expected=expected)
+    points: dict[int, tuple[float, float]] = {}
     for index, feature in enumerate(features):
         field = f"features[{index}]"
         try:
-            node = float(feature["properties"]["id"])
+            node = _finite(feature["properties"]["id"])
             geometry = feature["geometry"]
             if geometry["type"] != "Point":
                 raise TypeError(geometry["type"])
-            point = (float(geometry["coordinates"][0]), float(geometry["coordinates"][1]))
+            point = (_finite(geometry["coordinates"][0]), _finite(geometry["coordinates"][1]))
         except (KeyError, TypeError, ValueError, IndexError):
             raise SimcityError(
-                "is not a Point with an id property",
+                "is not a Point with an id property and finite coordinates",
                 file=path,
                 field=field,
                 expected="a node Point",
             ) from None
-        _place(xy, node, point, num_nodes, path, field)
-    return _complete(xy, path)
+        _place(points, node, point, num_nodes, path, field)
+    return _complete(points, num_nodes, path)
+
+
+def _finite(value: object) -> float:
+    """A JSON number (or numeric text) as a finite float; else ValueError or TypeError."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(type(value).__name__)
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(value)
+    return number
 
 
 def _place(
-    xy: np.ndarray, node: float, point: tuple[float, float], num_nodes: int, path: Path, field: str
+    points: dict[int, tuple[float, float]],
+    node: float,
+    point: tuple[float, float],
+    num_nodes: int,
+    path: Path,
+    field: str,
 ) -> None:
-    if node != int(node) or not 1 <= node <= num_nodes:
+    if not all(abs(v) <= MAX_COORDINATE for v in point):
         raise SimcityError(
-            f"unknown node {node:g}",
+            f"coordinates {point[0]:g}, {point[1]:g}",
             file=path,
             field=field,
-            expected=f"a node id in 1..{num_nodes}",
+            expected=f"coordinates within +-{MAX_COORDINATE:g}",
         )
-    xy[int(node) - 1] = point
+    points[node_id(node, num_nodes, path, field)] = point
 
 
-def _complete(xy: np.ndarray, path: Path) -> np.ndarray:
-    missing = np.flatnonzero(np.isnan(xy[:, 0]))
-    if missing.size:
+def _complete(points: dict[int, tuple[float, float]], num_nodes: int, path: Path) -> np.ndarray:
+    """(N, 2) coordinates of nodes 1..N; checked before allocating, so a header promising
+    more nodes than the file has rows fails here rather than allocating for it."""
+    if len(points) < num_nodes:
+        first = next(k for k in range(1, num_nodes + 1) if k not in points)
+        missing = num_nodes - len(points)
         raise SimcityError(
-            f"no coordinates for node {missing[0] + 1}"
-            + (f" and {missing.size - 1} more" if missing.size > 1 else ""),
+            f"no coordinates for node {first}"
+            + (f" and {missing - 1:,} more" if missing > 1 else "")
+            + f" of the {num_nodes:,} in <NUMBER OF NODES>",
             file=path,
             expected="a row for every node",
         )
+    xy = np.empty((num_nodes, 2))
+    for node, point in points.items():
+        xy[node - 1] = point
     return xy

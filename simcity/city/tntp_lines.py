@@ -1,6 +1,7 @@
 """The TNTP format's lines: comments, the ``<KEY> value`` metadata block, numeric rows.
 
-Shared by the readers in `simcity.city.tntp`; every error names the file and the line.
+Shared by the readers in `simcity.city.tntp`; every file is read through `simcity.safe_io`
+(a regular, bounded, UTF-8 file) and every error names the file and the line.
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ import re
 from pathlib import Path
 
 from simcity.errors import SimcityError
+from simcity.safe_io import excerpt, read_text
+
+_INTEGER = re.compile(r"[+-]?[0-9]{1,18}")
+"""An integer TNTP metadata value: plain ASCII digits, small enough to be a count."""
 
 
 def one_file(root: Path, pattern: str) -> Path:
@@ -23,10 +28,7 @@ def one_file(root: Path, pattern: str) -> Path:
 
 def numbered_lines(path: Path) -> list[tuple[int, str]]:
     """Numbered lines of ``path`` without comments or blanks."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as error:
-        raise SimcityError(f"cannot read: {error.strerror}", file=path) from None
+    text = read_text(path, expected="a TNTP text file")
     numbered = ((n, line.split("~", 1)[0].strip()) for n, line in enumerate(text.splitlines(), 1))
     return [(n, line) for n, line in numbered if line]
 
@@ -39,7 +41,7 @@ def split_metadata(path: Path) -> tuple[dict[str, str], list[tuple[int, str]]]:
         tag = re.match(r"<([^>]+)>\s*(.*)", text)
         if tag is None:
             raise SimcityError(
-                f"unexpected text {text[:30]!r} in the metadata",
+                f"unexpected text {excerpt(text, 30)} in the metadata",
                 file=path,
                 field=f"line {number}",
                 expected="<KEY> value lines up to <END OF METADATA>",
@@ -54,12 +56,11 @@ def split_metadata(path: Path) -> tuple[dict[str, str], list[tuple[int, str]]]:
 def meta_int(meta: dict[str, str], key: str, path: Path) -> int:
     if key not in meta:
         raise SimcityError("missing", file=path, field=f"<{key}>", expected="an integer")
-    try:
-        return int(meta[key])
-    except ValueError:
+    if _INTEGER.fullmatch(meta[key]) is None:
         raise SimcityError(
-            f"is {meta[key]!r}", file=path, field=f"<{key}>", expected="an integer"
-        ) from None
+            f"is {excerpt(meta[key])}", file=path, field=f"<{key}>", expected="an integer"
+        )
+    return int(meta[key])
 
 
 def numbers(
@@ -77,7 +78,22 @@ def numbers(
             value = math.nan
         if not math.isfinite(value):
             raise SimcityError(
-                f"{name} is {text!r}", file=path, field=f"line {line}, {name}", expected="a number"
+                f"{name} is {excerpt(text)}",
+                file=path,
+                field=f"line {line}, {name}",
+                expected="a finite number",
             )
         values.append(value)
     return values
+
+
+def node_id(value: float, num_nodes: int, path: Path, field: str) -> int:
+    """``value`` as a node id in 1..``num_nodes``, else a `SimcityError` naming ``field``."""
+    if not (math.isfinite(value) and value == int(value) and 1 <= value <= num_nodes):
+        raise SimcityError(
+            f"unknown node {value:g}",
+            file=path,
+            field=field,
+            expected=f"a node id in 1..{num_nodes}",
+        )
+    return int(value)

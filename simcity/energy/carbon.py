@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 import math
 import warnings
 from pathlib import Path
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from simcity.errors import SimcityError
+from simcity.safe_io import excerpt, read_text
 
 _DATA_DIR = Path(__file__).resolve().parent.parent / "data" / "carbon"
 _BUNDLED = {"CISO": "CISO_2022_hourly.csv", "ERCO": "ERCO_2022_hourly.csv"}
@@ -25,6 +27,14 @@ _GAP_CELLS = frozenset({"", "nan"})
 """Cell values (stripped, lower-cased) that mean "no value here": filled by interpolation."""
 
 _TIME_EXPECTED = "an ISO 8601 time such as '2022-01-01 00:00:00+00:00'"
+
+MAX_INTENSITY_G_PER_KWH = 5000.0
+"""Above any grid: coal and lignite plants emit about 800-1,300 gCO2/kWh, so a larger
+value is a unit mistake (kg, or lb/MWh) rather than a dirty hour."""
+MIN_YEAR, MAX_YEAR = 1900, 2200
+"""Trace times outside these UTC years are refused (far ones break calendar arithmetic)."""
+_FIRST_TIME_S = dt.datetime(MIN_YEAR, 1, 1, tzinfo=dt.UTC).timestamp()
+_END_TIME_S = dt.datetime(MAX_YEAR + 1, 1, 1, tzinfo=dt.UTC).timestamp()
 
 
 class CarbonTraceWarning(UserWarning):
@@ -70,8 +80,10 @@ def read_carbon_trace(
     Real data has gaps: an empty cell (or ``nan``) in ``column`` is filled by linear
     interpolation in time between its neighbours (a gap at either end takes the nearest
     value), and one `CarbonTraceWarning` says how many were filled. Rows whose every cell
-    is empty are skipped. Anything else unusable raises `SimcityError` naming the file,
-    the column and, where it applies, the line.
+    is empty are skipped. The file is read through `simcity.safe_io` (a regular UTF-8 file
+    of bounded size); intensities must be finite, from 0 to `MAX_INTENSITY_G_PER_KWH`, and
+    times in the UTC years `MIN_YEAR` to `MAX_YEAR`. Anything else unusable raises
+    `SimcityError` naming the file, the column and, where it applies, the line.
 
     >>> trace = read_carbon_trace(bundled_trace_path("ERCO"))
     >>> len(trace.time_s), round(float(trace.intensity_g_per_kwh.mean()), 1)
@@ -95,40 +107,42 @@ def _read_columns(
     path: str | Path, column: str, time_column: str
 ) -> tuple[list[int], list[str], list[str]]:
     """Line numbers, time cells and value cells of the non-empty data rows."""
+    text = read_text(path, expected="an hourly carbon-intensity CSV (UTF-8 text)")
+    reader = csv.reader(io.StringIO(text, newline=""))
     try:
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            reader = csv.reader(file)
-            header = next((row for row in reader if any(c.strip() for c in row)), None)
-            if header is None:
+        header = next((row for row in reader if any(c.strip() for c in row)), None)
+        if header is None:
+            raise SimcityError(
+                "the file is empty", file=path, expected="a CSV header row, then data rows"
+            )
+        names = [name.strip() for name in header]
+        indices = []
+        for name in (time_column, column):
+            if name not in names:
+                shown = ", ".join(excerpt(n, 30) for n in names[:20])
+                shown += ", ..." if len(names) > 20 else ""
                 raise SimcityError(
-                    "the file is empty", file=path, expected="a CSV header row, then data rows"
+                    f"no column {excerpt(name)}",
+                    file=path,
+                    field=name,
+                    expected="a header with one of: "
+                    + shown
+                    + (", ..." if len(names) > 20 else ""),
                 )
-            names = [name.strip() for name in header]
-            indices = []
-            for name in (time_column, column):
-                if name not in names:
-                    raise SimcityError(
-                        f"no column {name!r}",
-                        file=path,
-                        field=name,
-                        expected="a header with one of: " + ", ".join(repr(n) for n in names),
-                    )
-                indices.append(names.index(name))
-            i_time, i_value = indices
-            lines, time_cells, value_cells = [], [], []
-            for row in reader:
-                if not any(cell.strip() for cell in row):
-                    continue
-                lines.append(reader.line_num)
-                time_cells.append(row[i_time] if i_time < len(row) else "")
-                value_cells.append(row[i_value] if i_value < len(row) else "")
-    except FileNotFoundError:
+            indices.append(names.index(name))
+        i_time, i_value = indices
+        lines, time_cells, value_cells = [], [], []
+        for row in reader:
+            if not any(cell.strip() for cell in row):
+                continue
+            lines.append(reader.line_num)
+            time_cells.append(row[i_time] if i_time < len(row) else "")
+            value_cells.append(row[i_value] if i_value < len(row) else "")
+    except csv.Error as exc:
         raise SimcityError(
-            "no such file", file=path, expected="an hourly carbon-intensity CSV"
-        ) from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise SimcityError(
-            f"cannot read the file ({exc})", file=path, expected="a UTF-8 CSV text file"
+            f"line {reader.line_num}: not CSV ({excerpt(exc, 60)})",
+            file=path,
+            expected="a CSV text file",
         ) from None
     if len(lines) < 2:
         raise SimcityError(
@@ -150,7 +164,7 @@ def _parse_times(
             stamp = dt.datetime.fromisoformat(cell.strip())
         except ValueError:
             raise SimcityError(
-                f"line {lines[k]}: cannot read the time {cell!r}",
+                f"line {lines[k]}: cannot read the time {excerpt(cell)}",
                 file=path,
                 field=time_column,
                 expected=_TIME_EXPECTED,
@@ -158,12 +172,20 @@ def _parse_times(
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=utc)
         times[k] = stamp.timestamp()
+        if not _FIRST_TIME_S <= times[k] < _END_TIME_S:
+            raise SimcityError(
+                f"line {lines[k]}: time {excerpt(cell)} is outside the years "
+                f"{MIN_YEAR} to {MAX_YEAR}",
+                file=path,
+                field=time_column,
+                expected=f"UTC times in the years {MIN_YEAR} to {MAX_YEAR}",
+            )
     steps = np.diff(times)
     if np.any(steps <= 0):
         k = int(np.argmax(steps <= 0)) + 1
         raise SimcityError(
-            f"line {lines[k]}: time {cells[k].strip()!r} is not after the previous one "
-            f"{cells[k - 1].strip()!r}",
+            f"line {lines[k]}: time {excerpt(cells[k].strip())} is not after the previous one "
+            f"{excerpt(cells[k - 1].strip())}",
             file=path,
             field=time_column,
             expected="strictly increasing times",
@@ -187,17 +209,19 @@ def _parse_intensities(
             value = math.nan
         if not math.isfinite(value):
             raise SimcityError(
-                f"line {lines[k]}: {cell!r} is not a number",
+                f"line {lines[k]}: {excerpt(cell)} is not "
+                + ("finite" if text.lower().lstrip("+-") in ("inf", "infinity") else "a number"),
                 file=path,
                 field=column,
                 expected="a carbon intensity in gCO2/kWh, or an empty cell for a gap",
             )
-        if value < 0:
+        if not 0 <= value <= MAX_INTENSITY_G_PER_KWH:
             raise SimcityError(
-                f"line {lines[k]}: intensity {value} is negative",
+                f"line {lines[k]}: intensity {value:g} is "
+                + ("negative" if value < 0 else "more than any grid emits"),
                 file=path,
                 field=column,
-                expected="a carbon intensity >= 0 gCO2/kWh",
+                expected=f"a carbon intensity from 0 to {MAX_INTENSITY_G_PER_KWH:g} gCO2/kWh",
             )
         values[k] = value
     gaps = np.isnan(values)

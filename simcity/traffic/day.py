@@ -7,6 +7,9 @@ the next. The arrays it returns (and the day keeps) are read-only: they are shar
 
 from __future__ import annotations
 
+import math
+import os
+import sys
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
@@ -18,8 +21,16 @@ from simcity.arrays import read_only
 from simcity.city.graph import City
 from simcity.city.network import Network
 from simcity.config.scenario import Scenario, TrafficConfig
+from simcity.errors import SimcityError
+from simcity.safe_io import excerpt
 from simcity.traffic.assignment import Assignment, assign, bpr_time
 from simcity.traffic.paths import PathLoader
+
+CUT_CACHE_ENV = "SIMCITY_CUT_CACHE_MB"
+"""Environment variable: the byte budget (megabytes, 10^6 bytes) of each `TrafficDay`'s
+cache of re-routings around capacity cuts; 0 turns the cache off."""
+DEFAULT_CUT_CACHE_MB = 500.0
+_ONE_BITS = np.float64(1.0).view(np.int64)
 
 
 class TrafficDay:
@@ -31,6 +42,12 @@ class TrafficDay:
     around a cut, not a new equilibrium of the whole day). So results never depend on
     what ran before in the process, and episodes after the first reuse the baseline day.
 
+    Re-routings are cached per (step, cut pattern), least recently used first out, within
+    a byte budget (``max_bytes``; default from `CUT_CACHE_ENV`, else
+    `DEFAULT_CUT_CACHE_MB`). An entry keeps only the links whose flow or time differs
+    from that step's baseline (index and value arrays), and its key only the cut links,
+    so a hit rebuilds the very same bits.
+
     The traffic clock may be coarser than the steps (``solve_every_steps`` s > 1): steps
     are grouped in blocks of s, each block's demand is the mean of its steps' demand, and
     its equilibrium holds through the block.
@@ -41,7 +58,7 @@ class TrafficDay:
         network: Network,
         cfg: TrafficConfig,
         step_od: Sequence[np.ndarray],
-        max_cached: int = 4096,
+        max_bytes: int | None = None,
     ):
         """``step_od``: each step's (Z, Z) demand at the middle of the step."""
         self.network = network
@@ -53,13 +70,24 @@ class TrafficDay:
         ]  # one (Z, Z) demand per block of the traffic clock
         self._baseline: list[Assignment] = []
         self._loader: PathLoader | None = None  # search graph kept between solves
-        self._cuts: OrderedDict[tuple[int, bytes], Assignment] = OrderedDict()
-        self._max_cached = max_cached
+        self._cuts: OrderedDict[tuple[int, bytes, bytes], _CutSolve] = OrderedDict()
+        self._max_bytes = cut_cache_bytes() if max_bytes is None else max_bytes
+        self._cached_bytes = 0
 
     @property
     def solve_every_steps(self) -> int:
         """Steps per tick of the traffic clock (routes change only at its ticks)."""
         return self._every
+
+    @property
+    def num_cached(self) -> int:
+        """Re-routings around cuts held in the cache."""
+        return len(self._cuts)
+
+    @property
+    def cached_bytes(self) -> int:
+        """Bytes the cached re-routings hold (arrays, keys and their Python objects)."""
+        return self._cached_bytes
 
     def od(self, step: int) -> np.ndarray:
         """The (Z, Z) demand the traffic at ``step`` carries (its block's mean)."""
@@ -75,14 +103,20 @@ class TrafficDay:
             )
         if np.all(capacity_factor == 1.0):
             return self._baseline[step]
-        key = (step, capacity_factor.tobytes())
-        if key in self._cuts:
+        baseline = self._baseline[step]
+        key = _cut_key(step, capacity_factor)
+        cached = self._cuts.get(key)
+        if cached is not None:
             self._cuts.move_to_end(key)
-            return self._cuts[key]
-        result = self._assign(step, capacity_factor, self._baseline[step].flows_veh_h, step)
-        self._cuts[key] = result
-        if len(self._cuts) > self._max_cached:
-            self._cuts.popitem(last=False)
+            return cached.assignment(baseline)
+        result = self._assign(step, capacity_factor, baseline.flows_veh_h, step)
+        entry = _CutSolve.of(result, baseline)
+        size = entry.nbytes + sum(sys.getsizeof(part) for part in key) + _ENTRY_OVERHEAD
+        if size <= self._max_bytes:
+            self._cuts[key] = entry._replace(size=size)
+            self._cached_bytes += size
+            while self._cached_bytes > self._max_bytes:
+                self._cached_bytes -= self._cuts.popitem(last=False)[1].size
         return result
 
     def _assign(
@@ -110,6 +144,101 @@ class TrafficDay:
             )
         )
 
+
+def cut_cache_bytes() -> int:
+    """The cut cache's byte budget: `CUT_CACHE_ENV` megabytes, else `DEFAULT_CUT_CACHE_MB`."""
+    text = os.environ.get(CUT_CACHE_ENV)
+    if text is None or not text.strip():
+        return int(DEFAULT_CUT_CACHE_MB * 1e6)
+    try:
+        megabytes = float(text)
+    except ValueError:
+        megabytes = math.nan
+    if not (math.isfinite(megabytes) and 0 <= megabytes <= 1e9):
+        raise SimcityError(
+            f"is {excerpt(text)}",
+            field=CUT_CACHE_ENV,
+            expected="megabytes for the traffic cut cache, a number from 0 (off) to 1e9",
+        )
+    return int(megabytes * 1e6)
+
+
+def _cut_key(step: int, capacity_factor: np.ndarray) -> tuple[int, bytes, bytes]:
+    """A cut pattern's key: the step, and the links whose factor is not exactly 1.0 with
+    their factors' bytes (equal keys iff equal factor arrays, bit for bit)."""
+    factor = np.ascontiguousarray(capacity_factor, dtype=np.float64)
+    cut = np.flatnonzero(factor.view(np.int64) != _ONE_BITS)
+    return step, cut.astype(np.int64).tobytes(), factor[cut].tobytes()
+
+
+class _Delta(NamedTuple):
+    """An (L,) array as the links where it differs from a base array, bit for bit."""
+
+    links: np.ndarray | None  # (K,) int32 links that differ; None: ``values`` is whole
+    values: np.ndarray  # (K,), or (L,) where most links differ
+
+    @classmethod
+    def of(cls, array: np.ndarray, base: np.ndarray) -> _Delta:
+        changed = np.flatnonzero(array.view(np.int64) != base.view(np.int64))
+        if changed.size * 12 >= array.size * 8:  # index + value cost more than the whole
+            return cls(None, array)
+        return cls(changed.astype(np.int32), array[changed])
+
+    def apply(self, base: np.ndarray) -> np.ndarray:
+        if self.links is None:
+            return self.values
+        array = base.copy()
+        array[self.links] = self.values
+        return read_only(array)
+
+    @property
+    def nbytes(self) -> int:
+        parts = (self.values,) if self.links is None else (self.links, self.values)
+        return sum(part.nbytes + _ARRAY_HEADER for part in parts)
+
+
+class _CutSolve(NamedTuple):
+    """A cached re-routing: flows and times as deltas from the step's baseline."""
+
+    flows: _Delta
+    times: _Delta
+    rel_gap: float
+    num_iterations: int
+    tstt_veh_min: float
+    converged: bool
+    size: int = 0  # bytes charged to the cache's budget
+
+    @classmethod
+    def of(cls, result: Assignment, baseline: Assignment) -> _CutSolve:
+        return cls(
+            _Delta.of(result.flows_veh_h, baseline.flows_veh_h),
+            _Delta.of(result.times_min, baseline.times_min),
+            result.rel_gap,
+            result.num_iterations,
+            result.tstt_veh_min,
+            result.converged,
+        )
+
+    def assignment(self, baseline: Assignment) -> Assignment:
+        return Assignment(
+            self.flows.apply(baseline.flows_veh_h),
+            self.times.apply(baseline.times_min),
+            self.rel_gap,
+            self.num_iterations,
+            self.tstt_veh_min,
+            self.converged,
+        )
+
+    @property
+    def nbytes(self) -> int:
+        return self.flows.nbytes + self.times.nbytes
+
+
+_ARRAY_HEADER = sys.getsizeof(np.empty(0))
+"""Bytes of a NumPy array object besides its data."""
+_ENTRY_OVERHEAD = 640
+"""Bytes of an entry's Python objects besides its arrays and key parts (tuples, the
+ordered dict's slot and links), an over-estimate measured on CPython 3.11."""
 
 _DAYS: WeakKeyDictionary[City, dict[tuple[object, ...], TrafficDay]] = WeakKeyDictionary()
 

@@ -79,5 +79,5 @@ def test_graphml_errors_name_the_file(tmp_path: Path) -> None:
     nx.write_graphml(g, tmp_path / "nox.graphml")
     with pytest.raises(SimcityError, match=r"x/y"):
         read_graphml(tmp_path / "nox.graphml")
-    with pytest.raises(SimcityError, match="no such GraphML"):
+    with pytest.raises(SimcityError, match="no such file"):
         read_graphml(tmp_path / "missing.graphml")
