@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from annotated_types import Interval
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from simcity.config.base import Count, Frozen, Lat, Lon, Real, resolve_path
 from simcity.config.sizes import CitySize
@@ -24,6 +24,12 @@ MAX_NODES = 1_000_000
 """Most nodes of a generated city: 1e6 intersections is a large country's street web."""
 MAX_SIDE = 10_000
 """Most rows, columns, rings or spokes of a generated city."""
+
+MAX_ABS_LAT = 85.0
+"""Generated cities lie within 85 degrees of the equator (as web maps do): their local
+flat map (`simcity.city.generators.to_lonlat`) divides by cos(latitude)."""
+KM_PER_DEG_LAT = 111.32
+"""As in `simcity.city.generators` (which this layer may not import)."""
 
 Speed = Annotated[Real, Interval(ge=1, le=300)]
 Lanes = Annotated[Count, Interval(ge=1, le=16)]
@@ -66,6 +72,26 @@ class _GeneratedCity(_PeopledCity):
     def _zones(self, num_nodes: int) -> int:
         return max(1, round(self.zone_share * num_nodes))
 
+    def _check_layout(self, num_nodes: int, half_x_km: float, half_y_km: float) -> None:
+        """At least one road (2 nodes), and every node on the globe: lon within +-180,
+        lat within +-`MAX_ABS_LAT`, for a layout reaching ``half_*_km`` from the origin."""
+        if num_nodes < 2:
+            raise ValueError("generates 1 node: a city needs at least 2 (one road)")
+        half_lat = half_y_km / KM_PER_DEG_LAT
+        lat = max(abs(self.origin_lat - half_lat), abs(self.origin_lat + half_lat))
+        if lat > MAX_ABS_LAT:
+            raise ValueError(
+                f"reaches latitude {lat:.1f}, beyond the {MAX_ABS_LAT:g} degrees allowed "
+                "(move origin_lat or shrink the city)"
+            )
+        lon_scale = KM_PER_DEG_LAT * math.cos(math.radians(lat))
+        lon = abs(self.origin_lon) + half_x_km / lon_scale
+        if lon > 180.0:
+            raise ValueError(
+                f"reaches longitude {lon:.1f}, beyond 180 degrees "
+                "(move origin_lon or shrink the city)"
+            )
+
 
 class GridCity(_GeneratedCity):
     source: Literal["grid"]
@@ -73,6 +99,12 @@ class GridCity(_GeneratedCity):
     cols: Annotated[Count, Interval(ge=1, le=MAX_SIDE)]
     spacing_km: Km = 0.25
     arterial_every: Annotated[Count, Interval(ge=1, le=MAX_SIDE)] = 4
+
+    @model_validator(mode="after")
+    def _fits(self) -> GridCity:
+        half = ((self.cols - 1) / 2 * self.spacing_km, (self.rows - 1) / 2 * self.spacing_km)
+        self._check_layout(self.rows * self.cols, *half)
+        return self
 
     def size(self) -> CitySize:
         """Nodes, directed links and zones of the city this section generates."""
@@ -87,6 +119,12 @@ class RingRadialCity(_GeneratedCity):
     num_spokes: Annotated[Count, Interval(ge=3, le=MAX_SIDE)]
     ring_spacing_km: Km = 0.8
 
+    @model_validator(mode="after")
+    def _fits(self) -> RingRadialCity:
+        reach = self.num_rings * self.ring_spacing_km
+        self._check_layout(self.num_rings * self.num_spokes + 1, reach, reach)
+        return self
+
     def size(self) -> CitySize:
         """Nodes, directed links and zones of the city this section generates."""
         nodes = self.num_rings * self.num_spokes + 1
@@ -100,6 +138,11 @@ class RandomGeometricCity(_GeneratedCity):
     """Nodes fall uniformly in a disc of this radius."""
     link_km: Km = 0.6
     """Nodes closer than this are joined (plus a spanning tree, so the city is connected)."""
+
+    @model_validator(mode="after")
+    def _fits(self) -> RandomGeometricCity:
+        self._check_layout(self.num_nodes, self.radius_km, self.radius_km)
+        return self
 
     def size(self) -> CitySize:
         """Nodes, expected directed links and zones of the city this section generates."""

@@ -82,18 +82,21 @@ class ScheduledIncident(Frozen):
 class IncidentConfig(Frozen):
     """Arrival rates, durations, damage and response."""
 
-    accident_per_mveh_km: Annotated[Real, Interval(ge=0, le=1e4)] = 4.0
-    """Accidents per million vehicle-km (police-reported and minor, at free flow)."""
-    congestion_gain: Gain = 2.0
+    accident_per_mveh_km: Annotated[Real, Interval(ge=0, le=1_000)] = 4.0
+    """Accidents per million vehicle-km (police-reported and minor, at free flow; roads
+    see about 1-10, 1,000 is a crash every kilometre for every thousand cars)."""
+    congestion_gain: Annotated[Real, Interval(ge=0, le=100)] = 2.0
     """Accident rate factor ``1 + gain * (v/c)^2``."""
-    pollution_per_h: Hazard = 0.02
-    """Pollution episodes per node-hour at the reference emissions."""
+    pollution_per_h: Annotated[Real, Interval(ge=0, le=10)] = 0.02
+    """Pollution episodes per node-hour at the reference emissions (10: one every 6 min)."""
     emissions_g_per_veh_km: Annotated[Real, Interval(ge=0, le=10_000)] = 180.0
     """A car emits about 100-300 g/km; a heavy truck about 1,000."""
     reference_emissions_g_h: Annotated[Real, Interval(ge=1, le=1e12)] = 2.0e5
-    overload_per_mw_h: Hazard = 0.01
+    overload_per_mw_h: Annotated[Real, Interval(ge=0, le=10)] = 0.01
     """Grid overloads per MW of node load per hour at load = feeder capacity."""
-    overload_gain: Gain = 8.0
+    overload_gain: Annotated[Real, Interval(ge=0, le=20)] = 8.0
+    """The rate grows ``exp(gain (l - 1))`` to the load ratio cap 1.5, where protection
+    trips: at most e^10 (22,000-fold) over the rate at feeder capacity."""
     feeder_margin: Annotated[Real, Interval(ge=0.01, le=100)] = 1.25
     """Feeder capacity over the node's peak load at comfort temperature."""
     hotspot_sigma: Sigma = 0.8

@@ -65,8 +65,8 @@ MAX_DEPTH = 32
 """Deepest nesting of tables and arrays in a scenario file (the schema needs 4)."""
 MAX_DAY_MIN = 366 * 24 * 60
 """Longest episode: a (leap) year, the span of the carbon traces it maps onto."""
-Level = Annotated[Real, Interval(ge=0, le=100)]
-"""Demand as a share of the base hour: 100 times the base hour is beyond any real surge."""
+Level = Annotated[Real, Interval(ge=0, le=10)]
+"""Demand as a share of the base hour: 10 times the base hour is beyond any real surge."""
 
 
 # --- time --------------------------------------------------------------------------
@@ -380,12 +380,18 @@ def _check_depth(raw: dict[str, Any], path: Path) -> None:
         stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
 
 
-def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """The file's table merged over its ``base`` chain's; ``chain``: the files that led here."""
+Origins = dict[tuple[str, ...], Path]
+"""Which file of a ``base`` chain set each key path (tables and their keys)."""
+
+
+def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Origins]:
+    """The file's table merged over its ``base`` chain's, and which file set each key;
+    ``chain``: the files that led here."""
     raw = read_toml(path)
     base = raw.pop("base", None)
+    origins = {key: path for key in _key_paths(raw)}
     if base is None:
-        return raw
+        return raw, origins
     if not isinstance(base, str) or not base.strip() or len(base) > MAX_PATH_CHARS:
         raise SimcityError(
             f"is {excerpt(base)}",
@@ -419,7 +425,29 @@ def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> dict[str, Any]:
             field="base",
             expected=err.expected,
         ) from None
-    return _merge(_read_toml(parent, (*chain, path)), raw)
+    inherited, inherited_origins = _read_toml(parent, (*chain, path))
+    return _merge(inherited, raw), {**inherited_origins, **origins}
+
+
+def _key_paths(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every key path in ``table``, through sub-tables (arrays are leaves)."""
+    paths, stack = [], [(table, prefix)]
+    while stack:
+        current, at = stack.pop()
+        for key, value in current.items():
+            paths.append((*at, key))
+            if isinstance(value, dict):
+                stack.append((value, (*at, key)))
+    return paths
+
+
+def _origin(field: str, origins: Origins, default: Path) -> Path:
+    """The file that set ``field`` (dotted), or the nearest table above it; else ``default``."""
+    parts = tuple(field.split("."))
+    for end in range(len(parts), 0, -1):
+        if parts[:end] in origins:
+            return origins[parts[:end]]
+    return default
 
 
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
@@ -486,15 +514,19 @@ def _printable(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
 
 
-def parse_scenario(raw: dict[str, Any], *, file: str | Path, base_dir: Path) -> Scenario:
-    """Validate a raw mapping into a `Scenario`; errors name ``file`` and the field."""
+def parse_scenario(
+    raw: dict[str, Any], *, file: str | Path, base_dir: Path, origins: Origins | None = None
+) -> Scenario:
+    """Validate a raw mapping into a `Scenario`; errors name the field and ``file`` (or,
+    with ``origins``, the file of a ``base`` chain that set the field)."""
     try:
         return Scenario.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as err:
         errors = err.errors()
         field, text = describe_error(errors[0])
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        raise SimcityError(text + more, file=file, field=field) from None
+        culprit = _origin(field, origins or {}, Path(file))
+        raise SimcityError(text + more, file=culprit, field=field) from None
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:
@@ -518,7 +550,8 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         path = path.resolve()
     except (OSError, RuntimeError):  # a loop of symbolic links
         raise SimcityError("cannot be resolved (a loop of links?)", file=text) from None
-    return parse_scenario(_read_toml(path), file=path, base_dir=path.parent)
+    raw, origins = _read_toml(path)
+    return parse_scenario(raw, file=path, base_dir=path.parent, origins=origins)
 
 
 def _exists(path: Path) -> bool:

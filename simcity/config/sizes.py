@@ -13,6 +13,8 @@ import math
 import os
 from typing import NamedTuple
 
+from simcity.errors import SimcityError
+
 GIB = 1024**3
 FALLBACK_MEMORY_BYTES = 16 * GIB
 """Assumed physical memory where the system does not say."""
@@ -22,7 +24,7 @@ _GRAPH_NODE_BYTES = 2_000  # a networkx node with its attribute dict
 _GRAPH_LINK_BYTES = 1_000  # a networkx edge with its attribute dict, plus link arrays
 _NODE_STEP_BYTES = 16 * 8  # day records: ~16 float64 per node and step
 _LINK_TICK_BYTES = 4 * 8  # memoised baseline equilibria: flows, times, ... per tick
-_ZONE_PAIR_BYTES = 3 * 8  # demand per step, per tick, and the gravity model's work arrays
+_ZONE_PAIR_BYTES = 8  # one float64 per zone pair: per step, per tick, and 8 work arrays
 _ZONE_NODE_BYTES = 2 * 8  # free-flow times from every zone to every node
 
 
@@ -72,3 +74,16 @@ def check_footprint(size: CitySize, num_steps: int, solve_every_steps: int = 1) 
             f"{need / GIB:,.1f} GiB, more than half this machine's memory "
             f"({limit / GIB:,.1f} GiB allowed)"
         )
+
+
+def check_city_size(
+    size: CitySize, num_steps: int, solve_every_steps: int, *, file: str | None
+) -> None:
+    """`check_footprint` of a city read from files (sizes known only once read), as a
+    `SimcityError` naming ``file`` and the ``city`` section."""
+    try:
+        check_footprint(size, num_steps, solve_every_steps)
+    except ValueError as err:
+        raise SimcityError(
+            str(err), file=file, field="city", expected="a smaller city or fewer steps"
+        ) from None
