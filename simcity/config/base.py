@@ -32,8 +32,10 @@ Hour = Annotated[Real, Interval(ge=0, lt=24)]
 Lon = Annotated[Real, Interval(ge=-180, le=180)]
 Lat = Annotated[Real, Interval(ge=-90, le=90)]
 ClockTime = Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-"""A label shown in tables and maps (an event, an incident, a tier)."""
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
+"""Text without control characters (no newline, no terminal escape)."""
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=ONE_LINE)]
+"""A label shown in tables and maps (an event, an incident, a tier): one line."""
 Text = Annotated[str, Field(max_length=10_000)]
 """A title or description (a scenario file is at most 1 MiB anyway)."""
 MAX_PATH_CHARS = 4096

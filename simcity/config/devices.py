@@ -198,7 +198,7 @@ def device_profile(name: str, path: str | Path | None = None) -> DeviceProfile:
         f"unknown device {excerpt(name)}",
         file=path,  # None for shipped names: the caller's own file is the one to name
         field="device",
-        expected="one of " + ", ".join(sorted(devices)),
+        expected="one of " + ", ".join(excerpt(key, 40)[1:-1] for key in sorted(devices)[:30]),
     )
 
 

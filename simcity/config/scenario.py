@@ -32,6 +32,7 @@ from pydantic_core import ErrorDetails
 from simcity.config.base import (
     MAX_LIST,
     MAX_PATH_CHARS,
+    ONE_LINE,
     ClockTime,
     Count,
     FieldError,
@@ -264,7 +265,7 @@ class EventConfig(Frozen):
 class Scenario(Frozen):
     """A whole scenario. Load with `load_scenario`; vary with ``model_copy(update=...)``."""
 
-    name: str = Field(min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=80, pattern=ONE_LINE)
     title: Text = ""
     description: Text = ""
     seed: Annotated[Count, Interval(ge=0, le=2**63 - 1)] = 0

@@ -114,7 +114,7 @@ RANGES: list[tuple[str, list[Any], list[Any], Base]] = [
     ("sensors.energy_meters_per_node", [0, 100], [101], good),
     ("sensors.mtbf_h", [0.01, 1e6], [0, 1e7], good),
     ("sensors.mttr_h", [0.01, 1e5], [0, 1e6], good),
-    ("incidents.accident_per_mveh_km", [0, 1000], [-1, 1001], good),
+    ("incidents.accident_per_mveh_km", [0, 10_000], [-1, 10_001], good),
     ("incidents.congestion_gain", [0, 100], [101], good),
     ("incidents.pollution_per_h", [0, 10], [11], good),
     ("incidents.emissions_g_per_veh_km", [0, 10_000], [10_001], good),
@@ -283,6 +283,9 @@ def test_steps_times_nodes_is_checked_against_memory(tmp_path: Path) -> None:
         ("name", ""),
         ("name", "n" * 81),
         ("name", 5),
+        ("name", "two\nlines"),
+        ("events.0.name", "\x1b[2Jclear"),
+        ("incidents.scheduled.0.name", "tab\there"),
         ("title", "t" * 10_001),
         ("description", ["a list"]),
         ("traffic.demand", "tntp"),  # needs a TNTP city
@@ -618,6 +621,22 @@ def test_messages_quote_a_short_printable_excerpt(tmp_path: Path, field: str, va
     text = str(err)
     assert len(text) < 700, text
     assert all(c.isprintable() for c in text), text
+
+
+def test_an_overflowing_step_bill_names_a_real_field() -> None:
+    from simcity.compute.bill import bill_step
+    from simcity.config.devices import device_profile
+
+    args = dict(device=device_profile("h100_sxm"), analytics_flop_per_unit_min=1e15, units=1.0)
+    args |= dict(dt_min=15.0, pue=1.2, intensity_g_per_kwh=300.0, price_per_kwh=0.1)
+    args |= dict(carbon_price_per_t=100.0, decisions=96)
+    with pytest.raises(SimcityError) as info:
+        bill_step(**args, policy_flop_per_decision=1e308)  # type: ignore[arg-type]
+    assert info.value.field == "policy_flop_per_decision"
+    args |= dict(analytics_flop_per_unit_min=1e308, units=1e6)
+    with pytest.raises(SimcityError) as info:
+        bill_step(**args, policy_flop_per_decision=0.0)  # type: ignore[arg-type]
+    assert info.value.field == "compute.analytics_flop_per_unit_min"
 
 
 def test_unknown_keys_are_named_printably(tmp_path: Path) -> None:
