@@ -53,6 +53,8 @@ class Frozen(BaseModel):
 def resolve_path(value: object, info: ValidationInfo, *, folder: bool) -> Path:
     """A path from a scenario file, relative to that file's folder; it must exist and be a
     folder (``folder``) or a regular file (never a FIFO, device or ``/proc`` pseudo-file)."""
+    if isinstance(value, Path):  # a validated scenario copied (overrides, model_dump)
+        value = str(value)
     if not isinstance(value, str):
         raise ValueError("expected a path (text)")
     if not value.strip() or len(value) > MAX_PATH_CHARS or "\x00" in value:

@@ -623,6 +623,28 @@ def test_messages_quote_a_short_printable_excerpt(tmp_path: Path, field: str, va
     assert all(c.isprintable() for c in text), text
 
 
+def test_a_loaded_scenario_with_paths_round_trips_and_overrides(tmp_path: Path) -> None:
+    from simcity.config.overrides import override_scenario
+
+    write(
+        tmp_path,
+        "[g]\nprecision = 'fp16'\npeak_flop_s = 1e14\nutilisation = 0.5\n"
+        "idle_power_w = 10\nmax_power_w = 60\n",
+        "devices.toml",
+    )
+    write(tmp_path, "<graphml/>", "city.graphml")
+    raw = with_value("compute.devices_file", "devices.toml")
+    raw["compute"]["device"] = "g"
+    raw["city"] = {"source": "graphml", "path": "city.graphml"}
+    scenario = load_scenario(write(tmp_path, raw))
+    again = Scenario.model_validate(scenario.model_dump())
+    assert again == scenario
+    changed = override_scenario(scenario, [("compute.pue", 1.5), ("city.population", 5.0)])
+    assert changed.compute.devices_file == scenario.compute.devices_file
+    with pytest.raises(SimcityError, match="regular file"):
+        override_scenario(scenario, [("compute.devices_file", "/dev/zero")])
+
+
 def test_an_overflowing_step_bill_names_a_real_field() -> None:
     from simcity.compute.bill import bill_step
     from simcity.config.devices import device_profile
