@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from simcity.config.scenario import Scenario, describe_error, quote
+from simcity.config.reading import describe_error, quote
+from simcity.config.scenario import Scenario
 from simcity.errors import SimcityError
 
 

@@ -5,16 +5,14 @@ traffic demand, electric demand, weather, grid carbon intensity and scheduled ev
 A file may start from another with ``base = "other.toml"`` and change only some keys.
 Nothing below this module sees a raw dict.
 
-Files are read through `simcity.safe_io` (regular files of at most 1 MiB, UTF-8); a
-``base`` chain is at most `MAX_BASE_CHAIN` files and never a cycle; tables and arrays nest
-at most `MAX_DEPTH` deep. Every number has a physical range, stated beside its field, and
-a generated city's arrays are checked against memory before anything is built.
+Files are read by `simcity.config.reading` (guarded, bounded chains and nesting). Every
+number has a physical range, stated beside its field, and a generated city's arrays are
+checked against memory before anything is built.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -27,11 +25,9 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import ErrorDetails
 
 from simcity.config.base import (
     MAX_LIST,
-    MAX_PATH_CHARS,
     ONE_LINE,
     ClockTime,
     Count,
@@ -55,15 +51,17 @@ from simcity.config.monitoring import (
     RewardConfig,
     SensorConfig,
 )
+from simcity.config.reading import (
+    Origins,
+    describe_error,
+    origin,
+    read_chain,
+)
 from simcity.config.sizes import check_footprint
 from simcity.errors import SimcityError
-from simcity.safe_io import SCENARIO_MAX_BYTES, check_input_file, excerpt, read_text
+from simcity.safe_io import excerpt
 
 MAX_NAME = 200
-MAX_BASE_CHAIN = 16
-"""Most files in a ``base`` chain (the file itself included)."""
-MAX_DEPTH = 32
-"""Deepest nesting of tables and arrays in a scenario file (the schema needs 4)."""
 MAX_DAY_MIN = 366 * 24 * 60
 """Longest episode: a (leap) year, the span of the carbon traces it maps onto."""
 Level = Annotated[Real, Interval(ge=0, le=10)]
@@ -344,177 +342,6 @@ def bundled_scenarios() -> dict[str, Path]:
     return {p.stem: p for p in sorted(bundled_dir().glob("*.toml"))}
 
 
-SCENARIO_FILE = "a scenario file (UTF-8 TOML of at most 1 MiB)"
-
-
-def read_toml(path: Path, *, expected: str = SCENARIO_FILE) -> dict[str, Any]:
-    """The TOML table in the file ``path``, read through `simcity.safe_io`; tables and
-    arrays nest at most `MAX_DEPTH` deep. Errors name the file, never quote it."""
-    text = read_text(path, expected=expected, max_bytes=SCENARIO_MAX_BYTES)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise SimcityError(f"not valid TOML: {err}", file=path, expected=expected) from None
-    except RecursionError:
-        raise SimcityError(
-            "nests arrays or tables too deeply",
-            file=path,
-            expected=f"at most {MAX_DEPTH} levels",
-        ) from None
-    except ValueError:  # an integer of more than 4,300 digits
-        raise SimcityError("holds a number too long to read", file=path) from None
-    _check_depth(raw, path)
-    return raw
-
-
-def _check_depth(raw: dict[str, Any], path: Path) -> None:
-    stack: list[tuple[Any, int]] = [(raw, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise SimcityError(
-                "nests arrays or tables too deeply",
-                file=path,
-                expected=f"at most {MAX_DEPTH} levels",
-            )
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((c, depth + 1) for c in children if isinstance(c, (dict, list)))
-
-
-Origins = dict[tuple[str, ...], Path]
-"""Which file of a ``base`` chain set each key path (tables and their keys)."""
-
-
-def _read_toml(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any], Origins]:
-    """The file's table merged over its ``base`` chain's, and which file set each key;
-    ``chain``: the files that led here."""
-    raw = read_toml(path)
-    base = raw.pop("base", None)
-    origins = {key: path for key in _key_paths(raw)}
-    if base is None:
-        return raw, origins
-    if not isinstance(base, str) or not base.strip() or len(base) > MAX_PATH_CHARS:
-        raise SimcityError(
-            f"is {excerpt(base)}",
-            file=path,
-            field="base",
-            expected="the name of another scenario file",
-        )
-    try:
-        parent = (path.parent / base).resolve()
-    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte
-        raise SimcityError(
-            f"{excerpt(base)} is not a usable path", file=path, field="base"
-        ) from None
-    if parent == path or parent in chain:
-        raise SimcityError(
-            f"scenario bases form a cycle through {excerpt(parent, 200)}", file=path, field="base"
-        )
-    if len(chain) + 2 > MAX_BASE_CHAIN:
-        raise SimcityError(
-            "the chain of base files is too long",
-            file=path,
-            field="base",
-            expected=f"at most {MAX_BASE_CHAIN} files in a chain",
-        )
-    try:
-        check_input_file(parent, expected=SCENARIO_FILE, max_bytes=SCENARIO_MAX_BYTES)
-    except SimcityError as err:
-        raise SimcityError(
-            f"{excerpt(parent, 200)} {err.message}",
-            file=path,
-            field="base",
-            expected=err.expected,
-        ) from None
-    inherited, inherited_origins = _read_toml(parent, (*chain, path))
-    return _merge(inherited, raw), {**inherited_origins, **origins}
-
-
-def _key_paths(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
-    """Every key path in ``table``, through sub-tables (arrays are leaves)."""
-    paths, stack = [], [(table, prefix)]
-    while stack:
-        current, at = stack.pop()
-        for key, value in current.items():
-            paths.append((*at, key))
-            if isinstance(value, dict):
-                stack.append((value, (*at, key)))
-    return paths
-
-
-def _origin(field: str, origins: Origins, default: Path) -> Path:
-    """The file that set ``field`` (dotted), or the nearest table above it; else ``default``."""
-    parts = tuple(field.split("."))
-    for end in range(len(parts), 0, -1):
-        if parts[:end] in origins:
-            return origins[parts[:end]]
-    return default
-
-
-def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-_UNIONS = ("city", "carbon", "datacentre_carbon")
-_TAGS = ("grid", "ring_radial", "random_geometric", "tntp", "graphml", "constant", "daily", "trace")
-MAX_MESSAGE = 300
-
-
-def quote(value: Any) -> str:
-    """A short quote of a value for a message: numbers as written, the rest `excerpt`."""
-    if isinstance(value, (bool, float)):
-        return repr(value)
-    if isinstance(value, int):
-        digits = len(hex(value)) - 2  # repr of a huge int is slow or refused
-        return repr(value) if digits <= 16 else f"an integer of {digits * 4} bits"
-    if isinstance(value, (dict, list, tuple)):
-        return f"a {'table' if isinstance(value, dict) else 'list'} of {len(value)}"
-    return excerpt(value)
-
-
-def describe_error(error: ErrorDetails) -> tuple[str, str]:
-    """The dotted field and a one-line message of a pydantic error from a scenario."""
-    loc = [str(part) for part in error["loc"]]
-    # Drop the tag pydantic adds inside a tagged union ("city.grid.rows" -> "city.rows").
-    loc = [p for i, p in enumerate(loc) if not (i and loc[i - 1] in _UNIONS and p in _TAGS)]
-    cause = (error.get("ctx") or {}).get("error")
-    if isinstance(cause, FieldError):
-        loc.extend(cause.field.split("."))
-    field = ".".join(_key(p) for p in loc) or "<top>"
-    got = error.get("input")
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        return field, "unknown key"
-    if kind == "missing":
-        return field, "missing required key"
-    if kind == "union_tag_invalid":
-        tags = (error.get("ctx") or {}).get("expected_tags", "")
-        return field, f"unknown source {quote(got)} (expected one of {tags})"
-    if kind == "union_tag_not_found":
-        return field, "missing required key source"
-    text = _printable(str(error["msg"]).removeprefix("Value error, "))
-    if not isinstance(cause, ValueError) and not isinstance(got, dict):
-        text += f" (got {quote(got)})"
-    return field, text
-
-
-def _key(part: str) -> str:
-    """A part of a dotted field as written, or quoted when odd (long, dots, control)."""
-    plain = len(part) <= 60 and part.isprintable() and "." not in part and part.strip() == part
-    return part if plain and part else excerpt(part, 60)
-
-
-def _printable(text: str) -> str:
-    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
-
-
 def parse_scenario(
     raw: dict[str, Any], *, file: str | Path, base_dir: Path, origins: Origins | None = None
 ) -> Scenario:
@@ -526,7 +353,7 @@ def parse_scenario(
         errors = err.errors()
         field, text = describe_error(errors[0])
         more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
-        culprit = _origin(field, origins or {}, Path(file))
+        culprit = origin(field, origins or {}, Path(file))
         raise SimcityError(text + more, file=culprit, field=field) from None
 
 
@@ -551,7 +378,7 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
         path = path.resolve()
     except (OSError, RuntimeError):  # a loop of symbolic links
         raise SimcityError("cannot be resolved (a loop of links?)", file=text) from None
-    raw, origins = _read_toml(path)
+    raw, origins = read_chain(path)
     return parse_scenario(raw, file=path, base_dir=path.parent, origins=origins)
 
 

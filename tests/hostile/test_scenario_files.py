@@ -25,7 +25,8 @@ from hostile_scenarios import (
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simcity.config.scenario import MAX_BASE_CHAIN, MAX_DEPTH, Scenario, load_scenario
+from simcity.config.reading import MAX_BASE_CHAIN, MAX_DEPTH
+from simcity.config.scenario import Scenario, load_scenario
 from simcity.errors import SimcityError
 
 Base = Callable[[], dict[str, Any]]
