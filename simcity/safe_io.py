@@ -50,12 +50,9 @@ def _is_pseudo(path: Path) -> bool:
     return any(resolved == root or root in resolved.parents for root in FORBIDDEN_OUTPUT_ROOTS)
 
 
-def read_bytes(path: str | Path, *, expected: str, max_bytes: int = DATA_MAX_BYTES) -> bytes:
-    """The bytes of the regular file ``path`` (at most ``max_bytes``), else a `SimcityError`.
-
-    ``expected`` says what the file should be (it ends every message). The file is opened
-    non-blocking and checked again after opening, so a FIFO or device never hangs a read.
-    """
+def check_input_file(path: str | Path, *, expected: str, max_bytes: int = DATA_MAX_BYTES) -> Path:
+    """``path`` if it names a regular file of at most ``max_bytes`` (not a folder, FIFO,
+    device or pseudo-file), else a `SimcityError`; nothing is opened."""
     path = Path(path)
     try:
         info = path.stat()
@@ -72,6 +69,16 @@ def read_bytes(path: str | Path, *, expected: str, max_bytes: int = DATA_MAX_BYT
             file=path,
             expected=expected,
         )
+    return path
+
+
+def read_bytes(path: str | Path, *, expected: str, max_bytes: int = DATA_MAX_BYTES) -> bytes:
+    """The bytes of the regular file ``path`` (at most ``max_bytes``), else a `SimcityError`.
+
+    ``expected`` says what the file should be (it ends every message). The file is opened
+    non-blocking and checked again after opening, so a FIFO or device never hangs a read.
+    """
+    path = check_input_file(path, expected=expected, max_bytes=max_bytes)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as e:

@@ -15,7 +15,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from simcity.errors import SimcityError
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, emoji=False, highlight=False)
+"""Errors and warnings: names print verbatim (no ``:x:`` emoji, no highlighting; markup
+in the text is escaped by `print_error`)."""
 
 DEFAULT_SCENARIO = "downtown"
 DEFAULT_POLICY = "risk"
@@ -37,8 +39,7 @@ def user_errors(func: F) -> F:
                 warnings.showwarning = _show_warning
                 return func(*args, **kwargs)
         except SimcityError as err:
-            message = escape(str(err))  # "[ray]" or "[[x]]" in a message is text, not markup
-            err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+            print_error("error:", str(err))
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -59,5 +60,23 @@ def progress_bar(quiet: bool, field: str | None = None) -> Progress:
     )
 
 
+def print_error(label: str, message: str, *, style: str = "bold red") -> None:
+    """``label message`` on stderr in one line, the message verbatim: markup (``[bold]``)
+    escaped, no emoji (``:x:``) or highlighting, control characters shown as escapes."""
+    text = escape(one_line(message))
+    err_console.print(
+        f"[{style}]{escape(label)}[/] {text}", soft_wrap=True, emoji=False, highlight=False
+    )
+
+
+def one_line(text: str) -> str:
+    r"""``text`` with control and other unprintable characters escaped (``\n``, ``\x1b``).
+
+    >>> one_line("a\nb\x1b[31m")
+    'a\\nb\\x1b[31m'
+    """
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def _show_warning(message: Any, category: Any, *args: Any, **kwargs: Any) -> None:
-    err_console.print(f"[yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    print_error("warning:", str(message), style="yellow")

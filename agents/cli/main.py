@@ -62,15 +62,18 @@ def scenarios_command() -> None:
 def validate_command(
     file: Annotated[Path, typer.Argument(help="Scenario TOML file (or a bundled name).")],
 ) -> None:
-    """Check a scenario file: schema, data files, and that its city can be built."""
-    from simcity.city.build import build_city
-    from simcity.config.scenario import load_scenario
+    """Check a scenario as `run` would: schema, every file it names (network, carbon
+    trace, devices), its city and its world, without simulating the day."""
+    from rich.markup import escape
 
-    scenario = load_scenario(file)
-    city = build_city(scenario, file=str(file))
+    from agents.cli.validate import validate_scenario
+
+    scenario, city = validate_scenario(file)
     console.print(
-        f"[green]ok[/] {scenario.name}: {city.num_nodes} nodes, {city.num_links} links, "
-        f"{city.num_zones} zones, {scenario.time.num_steps} steps of {scenario.time.dt_min:g} min"
+        f"[green]ok[/] {escape(scenario.name)}: {city.num_nodes} nodes, {city.num_links} links, "
+        f"{city.num_zones} zones, {scenario.time.num_steps} steps of {scenario.time.dt_min:g} min",
+        emoji=False,
+        highlight=False,
     )
 
 

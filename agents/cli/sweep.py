@@ -171,13 +171,9 @@ def _value(value: Any) -> str:
 
 
 def _print_failures(results: list[RunResult]) -> None:
-    from agents.cli.common import err_console
+    from agents.cli.common import print_error
 
     for result in results:
         if result.status != "ok":
             last = result.failures[-1] if result.failures else ""
-            err_console.print(
-                f"[bold red]run {result.spec.run_id} {result.status}:[/] {last}",
-                highlight=False,
-                soft_wrap=True,
-            )
+            print_error(f"run {result.spec.run_id} {result.status}:", last)

@@ -21,12 +21,16 @@ from simcity.city.graphml import read_graphml
 from simcity.city.tntp import read_tntp
 from simcity.config.city import GraphmlCity, GridCity, RandomGeometricCity, RingRadialCity, TntpCity
 from simcity.config.scenario import Scenario
+from simcity.config.sizes import CitySize, check_city_size
 from simcity.errors import SimcityError
 
 
 def build_city(scenario: Scenario, *, file: str = "<scenario>") -> City:
     """The city of a scenario; generated cities are seeded by ``scenario.seed``."""
     city = _build_city(scenario, file=file)
+    size = CitySize(city.num_nodes, city.num_links, city.num_zones)
+    time, traffic = scenario.time, scenario.traffic
+    check_city_size(size, time.num_steps, traffic.solve_every_steps, file=file)
     return name_nodes(city, scenario.node_names, file=file) if scenario.node_names else city
 
 

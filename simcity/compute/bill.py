@@ -152,8 +152,13 @@ def bill_step(
     policy_flop = flop_per_decision * decisions
     flop = analytics_flop + policy_flop
     if not math.isfinite(flop):
-        field = "units" if math.isinf(analytics_flop) else "decisions"
-        raise SimcityError("makes the step's FLOPs overflow", field=field, expected="fewer")
+        if math.isinf(analytics_flop):
+            field, what = "compute.analytics_flop_per_unit_min", "units x FLOPs per unit-minute"
+        else:
+            field, what = "policy_flop_per_decision", "decisions x FLOPs per decision"
+        raise SimcityError(
+            f"the step's FLOPs ({what}) overflow", field=field, expected="a finite product"
+        )
     seconds = dt_min * 60.0
     busy_gpus = analytics_flop / (seconds * device.peak_flop_s * device.utilisation)
     num_gpus = max(min_gpus, math.ceil(busy_gpus * (1.0 - _ROUNDING)))

@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from simcity.errors import SimcityError
+from simcity.safe_io import SCENARIO_MAX_BYTES, excerpt, read_text
 
 DEVICES_PATH = Path(__file__).parent.parent / "data" / "devices.toml"
 """The device profiles shipped with simcity (public spec figures, sources inside)."""
@@ -194,10 +195,10 @@ def device_profile(name: str, path: str | Path | None = None) -> DeviceProfile:
     if key in folded:
         return folded[key]
     raise SimcityError(
-        f"unknown device {name!r}",
+        f"unknown device {excerpt(name)}",
         file=path,  # None for shipped names: the caller's own file is the one to name
         field="device",
-        expected="one of " + ", ".join(sorted(devices)),
+        expected="one of " + ", ".join(excerpt(key, 40)[1:-1] for key in sorted(devices)[:30]),
     )
 
 
@@ -207,15 +208,14 @@ def _shipped_devices() -> dict[str, DeviceProfile]:
 
 
 def _read_devices(path: Path) -> dict[str, DeviceProfile]:
+    expected = "a device file (UTF-8 TOML: one [name] table per device)"
+    text = read_text(path, expected=expected, max_bytes=SCENARIO_MAX_BYTES)
     try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except FileNotFoundError:
-        raise SimcityError("no such device file", file=path) from None
-    except OSError as err:
-        raise SimcityError(f"cannot read device file: {err.strerror}", file=path) from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise SimcityError(f"not valid TOML: {err}", file=path) from None
+        raise SimcityError(f"not valid TOML: {err}", file=path, expected=expected) from None
+    except (RecursionError, ValueError):  # arrays nested thousands deep, a 5,000-digit number
+        raise SimcityError("cannot be read as TOML", file=path, expected=expected) from None
     if not raw:
         raise SimcityError("no device profiles", file=path, expected="one [name] table per device")
     devices: dict[str, DeviceProfile] = {}
@@ -249,7 +249,7 @@ def _describe(err: ValidationError) -> tuple[str, str]:
     else:
         text = str(first["msg"]).removeprefix("Value error, ")
         if field:
-            text += f" (got {first.get('input')!r})"
+            text += f" (got {excerpt(first.get('input'))})"
     more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
     return field, text + more
 

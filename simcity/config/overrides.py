@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from simcity.config.reading import describe_error, quote
 from simcity.config.scenario import Scenario
 from simcity.errors import SimcityError
 
@@ -70,6 +71,7 @@ def _set(
     try:
         return type(model).model_validate({**dict(model), name: value}, context=context)
     except ValidationError as err:
-        error = err.errors()[0]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        raise SimcityError(f"{message} (got {asked!r})", field=key) from None
+        _, message = describe_error(err.errors()[0])
+        if "(got " not in message:
+            message += f" (got {quote(asked)})"
+        raise SimcityError(message, field=key) from None

@@ -22,6 +22,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from simcity.errors import SimcityError
+
 ACCIDENT, POLLUTION, GRID_OVERLOAD, SCHEDULED = 0, 1, 2, 3
 INCIDENT_TYPES: tuple[str, ...] = ("accident", "pollution", "grid_overload", "scheduled")
 NUM_TYPES = len(INCIDENT_TYPES)
@@ -198,6 +200,9 @@ def overload_rate_per_h(
     return per_h * np.exp(gain * (ratio - 1.0))
 
 
+MAX_ARRIVALS = 1_000_000
+"""Most expected arrivals of one kind in one interval over the city (each is a row in the
+open-incident table); a rate that reaches it is no city's."""
 LARGE_POISSON_MEAN = 30.0
 """Above this mean `poisson_by_inversion` asks SciPy (the term-by-term sum would crawl)."""
 
@@ -242,9 +247,15 @@ def sample_arrivals(
 
     Counts come by inversion from one uniform per site (`poisson_by_inversion`).
     """
-    counts = poisson_by_inversion(
-        rate_per_h * (t1_min - t0_min) / 60.0, rng.random(len(rate_per_h))
-    )
+    mean = rate_per_h * (t1_min - t0_min) / 60.0
+    expected = float(np.sum(mean))
+    if not expected <= MAX_ARRIVALS:  # also NaN: the scenario's rates are beyond any city
+        raise SimcityError(
+            f"the incident rates give {expected:.3g} arrivals of one kind in one step",
+            field="incidents",
+            expected=f"at most {MAX_ARRIVALS:,}: lower rates or gains in [incidents]",
+        )
+    counts = poisson_by_inversion(mean, rng.random(len(rate_per_h)))
     site = np.repeat(np.arange(len(rate_per_h)), counts)
     times = t0_min + (t1_min - t0_min) * rng.random(len(site))
     return site, times

@@ -74,7 +74,7 @@ origin_lat = 48.85
         (
             GOOD + "[city.roads]\nlane_capacity_veh_h = -5\n",
             "lane_capacity_veh_h",
-            "greater than 0",
+            "greater than or equal to 1",
         ),
         (GOOD.replace("origin_lat = 48.85", "origin_lat = 148.85"), "origin_lat", "less than"),
         (GOOD + '[time]\ntimezone = "Mars/Olympus"\n', "time.timezone", "unknown IANA"),
@@ -85,7 +85,7 @@ origin_lat = 48.85
             "no such folder",
         ),
         (GOOD.replace("rows = 3\n", ""), "city.rows", "missing"),
-        (GOOD + '[traffic]\ndemand = "tntp"\n', "<top>", "needs city.source"),
+        (GOOD + '[traffic]\ndemand = "tntp"\n', "traffic.demand", "needs city.source"),
         ('name = "t"\n[city\n', None, "not valid TOML"),
     ],
 )
