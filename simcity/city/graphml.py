@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import ParseError
 
-import networkx as nx
 import numpy as np
 
 from simcity.city.graph import (
@@ -29,6 +28,9 @@ from simcity.city.graph import (
 )
 from simcity.config.city import RoadConfig
 from simcity.errors import SimcityError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # Free speed (km/h) and lanes per direction by OSM highway class, where OSM says nothing.
 HIGHWAY_DEFAULTS: dict[str, tuple[float, int]] = {
@@ -60,6 +62,8 @@ def _highway(value: Any) -> str:
 
 def read_graphml(path: str | Path, roads: RoadConfig | None = None) -> nx.DiGraph:
     """Read an OSMnx-style GraphML file into a road graph (no people or zones yet)."""
+    import networkx as nx
+
     roads = roads or RoadConfig()
     path = Path(path)
     try:

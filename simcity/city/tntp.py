@@ -17,7 +17,6 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-import networkx as nx
 import numpy as np
 
 from simcity.city.graph import (
@@ -104,6 +103,8 @@ def read_tntp(
         )
     od = _read_trips(trips_path, num_zones)  # (Z, Z)
     lon, lat = _coordinates(root, num_nodes, origin_lon, origin_lat, scale_km_per_unit)
+
+    import networkx as nx
 
     graph = nx.DiGraph()
     produced, attracted = od.sum(axis=1), od.sum(axis=0)  # (Z,)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -19,7 +19,9 @@ from simcity.city.graph import City
 from simcity.city.network import Network
 from simcity.config.scenario import Scenario, TrafficConfig
 from simcity.traffic.assignment import Assignment, assign, bpr_time
-from simcity.traffic.paths import PathLoader
+
+if TYPE_CHECKING:
+    from simcity.traffic.paths import PathLoader
 
 
 class TrafficDay:
@@ -95,6 +97,8 @@ class TrafficDay:
         capacity, cfg = self.network.capacity_veh_h, self.cfg
         cut = capacity_factor is not None
         if self._loader is None:
+            from simcity.traffic.paths import PathLoader
+
             self._loader = PathLoader(self.network, self._od[step], workers=self.cfg.path_workers)
         return _read_only_assignment(
             assign(
