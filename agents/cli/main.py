@@ -378,13 +378,15 @@ def _make_policy(name: str, env: Any, seed: int) -> Policy:
 def _require_torch(what: str) -> None:
     """A one-line error, not an import traceback, where torch is needed and not installed
     (`make run` installs no torch)."""
-    import importlib.util
-
-    if importlib.util.find_spec("torch") is None:
+    try:
+        import torch  # noqa: F401 (the command imports it next anyway)
+    except ModuleNotFoundError as err:
+        if err.name != "torch":
+            raise
         raise SimcityError(
             f"{what} needs torch, which is not installed: install the train extra "
             "(pip install -e '.[train]')"
-        )
+        ) from None
 
 
 sweep_cli.register(app)
