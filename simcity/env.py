@@ -183,7 +183,7 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self._episode_scenario = None
 
     @property
-    def spec(self) -> EnvSpec | None:  # type: ignore[override]
+    def spec(self) -> EnvSpec | None:
         """Gymnasium's spec (set by `gymnasium.make`), whose ``max_episode_steps`` is this
         env's day (``scenario.time.num_steps``) unless a `TimeLimit` says otherwise."""
         if self._spec is None or self._spec.max_episode_steps is not None:
@@ -207,7 +207,7 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         self.world = World(episode.scenario, self.city, rng=self.np_random, policy=episode.policy)
         return self._observation(), {"step": 0}
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """The city at the current step as an (H, W, 3) uint8 image with
         ``render_mode="rgb_array"`` (before the first reset: the empty roads); None
         without a render mode."""

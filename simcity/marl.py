@@ -179,7 +179,7 @@ class CityParallelEnv(ParallelEnv[str, Observation, np.ndarray]):
             raise RuntimeError("call reset() before state()")
         return np.concatenate([self._obs["nodes"].ravel(), self._obs["globals"]])
 
-    def render(self) -> np.ndarray | None:  # type: ignore[override]
+    def render(self) -> np.ndarray | None:
         """The city now, as `CityEnv.render` draws it."""
         return self.env.render()
 

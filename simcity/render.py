@@ -67,7 +67,7 @@ def render_city(
         axis=1,
     )  # (L, 2, 2)
     roads = LineCollection(
-        segments[order], cmap="RdYlGn_r", norm=Normalize(0.0, VC_MAX), linewidths=1.2
+        list(segments[order]), cmap="RdYlGn_r", norm=Normalize(0.0, VC_MAX), linewidths=1.2
     )
     roads.set_array(np.clip(vc[order], 0.0, VC_MAX))
     axes.add_collection(roads)
