@@ -16,6 +16,9 @@ __version__ = "0.1.0"
 def _register() -> None:
     import gymnasium
 
+    # No max_episode_steps here: an episode is the scenario's day, so each env's spec says
+    # its own (`CityEnv.spec`: 96 for the default downtown) and the env truncates the day
+    # itself; `gymnasium.make(..., max_episode_steps=k)` still adds a TimeLimit of k.
     if "simcity/CityMonitoring-v0" not in gymnasium.registry:
         gymnasium.register("simcity/CityMonitoring-v0", entry_point="simcity.env:CityEnv")
     if "simcity/CityMonitoringMO-v0" not in gymnasium.registry:

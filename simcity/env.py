@@ -28,16 +28,35 @@ Reward: minus the step's cost in money (incident damage + estimation-error cost 
     scale an allocation down: `info` says the ``units_refused`` and the budget left
     (``compute_budget_left`` share, 1 without one; ``compute_budget_left_kg`` and
     ``compute_budget_left_kwh``, 0 without a budget of that kind).
-Reset options: ``policy_flop_per_decision``, ``policy_device``, ``policy_latency_s``,
-    ``policy_precision`` (what the policy's decisions cost), and ``carbon_weight``: the
-    reward's carbon weight from this episode on (the observation shows it).
+Reset options: ``policy_flop_per_decision`` (>= 0), ``policy_device`` (a device profile
+    name, or None: the scenario's ``policy_device``), ``policy_latency_s`` (>= 0 seconds,
+    or None: modelled), ``policy_precision`` (a number format the policy's device runs,
+    when it has FLOPs), what the policy's decisions cost; and ``carbon_weight`` (>= 0), the
+    reward's carbon weight (the observation shows it). They apply to that episode only: a
+    reset without an option goes back to the env's own setting (the constructor's, or the
+    attribute of that name: ``env.policy_device = "t4"`` sets it for every episode after).
+    ``env.scenario`` is the episode's (with its ``carbon_weight``); assigning it sets the
+    env's own. The ``policy_*`` attributes stay the env's own; ``env.world.policy`` is what
+    the episode bills.
+    They are checked at reset as the constructor checks its arguments: an unknown option
+    or a bad value raises `SimcityError` there, not at the next step.
+Episode length: a day, the scenario's ``time.num_steps`` (96 steps of 15 minutes in
+    ``downtown``, the default); the env truncates it itself. Made with `gymnasium.make`,
+    ``env.spec.max_episode_steps`` is that day: the spec is set per env, since it depends
+    on the scenario, and the registered spec's is None. ``gymnasium.make(...,
+    max_episode_steps=k)`` adds a `TimeLimit` of k steps, which the spec then shows.
+Rendering: ``render_mode="rgb_array"`` makes `render` return the city at the current
+    step as an (H, W, 3) uint8 image: roads by volume over capacity, nodes by the units
+    they hold (`simcity.render`; matplotlib is imported on the first render only).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -46,10 +65,13 @@ from gymnasium import spaces
 from simcity.city.build import build_city
 from simcity.city.graph import City
 from simcity.compute.bill import PolicyCompute
-from simcity.config.devices import device_profile
+from simcity.config.devices import check_nonnegative, device_profile
 from simcity.config.scenario import Scenario, load_scenario
 from simcity.errors import SimcityError
 from simcity.world import StepRecord, World
+
+if TYPE_CHECKING:
+    from gymnasium.envs.registration import EnvSpec
 
 NODE_FEATURES: tuple[str, ...] = (
     "population",  # log1p(population) / log1p(max population)
@@ -83,12 +105,27 @@ GLOBAL_FEATURES: tuple[str, ...] = (
 FEATURE_MAX = 10.0
 ANOMALY_SCALE = 5.0
 """CUSUM evidence shown as 1 in the ``anomaly`` feature."""
+RESET_OPTIONS: tuple[str, ...] = (
+    "policy_flop_per_decision",
+    "policy_device",
+    "policy_latency_s",
+    "policy_precision",
+    "carbon_weight",
+)
+RENDER_MODES: tuple[str, ...] = ("rgb_array",)
+
+
+class Episode(NamedTuple):
+    """One episode's settings: the constructor's, with that reset's options applied."""
+
+    scenario: Scenario
+    policy: PolicyCompute
 
 
 class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
     """Spread a monitoring budget over a city every `dt_min` minutes; see module doc."""
 
-    metadata = {"render_modes": []}  # noqa: RUF012 (Gymnasium declares it per instance)
+    metadata = {"render_modes": list(RENDER_MODES), "render_fps": 4}  # noqa: RUF012
 
     def __init__(
         self,
@@ -96,14 +133,20 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         *,
         policy_flop_per_decision: float = 0.0,
         city: City | None = None,
+        render_mode: str | None = None,
     ) -> None:
+        if render_mode is not None and render_mode not in RENDER_MODES:
+            raise SimcityError(
+                f"is {render_mode!r}", field="render_mode", expected="None or 'rgb_array'"
+            )
+        self.render_mode = render_mode
+        self._spec: EnvSpec | None = None
+        self._episode_scenario: Scenario | None = None
         self.scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
         self.city = city if city is not None else build_city(self.scenario, file=str(scenario))
-        if not (np.isfinite(policy_flop_per_decision) and policy_flop_per_decision >= 0):
-            raise ValueError(
-                f"policy_flop_per_decision is {policy_flop_per_decision!r}; expected >= 0"
-            )
-        self.policy_flop_per_decision = float(policy_flop_per_decision)
+        self.policy_flop_per_decision = check_nonnegative(
+            "policy_flop_per_decision", policy_flop_per_decision
+        )
         self.policy_device: str | None = None
         """The device profile the policy runs on; None: the scenario's ``policy_device``."""
         self.policy_latency_s: float | None = None
@@ -128,24 +171,118 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         )
         self.world: World | None = None
 
+    @property
+    def scenario(self) -> Scenario:
+        """The episode's scenario: the env's own, with that reset's ``carbon_weight``."""
+        return self._episode_scenario if self._episode_scenario is not None else self._scenario
+
+    @scenario.setter
+    def scenario(self, value: Scenario) -> None:
+        """The env's own scenario, for this and every later episode."""
+        self._scenario = value
+        self._episode_scenario = None
+
+    @property
+    def spec(self) -> EnvSpec | None:
+        """Gymnasium's spec (set by `gymnasium.make`), whose ``max_episode_steps`` is this
+        env's day (``scenario.time.num_steps``) unless a `TimeLimit` says otherwise."""
+        if self._spec is None or self._spec.max_episode_steps is not None:
+            return self._spec
+        return dataclasses.replace(self._spec, max_episode_steps=self.scenario.time.num_steps)
+
+    @spec.setter
+    def spec(self, value: EnvSpec | None) -> None:
+        self._spec = value
+
     # -- Gymnasium API --------------------------------------------------------------
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        episode = self.episode(options)  # checked before anything changes
         super().reset(seed=seed)
-        options = options or {}
-        if "policy_flop_per_decision" in options:
-            self.policy_flop_per_decision = float(options["policy_flop_per_decision"])
-        for key in ("policy_device", "policy_latency_s", "policy_precision"):
-            if key in options:
-                setattr(self, key, options[key])
-        if "carbon_weight" in options:
-            self.scenario = with_carbon_weight(self.scenario, options["carbon_weight"])
-        self.world = World(
-            self.scenario, self.city, rng=self.np_random, policy=self.policy_compute()
+        self._episode_scenario = (
+            episode.scenario if episode.scenario is not self._scenario else None
         )
+        self.world = World(episode.scenario, self.city, rng=self.np_random, policy=episode.policy)
         return self._observation(), {"step": 0}
+
+    def render(self) -> np.ndarray | None:
+        """The city at the current step as an (H, W, 3) uint8 image with
+        ``render_mode="rgb_array"`` (before the first reset: the empty roads); None
+        without a render mode."""
+        if self.render_mode is None:
+            return None
+        from simcity.render import render_city
+
+        city = self.city
+        if self.world is None:
+            flows, capacity = np.zeros(city.num_links), city.capacity_veh_h
+            units, step, hour = np.zeros(city.num_nodes), 0, self.scenario.time.start_hour
+        else:
+            view = self.world.view
+            traffic = view.traffic
+            flows = traffic.flows_veh_h
+            snapshot = traffic.snapshot
+            capacity = snapshot.capacity_veh_h if snapshot is not None else city.capacity_veh_h
+            units, step, hour = view.allocation, view.step_index, view.hour_local(view.now_min)
+        v_over_c = flows / np.maximum(capacity, 1e-9)
+        title = (
+            f"{self.scenario.name}  step {step}/{self.scenario.time.num_steps}  "
+            f"{int(hour):02d}:{round(hour % 1 * 60) % 60:02d}"
+        )
+        return render_city(
+            city.lon,
+            city.lat,
+            city.link_tail,
+            city.link_head,
+            v_over_c,
+            units,
+            self.budget_units,
+            title=title,
+        )
+
+    def episode(self, options: Mapping[str, Any] | None = None) -> Episode:
+        """The settings of an episode reset with ``options``: the env's own, with those
+        options applied (see module doc); `SimcityError` for an unknown option or a bad
+        value."""
+        options = {} if options is None else options
+        if not isinstance(options, Mapping):
+            raise SimcityError(
+                f"is {type(options).__name__}", field="options", expected="a dict or None"
+            )
+        unknown = sorted(str(key) for key in options if key not in RESET_OPTIONS)
+        if unknown:
+            raise SimcityError(
+                "unknown reset option " + ", ".join(repr(key) for key in unknown),
+                field="options",
+                expected="options among " + ", ".join(RESET_OPTIONS),
+            )
+        flop = self.policy_flop_per_decision
+        if "policy_flop_per_decision" in options:
+            flop = check_nonnegative(
+                "options.policy_flop_per_decision", options["policy_flop_per_decision"]
+            )
+        latency = options.get("policy_latency_s", self.policy_latency_s)
+        if latency is not None:
+            field = (
+                "options.policy_latency_s" if "policy_latency_s" in options else "policy_latency_s"
+            )
+            latency = check_nonnegative(field, latency)
+        device = options.get("policy_device", self.policy_device)
+        precision = options.get("policy_precision", self.policy_precision)
+        scenario = self._scenario
+        if "carbon_weight" in options:
+            scenario = with_carbon_weight(scenario, options["carbon_weight"])
+        policy = self._policy_compute(
+            flop,
+            device,
+            latency,
+            precision,
+            device_field="options.policy_device" if "policy_device" in options else None,
+            precision_field="options.policy_precision" if "policy_precision" in options else None,
+        )
+        return Episode(scenario, policy)
 
     def step(
         self, action: np.ndarray
@@ -185,19 +322,53 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
 
     def policy_compute(self) -> PolicyCompute:
         """What one decision costs to run and where (``policy_*`` attributes, else the
-        scenario's ``[compute] policy_device``); `SimcityError` for an unknown device."""
-        latency = self.policy_latency_s
-        if latency is not None and not (np.isfinite(latency) and latency >= 0):
-            raise ValueError(f"policy_latency_s is {latency!r}; expected >= 0 seconds")
-        compute = self.scenario.compute
-        name = self.policy_device if self.policy_device is not None else compute.policy_device
-        device = None if name is None else device_profile(name, compute.devices_file)
-        return PolicyCompute(
-            self.policy_flop_per_decision,
-            device,
-            None if latency is None else float(latency),
-            str(self.policy_precision),
+        scenario's ``[compute] policy_device``); `SimcityError` for an unknown device, a
+        negative latency or a format the device does not run."""
+        return self.episode().policy
+
+    def _policy_compute(
+        self,
+        flop: float,
+        device_name: Any,
+        latency_s: float | None,
+        precision: Any,
+        *,
+        device_field: str | None,
+        precision_field: str | None,
+    ) -> PolicyCompute:
+        compute = self._scenario.compute
+        name = device_name if device_name is not None else compute.policy_device
+        device = None
+        if name is not None:
+            if not isinstance(name, str):
+                raise SimcityError(
+                    f"is {name!r}", field=device_field or "policy_device", expected="a device name"
+                )
+            try:
+                device = device_profile(name, compute.devices_file)
+            except SimcityError as err:
+                if device_field is None:
+                    raise
+                raise SimcityError(
+                    err.message, file=err.file, field=device_field, expected=err.expected
+                ) from None
+        if not isinstance(precision, str):
+            raise SimcityError(
+                f"is {precision!r}",
+                field=precision_field or "policy_precision",
+                expected="a number format such as 'fp32' or 'int8'",
+            )
+        runs_on = (
+            device if device is not None else device_profile(compute.device, compute.devices_file)
         )
+        if flop > 0.0 and not runs_on.executes(precision):  # the bill would refuse it at step
+            raise SimcityError(
+                f"device {runs_on.name!r} does not run {precision}",
+                field=precision_field or device_field or "policy_precision",
+                expected="a device whose formats include it: "
+                + ", ".join(runs_on.executed_formats),
+            )
+        return PolicyCompute(flop, device, latency_s, precision)
 
     def costs(self, record: StepRecord) -> dict[str, Any]:
         """The step's cost terms in money and their physical quantities."""
@@ -259,7 +430,8 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         ahead = np.minimum(step + np.arange(1, 3 * steps_per_h + 1), view.num_steps - 1)
         now = intensity[min(step, view.num_steps - 1)]
         hour = view.hour_local(view.now_min)
-        compute = self.scenario.compute
+        scenario = self.scenario
+        compute = scenario.compute
         globals_ = np.array(
             [
                 np.sin(2 * np.pi * hour / 24),
@@ -270,7 +442,7 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
                 self.budget_units / n,
                 step / view.num_steps,
                 compute.price_per_kwh,
-                compute.carbon_price_per_t / 1000.0 * self.scenario.reward.carbon_weight,
+                compute.carbon_price_per_t / 1000.0 * scenario.reward.carbon_weight,
                 view.compute_budget_left,
             ]
         )

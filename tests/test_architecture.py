@@ -5,7 +5,7 @@ cycle that only a lazy import keeps from failing is still two modules that need 
 other. Layers (lower imports nothing higher; one layer's packages form no cycle):
 
     simcity: errors, arrays < config < city < traffic, energy, monitoring, compute < world
-             < env, records < the package itself
+             < env, render, records < the package itself, marl (PettingZoo view of env)
     agents:  policies < training < green, viz, sweeps < cli
 """
 
@@ -31,7 +31,9 @@ LAYERS = {
     "simcity.compute": 3,
     "simcity.world": 4,
     "simcity.env": 5,
+    "simcity.render": 5,
     "simcity.records": 5,
+    "simcity.marl": 6,
     "simcity": 6,
     "agents.policies": 10,
     "agents.training": 11,

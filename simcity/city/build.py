@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
 
 from simcity.city.generators import (
     grid_layout,
@@ -95,6 +93,9 @@ def _build_city(scenario: Scenario, *, file: str) -> City:
 
 def check_connected(city: City, *, file: str) -> None:
     """Raise unless every zone can reach every other zone (strongly connected zones)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
     adjacency = csr_matrix(
         (np.ones(city.num_links), (city.link_tail, city.link_head)),
         shape=(city.num_nodes, city.num_nodes),

@@ -8,12 +8,9 @@ a local equirectangular projection (exact enough at city scale: < 0.1% over 20 k
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import networkx as nx
 import numpy as np
-from scipy.sparse.csgraph import minimum_spanning_tree
-from scipy.spatial import Delaunay, cKDTree
 
 from simcity.city.graph import (
     LINK_BPR_B,
@@ -31,6 +28,9 @@ from simcity.city.graph import (
     NODE_THROUGH,
 )
 from simcity.config.city import GridCity, RandomGeometricCity, RingRadialCity, RoadConfig
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 KM_PER_DEG_LAT = 111.32
 
@@ -115,6 +115,9 @@ def random_geometric_layout(cfg: RandomGeometricCity, rng: np.random.Generator) 
     The spanning tree is the Euclidean minimum spanning tree (a subgraph of the Delaunay
     triangulation), so the city is always connected; its segments are the arterials.
     """
+    from scipy.sparse.csgraph import minimum_spanning_tree
+    from scipy.spatial import Delaunay, cKDTree
+
     n = cfg.num_nodes
     radius = cfg.radius_km * np.sqrt(rng.random(n))
     angle = 2 * np.pi * rng.random(n)
@@ -144,6 +147,8 @@ def layout_graph(
     layout: Layout, origin_lon: float, origin_lat: float, roads: RoadConfig
 ) -> nx.DiGraph:
     """Turn a layout into a directed road graph (both directions of every segment)."""
+    import networkx as nx
+
     lon, lat = to_lonlat(layout.x_km, layout.y_km, origin_lon, origin_lat)
     graph = nx.DiGraph()
     for i, name in enumerate(layout.names):

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 
 from simcity.city.network import Network
 from simcity.errors import SimcityError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 # Node attributes.
 NODE_LON = "lon"
@@ -55,6 +58,8 @@ class City:
     source: str = "<memory>"
 
     def __post_init__(self) -> None:
+        import networkx as nx
+
         check_graph(self.graph, self.source)
         nx.freeze(self.graph)
         if self.od_veh_h is not None:
@@ -182,6 +187,8 @@ def check_graph(graph: nx.DiGraph, source: str = "<memory>") -> None:
 
     Fills the optional attributes (`NODE_NAME`, `NODE_THROUGH`) where they are missing.
     """
+    import networkx as nx
+
     if not isinstance(graph, nx.DiGraph) or graph.is_multigraph():
         raise SimcityError(
             "graph is not a simple directed graph", file=source, expected="nx.DiGraph"

@@ -11,10 +11,8 @@ every zone can reach every other.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import ParseError
-
-import networkx as nx
 
 from simcity.city.graph import (
     LINK_BPR_B,
@@ -31,6 +29,9 @@ from simcity.config.city import RoadConfig
 from simcity.errors import SimcityError
 from simcity.safe_io import excerpt, read_bytes
 
+if TYPE_CHECKING:
+    import networkx as nx
+
 # Free speed (km/h) and lanes per direction by OSM highway class, where OSM says nothing.
 HIGHWAY_DEFAULTS: dict[str, tuple[float, int]] = {
     "motorway": (100.0, 3),
@@ -42,8 +43,7 @@ HIGHWAY_DEFAULTS: dict[str, tuple[float, int]] = {
 #: GraphML parsing problems networkx and ElementTree raise on malformed content.
 _PARSE_ERRORS = (
     ParseError,
-    nx.NetworkXError,
-    ValueError,
+    ValueError,  # networkx's NetworkXError is an Exception: caught by name below
     KeyError,
     TypeError,
     IndexError,
@@ -65,12 +65,14 @@ def read_graphml(path: str | Path, roads: RoadConfig | None = None) -> nx.DiGrap
     lanes > 0, speeds from 1 to 500 km/h; anything else is a `SimcityError` naming the
     file, the edge and the attribute. An undirected graph's edges run both ways.
     """
+    import networkx as nx
+
     roads = roads or RoadConfig()
     path = Path(path)
     data_bytes = read_bytes(path, expected="a GraphML file")
     try:
         raw = nx.parse_graphml(data_bytes)
-    except _PARSE_ERRORS as err:
+    except (*_PARSE_ERRORS, nx.NetworkXError) as err:
         raise SimcityError(
             f"not readable GraphML ({type(err).__name__}: {excerpt(err, 80)})",
             file=path,

@@ -18,7 +18,6 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-import networkx as nx
 import numpy as np
 
 from simcity.city.graph import (
@@ -134,6 +133,8 @@ def read_tntp(
     lon, lat = _coordinates(root, num_nodes, origin_lon, origin_lat, scale_km_per_unit)
     _check_od_size(num_zones, net_path)
     od = _read_trips(trips_path, num_zones)  # (Z, Z)
+
+    import networkx as nx
 
     graph = nx.DiGraph()
     produced, attracted = od.sum(axis=1), od.sum(axis=0)  # (Z,)

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
 
 from simcity.errors import SimcityError
 
@@ -220,6 +219,8 @@ def poisson_by_inversion(mean: np.ndarray, uniform: np.ndarray) -> np.ndarray:
     mean = np.asarray(mean, dtype=np.float64)
     large = mean > LARGE_POISSON_MEAN
     if large.any():  # the product of terms would underflow; SciPy's quantile is exact
+        from scipy import stats
+
         count = np.zeros(mean.shape, dtype=np.int64)
         count[large] = stats.poisson.ppf(uniform[large], mean[large]).astype(np.int64)
         small = ~large

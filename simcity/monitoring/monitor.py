@@ -11,10 +11,9 @@ read-only, and each step returns a new one. The random streams are the caller's.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
-from scipy.sparse import csr_matrix
 
 from simcity.arrays import read_only
 from simcity.city.graph import City
@@ -30,6 +29,9 @@ from simcity.monitoring.sensors import QUANTITY_FOR_INCIDENT as QUANTITY_FOR_INC
 from simcity.monitoring.sensors import SENSOR_FOR_INCIDENT as SENSOR_FOR_INCIDENT
 from simcity.monitoring.sensors import SENSOR_FOR_QUANTITY as SENSOR_FOR_QUANTITY
 from simcity.monitoring.truth import TrueState
+
+if TYPE_CHECKING:
+    from scipy.sparse import csr_matrix
 
 
 class StepOutcome(NamedTuple):
@@ -54,6 +56,8 @@ class StepOutcome(NamedTuple):
 
 def neighbour_mean(city: City) -> csr_matrix:
     """(N, N) row-normalised undirected adjacency: row i averages over i's neighbours."""
+    from scipy.sparse import csr_matrix
+
     n, tail, head = city.num_nodes, city.link_tail, city.link_head
     adjacency = csr_matrix(
         (np.ones(2 * len(tail)), (np.r_[tail, head], np.r_[head, tail])), shape=(n, n)

@@ -10,14 +10,16 @@ walk of the demand back up its tree, O(L log N), split over threads.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
 from simcity.city.network import Network
 from simcity.errors import SimcityError
 from simcity.traffic.frank_wolfe import BprLinks, Directions, line_search
-from simcity.traffic.paths import PathLoader
+
+if TYPE_CHECKING:
+    from simcity.traffic.paths import PathLoader
 
 
 class Assignment(NamedTuple):
@@ -119,6 +121,8 @@ def assign(
         return Assignment(zero, bpr.time(zero), 0.0, 0, 0.0, True)
 
     if loader is None or not loader.fits(network, od):
+        from simcity.traffic.paths import PathLoader
+
         loader = PathLoader(network, od, workers=loader.workers if loader else 1)
     flows, num_loads = _initial_flows(loader, bpr, od, warm_start, warm_start_od_veh_h)
     directions = Directions(method)
@@ -167,6 +171,8 @@ def all_or_nothing(network: Network, od_veh_h: np.ndarray, times_min: np.ndarray
         )
     if not od.any():
         return np.zeros(len(network.tail))
+    from simcity.traffic.paths import PathLoader
+
     return PathLoader(network, od).load(times, od)
 
 

@@ -12,7 +12,7 @@ import os
 import sys
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -24,7 +24,9 @@ from simcity.config.scenario import Scenario, TrafficConfig
 from simcity.errors import SimcityError
 from simcity.safe_io import excerpt
 from simcity.traffic.assignment import Assignment, assign, bpr_time
-from simcity.traffic.paths import PathLoader
+
+if TYPE_CHECKING:
+    from simcity.traffic.paths import PathLoader
 
 CUT_CACHE_ENV = "SIMCITY_CUT_CACHE_MB"
 """Environment variable: the byte budget (megabytes, 10^6 bytes) of each `TrafficDay`'s
@@ -129,6 +131,8 @@ class TrafficDay:
         capacity, cfg = self.network.capacity_veh_h, self.cfg
         cut = capacity_factor is not None
         if self._loader is None:
+            from simcity.traffic.paths import PathLoader
+
             self._loader = PathLoader(self.network, self._od[step], workers=self.cfg.path_workers)
         return _read_only_assignment(
             assign(

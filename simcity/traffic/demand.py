@@ -12,9 +12,6 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
-from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import dijkstra
-from scipy.spatial import cKDTree
 
 from simcity.arrays import read_only
 from simcity.city.generators import to_km
@@ -24,6 +21,8 @@ from simcity.config.scenario import DayProfile, EventConfig, Scenario
 
 def zone_catchment(city: City) -> np.ndarray:
     """For every node, the position (in zone order) of its nearest zone."""
+    from scipy.spatial import cKDTree
+
     x_km, y_km = to_km(city.lon, city.lat, float(city.lon.mean()), float(city.lat.mean()))
     zone_xy = np.stack([x_km[city.zone_index], y_km[city.zone_index]], axis=1)
     _, nearest = cKDTree(zone_xy).query(np.stack([x_km, y_km], axis=1))
@@ -32,6 +31,9 @@ def zone_catchment(city: City) -> np.ndarray:
 
 def zone_free_flow_times(city: City) -> np.ndarray:
     """Shortest free-flow travel times between zones, minutes (Z x Z)."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import dijkstra
+
     weights = csr_matrix(
         (city.free_flow_time_min, (city.link_tail, city.link_head)),
         shape=(city.num_nodes, city.num_nodes),
