@@ -23,7 +23,7 @@ class BackendChoice(StrEnum):
 
 def register(app: typer.Typer) -> None:
     """Add the ``sweep`` command to ``app``."""
-    from agents.cli.common import progress_bar, user_errors
+    from agents.cli.common import check_out_dir, progress_bar, user_errors
 
     @app.command("sweep")
     @user_errors
@@ -76,8 +76,7 @@ def register(app: typer.Typer) -> None:
             raise SimcityError("needs --backend ray", field="--address")
         sweep = load_sweep(sweep_file)
         out_dir = out if out is not None else Path("runs") / "sweeps" / sweep.name
-        if out_dir.exists() and not out_dir.is_dir():
-            raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
+        check_out_dir(out_dir, ("results.csv", "results.json", "sweep.json"))
         specs = expand(sweep)
         started = time.perf_counter()
         with progress_bar(quiet, "last") as progress:
