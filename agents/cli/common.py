@@ -49,6 +49,9 @@ def user_errors(func: F) -> F:
 def check_out_dir(folder: Path, files: tuple[str, ...] = ()) -> Path:
     """``folder`` (``--out``) if it is, or can be made, a writable folder whose ``files``
     can be written as regular files; else a `SimcityError`, before any work starts."""
+    from simcity.records.files import check_path_text
+
+    check_path_text(folder, field="--out")
     check_output_dir(folder, expected="a writable folder (--out)")
     for name in files:
         check_output_file(folder / name, expected="a regular file (--out)")

@@ -24,7 +24,6 @@ from agents.cli.common import (
 )
 from agents.cli.tables import console, number, print_compute_use, print_kpis, print_monitoring
 from simcity.errors import SimcityError
-from simcity.safe_io import check_output_dir
 
 if TYPE_CHECKING:
     from agents.policies.protocol import Policy
@@ -118,7 +117,7 @@ def run_command(
     from simcity.records.runfolder import check_replaceable_run
 
     if out is not None:
-        check_output_dir(out, expected="a folder for the run (--out)")
+        check_out_dir(out)
         check_replaceable_run(out)
     scenario = load_scenario(scenario_name)
     started = time.perf_counter()

@@ -33,14 +33,17 @@ def parse_size(text: str) -> tuple[int, int]:
 def check_outputs(run_dir: Path, outputs: dict[str, Path | None]) -> None:
     """Refuse, before any work, an output that cannot be a regular file here, two options
     naming one file, or a file of the run itself (``--out RUN_DIR/day.npz``)."""
+    from simcity.records.files import check_path_text
     from simcity.records.runfolder import MANIFEST, RUN_FILES
     from simcity.safe_io import check_output_file
 
+    check_path_text(run_dir, field="RUN_DIR")
     seen: dict[Path, str] = {}
     run_files = {(run_dir / name).absolute() for name in (*RUN_FILES, MANIFEST)}
     for option, path in outputs.items():
         if path is None:
             continue
+        check_path_text(path, field=option)
         check_output_file(path, expected=f"a path for a regular file ({option})")
         where = path.absolute()
         if where in run_files or (where.exists() and any(_same(where, f) for f in run_files)):

@@ -56,6 +56,15 @@ def write_atomic_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def check_path_text(path: str | Path, *, field: str | None = None) -> Path:
+    """``path`` as a `Path`, unless it holds a NUL byte (no system call takes one)."""
+    if "\x00" in str(path):
+        raise SimcityError(
+            "holds a NUL byte", file=repr(str(path))[1:-1][:200], field=field, expected="a path"
+        )
+    return Path(path)
+
+
 def check_replaceable(path: Path) -> None:
     """`SimcityError` unless ``path`` is absent, a regular file, or a link to a regular file."""
     try:

@@ -36,7 +36,7 @@ from typing import Any
 from simcity import __version__
 from simcity.errors import SimcityError
 from simcity.records.files import write_atomic_bytes, write_error
-from simcity.safe_io import MIB, check_output_dir, decode_utf8, read_bytes
+from simcity.safe_io import MIB, check_output_dir, decode_utf8, excerpt, read_bytes
 
 MANIFEST = "run.json"
 FORMAT = "simcity run folder"
@@ -116,16 +116,26 @@ def check_replaceable_run(out_dir: Path) -> None:
     if not out_dir.is_dir():
         return
     try:
-        names = {p.name for p in out_dir.iterdir()}
+        entries = list(out_dir.iterdir())
+        special = [p.name for p in entries if p.is_symlink() or not p.is_file()]
     except OSError as err:
         raise write_error(out_dir, err) from None
+    if special:
+        raise SimcityError(
+            f"holds {excerpt(special[0])}, which is not a regular file: it will not be replaced",
+            file=out_dir,
+            field="--out",
+            expected="a new folder, an empty one, or an earlier run folder",
+        )
+    names = {p.name for p in entries}
     if not names or MANIFEST in names:
         return
     known = RUN_FILES | LATER_FILES
     others = sorted(n for n in names if n not in known and not n.endswith((".html", ".png")))
     if others:
         raise SimcityError(
-            f"holds files that are not a run's (e.g. {others[0]!r}): it will not be replaced",
+            f"holds files that are not a run's (e.g. {excerpt(others[0])}): it will not be "
+            "replaced",
             file=out_dir,
             field="--out",
             expected="a new folder, an empty one, or an earlier run folder",
