@@ -291,14 +291,17 @@ def read_manifest(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def verify_run_file(run_dir: Path, name: str, data: bytes) -> None:
-    """`SimcityError` unless ``data`` is the ``name`` that the run's manifest lists."""
-    entry = read_manifest(run_dir).get(name)
-    path = Path(run_dir) / name
-    if entry is None:
-        raise fail(f"is not listed in {MANIFEST}", path)
-    if entry["bytes"] != len(data) or entry["sha256"] != _sha256(data):
-        raise fail(
-            f"is not the file the run wrote (its size or SHA-256 differs from {MANIFEST}: "
-            "changed, truncated, or from another run)",
-            path,
-        )
+    """`SimcityError` unless ``data`` is the ``name`` that the run's manifest lists, and
+    every other file it lists is there as the run wrote it (no mixture of two runs)."""
+    listed = read_manifest(run_dir)
+    if name not in listed:
+        raise fail(f"is not listed in {MANIFEST}", Path(run_dir) / name)
+    for other in sorted(listed, key=lambda n: n != name):
+        content = data if other == name else read_run_file(run_dir, other)
+        entry = listed[other]
+        if entry["bytes"] != len(content) or entry["sha256"] != _sha256(content):
+            raise fail(
+                f"is not the file the run wrote (its size or SHA-256 differs from {MANIFEST}: "
+                "changed, truncated, or from another run)",
+                Path(run_dir) / other,
+            )
