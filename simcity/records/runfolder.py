@@ -102,9 +102,13 @@ def write_run_folder(out_dir: Path, files: Mapping[str, bytes]) -> Path:
         write_atomic_bytes(new / MANIFEST, doc.encode("utf-8"))
         _fsync_dir(new)
         _swap_in(new, out_dir)
-    except OSError as err:
+    except (OSError, SimcityError) as err:
         shutil.rmtree(new, ignore_errors=True)
-        raise write_error(out_dir, err) from None
+        reason = err.message if isinstance(err, SimcityError) else write_error(out_dir, err).message
+        kept = "the earlier run there is left as it was" if out_dir.exists() else "nothing written"
+        raise SimcityError(
+            f"{reason}: {kept}", file=out_dir, expected="a folder with room for the run"
+        ) from None
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise

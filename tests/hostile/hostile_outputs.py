@@ -17,10 +17,13 @@ from agents.cli.main import app
 runner = CliRunner()
 
 
-def refused(args: list[str], *, contains: str = "", usage: bool = False) -> Result:
+def refused(
+    args: list[str], *, contains: str = "", usage: bool = False, after_work: bool = False
+) -> Result:
     """Invoke the CLI; assert exit 2 with one error line, no traceback; return the result.
 
-    ``usage``: click's own refusal of an argument (its boxed usage error) is enough."""
+    ``usage``: click's own refusal of an argument (its boxed usage error) is enough;
+    ``after_work``: the error may follow what the command printed while it worked."""
     result = runner.invoke(app, args)
     text = result.output
     assert result.exit_code == 2, (args, result.exit_code, text, result.exception)
@@ -31,7 +34,8 @@ def refused(args: list[str], *, contains: str = "", usage: bool = False) -> Resu
     lines = [line for line in text.splitlines() if line.strip()]
     if usage and "Invalid value" in text:
         return result
-    assert lines and lines[0].startswith("error:"), text
+    errors = [line for line in lines if line.startswith("error:")]
+    assert len(errors) == 1 and (after_work or lines[0] == errors[0]), text
     joined = " ".join(text.split())
     assert contains in joined, (contains, joined)
     return result
