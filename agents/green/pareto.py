@@ -163,6 +163,9 @@ def run_pareto(
     for option, values in (("--budgets", budgets), ("--carbon-weights", carbon_weights)):
         if not values:
             raise SimcityError("is empty", field=option, expected="at least one number")
+    for index, path in enumerate(checkpoints):  # before any work, however cheap
+        if not Path(path).is_file():
+            raise SimcityError("no such checkpoint file", file=path, field=f"--checkpoint[{index}]")
     source = str(Path(scenario).resolve()) if Path(scenario).is_file() else scenario
     fixed = list(overrides)
     for key, _ in fixed:

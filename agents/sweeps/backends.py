@@ -96,6 +96,7 @@ class _Worker:
     conn: Connection
     job: tuple[RunSpec, int] | None = None
     started: float = 0.0
+    playing: bool = False  # the worker said it took the job (`STARTED`)
 
 
 def _context() -> BaseContext:
@@ -104,6 +105,12 @@ def _context() -> BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["agents.sweeps.backends"])
     return context
+
+
+STARTED = "started"
+"""What a worker sends when it takes a job, before the `Outcome`: a run's time starts there."""
+STARTUP_GRACE_S = 120.0
+"""With a timeout: how long a new worker may take to start (imports) before it takes its job."""
 
 
 def _serve(conn: Connection) -> None:
@@ -116,6 +123,7 @@ def _serve(conn: Connection) -> None:
         if job is None:
             return
         play_one, spec, number = job
+        conn.send(STARTED)
         conn.send(play_one(spec, number))
 
 
@@ -160,24 +168,31 @@ def run_processes(
                 worker = idle.pop()
                 spec, number = queue.popleft()
                 worker.job, worker.started = (spec, number), time.monotonic()
+                worker.playing = False
                 busy.append(worker)
                 with contextlib.suppress(OSError):  # it died just now: the wait sees it
                     worker.conn.send((attempt, spec, number))
             waits = [w.conn for w in busy] + [w.process.sentinel for w in busy]
             ready = set(wait(waits, timeout=_time_left(busy, timeout_s)))
+            for worker in busy:  # a worker that took its job: the run's clock starts now
+                if not worker.playing and worker.conn in ready and _took_job(worker):
+                    worker.playing, worker.started = True, time.monotonic()
+                    ready.discard(worker.conn)
             now = time.monotonic()
             for worker in [
                 w
                 for w in busy
                 if w.conn in ready
                 or w.process.sentinel in ready
-                or (timeout_s is not None and now - w.started >= timeout_s)
+                or (timeout_s is not None and now >= _deadline(w, timeout_s))
             ]:
                 busy.remove(worker)
                 assert worker.job is not None
                 spec, number = worker.job
                 worker.job = None
                 done = worker.conn in ready or worker.process.sentinel in ready
+                if done and not worker.playing:
+                    worker.playing = _took_job(worker)
                 outcome = _receive(worker) if done else None
                 if outcome is not None:
                     idle.append(worker)
@@ -204,12 +219,24 @@ def run_processes(
     return results
 
 
+def _deadline(worker: _Worker, timeout_s: float) -> float:
+    """When ``worker``'s attempt is past its time (a worker still starting gets a grace)."""
+    return worker.started + timeout_s + (0.0 if worker.playing else STARTUP_GRACE_S)
+
+
 def _time_left(busy: Sequence[_Worker], timeout_s: float | None) -> float | None:
     """Seconds until the first busy worker's attempt is past ``timeout_s`` (None: no limit)."""
     if timeout_s is None or not busy:
         return None
-    first = min(w.started for w in busy)
-    return max(0.0, first + timeout_s - time.monotonic())
+    return max(0.0, min(_deadline(w, timeout_s) for w in busy) - time.monotonic())
+
+
+def _took_job(worker: _Worker) -> bool:
+    """Read the worker's `STARTED` if it is there; False when it died before sending it."""
+    try:
+        return bool(worker.conn.poll(0)) and worker.conn.recv() == STARTED
+    except (EOFError, OSError):
+        return False
 
 
 def _receive(worker: _Worker) -> Outcome | None:

@@ -33,7 +33,7 @@ import contextlib
 import itertools
 import math
 import tomllib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +51,7 @@ from simcity.config.overrides import override_scenario
 from simcity.config.scenario import Scenario, bundled_dir, bundled_scenarios, load_scenario
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
+from simcity.safe_io import SCENARIO_MAX_BYTES, read_text
 
 Backend = Literal["process", "ray"]
 Status = Literal["ok", "error", "failed", "timeout"]
@@ -116,7 +117,7 @@ class _SweepFile(BaseModel):
     name: str = Field(default="", max_length=80)
     scenarios: tuple[str, ...] = Field(min_length=1)
     policies: tuple[str, ...] = Field(min_length=1)
-    seeds: tuple[Annotated[int, Field(ge=0, lt=2**63)], ...] = Field(min_length=1)
+    seeds: tuple[Annotated[int, Field(ge=0, lt=2**63, strict=True)], ...] = Field(min_length=1)
     episodes: Annotated[int, Field(ge=1, le=10_000)] = 1
     timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)] | None = None
     grid: dict[str, Any] = Field(default_factory=dict)
@@ -141,19 +142,18 @@ def bundled_sweeps() -> dict[str, Path]:
 def load_sweep(name_or_path: str | Path) -> Sweep:
     """Read a sweep file (or a bundled sweep by name); `SimcityError` names file and field."""
     path = Path(name_or_path)
-    if not path.is_file() and str(name_or_path) in bundled_sweeps():
+    if not path.exists() and str(name_or_path) in bundled_sweeps():
         path = bundled_sweeps()[str(name_or_path)]
+    expected = "a TOML file or one of: " + ", ".join(bundled_sweeps())
+    if not path.exists() and not path.is_symlink():
+        raise SimcityError("no such sweep file", file=path, expected=expected)
+    text = read_text(path, expected=expected, max_bytes=SCENARIO_MAX_BYTES)
     try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except (FileNotFoundError, IsADirectoryError):
-        raise SimcityError(
-            "no such sweep file",
-            file=path,
-            expected="a TOML file or one of: " + ", ".join(bundled_sweeps()),
-        ) from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SimcityError(f"not valid TOML: {err}", file=path) from None
+    except RecursionError:
+        raise SimcityError("not valid TOML: nested too deeply", file=path) from None
     try:
         parsed = _SweepFile.model_validate(raw)
     except ValidationError as err:
@@ -201,15 +201,16 @@ def expand(sweep: Sweep) -> list[RunSpec]:
     one `SimcityError` naming the sweep file and the key before anything runs.
     """
     where = _where(sweep)
+    check_grid_size(sweep)
     for section, entries in (
         ("scenarios", sweep.scenarios),
         ("policies", sweep.policies),
         ("seeds", sweep.seeds),
     ):
-        twice = sorted({str(e) for e in entries if entries.count(e) > 1})
+        counts = Counter(entries)  # linear: a million seeds are checked at once
+        twice = sorted(str(e) for e, n in counts.items() if n > 1)
         if twice:
             raise SimcityError(f"{twice[0]} is listed twice", file=where, field=section)
-    check_grid_size(sweep)
     scenarios = [_scenario_source(sweep, i, entry) for i, entry in enumerate(sweep.scenarios)]
     policies = [_policy_source(sweep, i, entry) for i, entry in enumerate(sweep.policies)]
     keys = [key for key, _ in sweep.grid]
