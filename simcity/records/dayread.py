@@ -21,7 +21,7 @@ import numpy as np
 
 from simcity.errors import SimcityError
 from simcity.monitoring.incidents import INCIDENT_TYPES
-from simcity.records.daylog import (
+from simcity.records.dayformat import (
     CITY_FILE,
     DAY_FILE,
     INCIDENT_COLUMNS,

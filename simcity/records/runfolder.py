@@ -30,10 +30,10 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from simcity import __version__
 from simcity.errors import SimcityError
 from simcity.records.files import write_atomic_bytes, write_error
 from simcity.safe_io import MIB, check_output_dir, decode_utf8, excerpt, read_bytes
@@ -64,13 +64,20 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _version() -> str:
+    try:
+        return version("simcity")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def manifest(files: Mapping[str, bytes]) -> dict[str, Any]:
     """The ``run.json`` document of a run made of ``files`` (name to bytes)."""
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "run_id": uuid.uuid4().hex,
-        "simcity_version": __version__,
+        "simcity_version": _version(),
         "files": {
             name: {"bytes": len(data), "sha256": _sha256(data)}
             for name, data in sorted(files.items())
