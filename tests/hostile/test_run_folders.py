@@ -222,3 +222,26 @@ def test_random_damage_is_drawn_right_or_refused(
     if codes["map"] == 0:
         day = read_day_log(run_dir)  # what was drawn passed every check
         assert day.num_steps > 0 and day.num_nodes > 0
+
+
+@pytest.mark.parametrize("option", ["--compare", "--train", "--pareto"])
+@pytest.mark.parametrize("kind", ["fifo", "device", "tampered"])
+def test_the_report_s_other_inputs_are_refused(
+    option: str, kind: str, runs: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Folders named by --compare, --train and --pareto: special or tampered files refused."""
+    other = copy_run(runs[1], tmp_path / "other")
+    name = {"--compare": "steps.csv", "--train": "progress.csv", "--pareto": "points.csv"}[option]
+    target = other / name
+    target.unlink(missing_ok=True)
+    if kind == "fifo":
+        os.mkfifo(target)
+    elif kind == "device":
+        target.symlink_to("/dev/zero")
+    elif option == "--train":
+        target.write_bytes(b"step,mean_episode_reward\n\x00\x81\n")  # not UTF-8 text
+    else:
+        target.write_text("episode,hour_local\n0,nan\n")
+    out = tmp_path / "r.html"
+    refused(["report", str(runs[0]), "-o", str(out), "--no-map", option, str(other)])
+    assert not out.exists()
