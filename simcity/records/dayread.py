@@ -288,4 +288,5 @@ def read_day_log(run_dir: Path) -> DayLog:
     incidents = _read_incidents(run_dir / INCIDENTS_FILE, data[INCIDENTS_FILE], n, num_links, day)
     for name, content in data.items():  # the very bytes parsed
         verify_run_file(run_dir, name, content)
+    verify_run_file(run_dir, CITY_FILE, data[CITY_FILE], whole=True)  # and every other file
     return DayLog(**city, **day, incidents=incidents)

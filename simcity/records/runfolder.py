@@ -301,13 +301,14 @@ def read_manifest(run_dir: Path) -> dict[str, dict[str, Any]]:
     return files
 
 
-def verify_run_file(run_dir: Path, name: str, data: bytes) -> None:
-    """`SimcityError` unless ``data`` is the ``name`` that the run's manifest lists, and
-    every other file it lists is there as the run wrote it (no mixture of two runs)."""
+def verify_run_file(run_dir: Path, name: str, data: bytes, *, whole: bool = False) -> None:
+    """`SimcityError` unless ``data`` is the ``name`` that the run's manifest lists; with
+    ``whole``, also unless every other file it lists is there as the run wrote it (no
+    mixture of two runs: `read_day_log` checks that, after its own files parsed)."""
     listed = read_manifest(run_dir)
     if name not in listed:
         raise fail(f"is not listed in {MANIFEST}", Path(run_dir) / name)
-    for other in sorted(listed, key=lambda n: n != name):
+    for other in sorted(listed, key=lambda n: n != name) if whole else [name]:
         content = data if other == name else read_run_file(run_dir, other)
         entry = listed[other]
         if entry["bytes"] != len(content) or entry["sha256"] != _sha256(content):
