@@ -10,9 +10,9 @@ waits beside it, named ``.NAME.old-*``, and the next write puts it back first; a
 write leaves only a hidden ``.NAME.new-*`` folder). Files
 of an old run (its map.html, report.html) never survive into the new one.
 
-An existing folder is replaced only when it is a run folder (holds ``run.json``, or only
-the names a run and its maps and reports write); anything else is refused, so
-``--out ~/Documents`` never deletes a user's files.
+An existing folder is replaced only when it is a run folder (holds ``run.json`` and only
+regular files, or only the names a run and its default map and report write); anything
+else is refused, so ``--out ~/Documents`` never deletes a user's files.
 
 `read_run_file` reads one file of a run folder through the guarded reads of
 `simcity.safe_io`; `verify_run_file` checks the bytes read against the manifest.
@@ -142,7 +142,7 @@ def check_replaceable_run(out_dir: Path) -> None:
     if not names or MANIFEST in names:
         return
     known = RUN_FILES | LATER_FILES
-    others = sorted(n for n in names if n not in known and not n.endswith((".html", ".png")))
+    others = sorted(names - known)
     if others:
         raise SimcityError(
             f"holds files that are not a run's (e.g. {excerpt(others[0])}): it will not be "

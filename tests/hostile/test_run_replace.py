@@ -160,13 +160,13 @@ def test_the_fallback_swap_replaces_whole(
     assert read_day_log(run_dir).seed == 0
 
 
-@pytest.mark.parametrize("entry", ["notes.txt", "a folder", "a link", "a fifo"])
+@pytest.mark.parametrize("entry", ["notes.txt", "photo.png", "a folder", "a link", "a fifo"])
 def test_a_folder_that_is_not_a_run_is_never_replaced(entry: str, tmp_path: Path) -> None:
     target = tmp_path / "mine"
     target.mkdir()
     (target / "steps.csv").write_text("mine")
-    if entry == "notes.txt":
-        (target / "notes.txt").write_text("keep")
+    if entry in ("notes.txt", "photo.png"):
+        (target / entry).write_text("keep")
     elif entry == "a folder":
         (target / "photos").mkdir()
     elif entry == "a link":
