@@ -6,6 +6,7 @@ import sys
 import warnings
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -14,6 +15,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from simcity.errors import SimcityError
+from simcity.safe_io import check_output_dir, check_output_file
 
 err_console = Console(stderr=True, emoji=False, highlight=False)
 """Errors and warnings: names print verbatim (no ``:x:`` emoji, no highlighting; markup
@@ -43,6 +45,18 @@ def user_errors(func: F) -> F:
             raise typer.Exit(2) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def check_out_dir(folder: Path, files: tuple[str, ...] = ()) -> Path:
+    """``folder`` (``--out``) if it is, or can be made, a writable folder whose ``files``
+    can be written as regular files; else a `SimcityError`, before any work starts."""
+    from simcity.records.files import check_path_text
+
+    check_path_text(folder, field="--out")
+    check_output_dir(folder, expected="a writable folder (--out)")
+    for name in files:
+        check_output_file(folder / name, expected="a regular file (--out)")
+    return folder
 
 
 def progress_bar(quiet: bool, field: str | None = None) -> Progress:

@@ -14,7 +14,7 @@ from agents.cli.green_tables import (
     gpu_calibration_table,
     node_table,
 )
-from simcity.errors import SimcityError
+from simcity.safe_io import check_output_file
 
 CheckpointArgument = Annotated[
     Path,
@@ -26,11 +26,10 @@ CheckpointArgument = Annotated[
 SeedOption = Annotated[int, typer.Option("--seed", min=0, help="Seed of data and models.")]
 
 
-def _out_dir(out: Path | None, default: Path) -> Path:
-    folder = out if out is not None else default
-    if folder.exists() and not folder.is_dir():
-        raise SimcityError("exists and is not a folder", file=folder, field="--out")
-    return folder
+def _out_dir(out: Path | None, default: Path, files: tuple[str, ...]) -> Path:
+    from agents.cli.common import check_out_dir
+
+    return check_out_dir(out if out is not None else default, files)
 
 
 def register(app: typer.Typer) -> None:
@@ -111,7 +110,7 @@ def register(app: typer.Typer) -> None:
             distill=DistillConfig(episodes=rollouts, epochs=epochs, seed=seed),
             cpu_device=cpu_device,
         )
-        out_dir = _out_dir(out, checkpoint.parent / method)
+        out_dir = _out_dir(out, checkpoint.parent / method, ("policy.pt", "compress.json"))
         env = CityEnv(load_scenario(scenario_name))
         report = compress_checkpoint(checkpoint, env, options, out_dir)
         console.print(compression_table(report))
@@ -153,7 +152,8 @@ def register(app: typer.Typer) -> None:
         from simcity.config.scenario import load_scenario
         from simcity.env import CityEnv
 
-        out_dir = _out_dir(out, out) if out is not None else None
+        files = ("explain.json", "attention.csv", "features.csv", "explain.html")
+        out_dir = _out_dir(out, out, files) if out is not None else None
         env = CityEnv(load_scenario(scenario_name))
         explanation = explain_at(load_policy(checkpoint, env), env, at, seed, top)
         for node in explanation.nodes:
@@ -209,8 +209,7 @@ def register(app: typer.Typer) -> None:
         from simcity.env import CityEnv
 
         kind = torch_device(device).type
-        if out.exists() and not out.is_file():
-            raise SimcityError("is not a file", file=out, field="--out")
+        check_output_file(out, expected="a devices TOML file to write (--out)")
         env = CityEnv(load_scenario(scenario_name))
         if kind == "cpu":
             from agents.green.calibrate_cpu import calibrate_cpu

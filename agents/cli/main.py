@@ -18,6 +18,7 @@ from agents.cli.common import (
     DEFAULT_POLICY,
     DEFAULT_SCENARIO,
     ScenarioArgument,
+    check_out_dir,
     progress_bar,
     user_errors,
 )
@@ -97,8 +98,9 @@ def run_command(
         typer.Option(
             "--out",
             help="Folder for steps.csv, episodes.json, summary.json, emissions.csv (the "
-            "simulated compute in CodeCarbon's columns) and, for maps and reports, the last "
-            "episode's city.json, day.npz and incidents.csv (all atomic).",
+            "simulated compute in CodeCarbon's columns), for maps and reports the last "
+            "episode's city.json, day.npz and incidents.csv, and run.json (the manifest). "
+            "An earlier run there is replaced whole.",
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
@@ -114,11 +116,13 @@ def run_command(
     from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv
     from simcity.records.daylog import DayRecorder
-    from simcity.records.emissions import emissions_rows, write_emissions
+    from simcity.records.emissions import emissions_csv, emissions_rows
     from simcity.records.results import clock, hourly_kpis, write_run
+    from simcity.records.runfolder import check_replaceable_run
 
-    if out is not None and out.exists() and not out.is_dir():
-        raise SimcityError("exists and is not a folder", file=out, field="--out")
+    if out is not None:
+        check_out_dir(out)
+        check_replaceable_run(out)
     scenario = load_scenario(scenario_name)
     started = time.perf_counter()
     env = CityEnv(scenario)
@@ -173,9 +177,10 @@ def run_command(
         episodes_doc = [{"episode": k, "seed": r.seed, **r.summary} for k, r in enumerate(results)]
         runs = [(r.seed, r.infos) for r in results]
         carbon = emissions_rows(scenario, runs, policy=policy_name, city=env.city)
-        write_emissions(out / "emissions.csv", carbon)
         assert recorder is not None
-        write_run(out, rows, summary, episodes_doc, day=recorder.day_log(results[-1].seed))
+        extra = {"emissions.csv": emissions_csv(carbon).encode("utf-8")}
+        last_day = recorder.day_log(results[-1].seed)
+        write_run(out, rows, summary, episodes_doc, day=last_day, extra=extra)
         console.print(f"wrote the run's steps, episodes, summary, emissions and last day to {out}")
 
 
@@ -222,8 +227,7 @@ def train_command(
     from agents.training.train import TrainConfig, UpdateStats, train
     from simcity.config.scenario import load_scenario
 
-    if out.exists() and not out.is_dir():
-        raise SimcityError("exists and is not a folder", file=out, field="--out")
+    check_out_dir(out, ("checkpoint.pt", "progress.csv"))
     if not resume and (out / "checkpoint.pt").exists():
         raise SimcityError(
             "already holds a checkpoint",
@@ -280,8 +284,7 @@ def finetune_command(
     from agents.green.finetune import finetune
     from agents.training.train import TrainConfig
 
-    if out.exists() and not out.is_dir():
-        raise SimcityError("exists and is not a folder", file=out, field="--out")
+    check_out_dir(out, ("finetune.json", "curves.png"))
     if (out / "finetuned" / "checkpoint.pt").exists():
         raise SimcityError("already holds a fine-tuning run", file=out, field="--out")
     num_updates = 2 * TrainConfig(total_steps=steps).num_updates
@@ -338,8 +341,7 @@ def eval_command(
     from simcity.records.files import write_atomic
 
     out_dir = out if out is not None else checkpoint.parent
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
+    check_out_dir(out_dir, ("eval.csv", "eval.json"))
     env = CityEnv(load_scenario(scenario_name))
     policies: list[Policy] = [load_policy(checkpoint, env, name="trained")]
     policies += [make_baseline(name, env, seed=0) for name in BASELINES]

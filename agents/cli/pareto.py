@@ -38,7 +38,7 @@ def parse_set(texts: list[str]) -> list[tuple[str, Any]]:
 
 def register(app: typer.Typer) -> None:
     """Add the ``pareto`` command to ``app``."""
-    from agents.cli.common import progress_bar, user_errors
+    from agents.cli.common import check_out_dir, progress_bar, user_errors
 
     @app.command("pareto")
     @user_errors
@@ -95,8 +95,7 @@ def register(app: typer.Typer) -> None:
         overrides = parse_set(set_ or [])
         stem = Path(scenario_name).stem if scenario_name.endswith(".toml") else scenario_name
         out_dir = out if out is not None else Path("runs") / "pareto" / stem
-        if out_dir.exists() and not out_dir.is_dir():
-            raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
+        check_out_dir(out_dir, ("points.csv", "front.csv", "front.png"))
         started = time.perf_counter()
         with progress_bar(quiet, "last") as progress:
             task = progress.add_task(f"pareto {stem}", total=None, last="")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from enum import StrEnum
 from pathlib import Path
@@ -23,7 +24,7 @@ class BackendChoice(StrEnum):
 
 def register(app: typer.Typer) -> None:
     """Add the ``sweep`` command to ``app``."""
-    from agents.cli.common import progress_bar, user_errors
+    from agents.cli.common import check_out_dir, progress_bar, user_errors
 
     @app.command("sweep")
     @user_errors
@@ -49,8 +50,20 @@ def register(app: typer.Typer) -> None:
             typer.Option("--address", help="An existing Ray cluster (--backend ray)."),
         ] = None,
         retries: Annotated[
-            int, typer.Option("--retries", min=0, help="Retries of a run whose worker dies.")
+            int,
+            typer.Option(
+                "--retries", min=0, help="Retries of a run whose worker dies or times out."
+            ),
         ] = 2,
+        timeout_s: Annotated[
+            float | None,
+            typer.Option(
+                "--timeout-s",
+                help="Seconds an attempt of a run may take: past it, its worker is killed and "
+                "the run retried, then recorded as timeout [default: the sweep file's "
+                "timeout_s, else none].",
+            ),
+        ] = None,
         out: Annotated[
             Path | None,
             typer.Option(
@@ -65,19 +78,24 @@ def register(app: typer.Typer) -> None:
 
         One row per run (mean KPIs over its episodes) goes to OUT/results.csv and
         OUT/results.json, sorted by run id and the same on every backend and worker
-        count. A run whose worker dies is retried; exits 1 when a run still failed.
+        count. A run whose worker dies, or that runs past --timeout-s, is retried; exits 1
+        when a run still failed.
         """
         from agents.sweeps.results import write_results
         from agents.sweeps.run import default_workers, run_sweep
-        from agents.sweeps.sweep import expand, load_sweep
+        from agents.sweeps.sweep import MAX_TIMEOUT_S, expand, load_sweep
         from simcity.records.files import write_atomic
 
         if address is not None and backend is not BackendChoice.ray:
             raise SimcityError("needs --backend ray", field="--address")
         sweep = load_sweep(sweep_file)
+        limit_s = timeout_s if timeout_s is not None else sweep.timeout_s
+        if limit_s is not None and not (math.isfinite(limit_s) and 0 < limit_s <= MAX_TIMEOUT_S):
+            raise SimcityError(
+                f"is {limit_s!r}", field="--timeout-s", expected=f"> 0 and <= {MAX_TIMEOUT_S:g}"
+            )
         out_dir = out if out is not None else Path("runs") / "sweeps" / sweep.name
-        if out_dir.exists() and not out_dir.is_dir():
-            raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
+        check_out_dir(out_dir, ("results.csv", "results.json", "sweep.json"))
         specs = expand(sweep)
         started = time.perf_counter()
         with progress_bar(quiet, "last") as progress:
@@ -96,10 +114,12 @@ def register(app: typer.Typer) -> None:
                 address=address,
                 retries=retries,
                 on_result=tick,
+                timeout_s=limit_s,
             )
         wall_s = time.perf_counter() - started
         write_results(out_dir, results)
-        statuses = {s: sum(r.status == s for r in results) for s in ("ok", "error", "failed")}
+        kinds = ("ok", "error", "failed", "timeout")
+        statuses = {s: sum(r.status == s for r in results) for s in kinds}
         meta = {
             "sweep": str(sweep.file),
             "name": sweep.name,
@@ -107,6 +127,7 @@ def register(app: typer.Typer) -> None:
             "workers": workers if workers is not None else default_workers(),
             "address": address,
             "retries": retries,
+            "timeout_s": limit_s,
             "runs": len(results),
             **statuses,
             "retried": sum(r.attempts > 1 for r in results),
@@ -115,7 +136,7 @@ def register(app: typer.Typer) -> None:
         write_atomic(out_dir / "sweep.json", json.dumps(meta, indent=2) + "\n")
         _print_summary(results, sweep.name, wall_s, backend.value)
         _print_failures(results)
-        if statuses["error"] or statuses["failed"]:
+        if statuses["error"] or statuses["failed"] or statuses["timeout"]:
             raise typer.Exit(1)
 
 

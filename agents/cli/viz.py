@@ -30,6 +30,43 @@ def parse_size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def check_outputs(run_dir: Path, outputs: dict[str, Path | None]) -> None:
+    """Refuse, before any work, an output that cannot be a regular file here, two options
+    naming one file, or a file of the run itself (``--out RUN_DIR/day.npz``)."""
+    from simcity.records.files import check_path_text
+    from simcity.records.runfolder import MANIFEST, RUN_FILES
+    from simcity.safe_io import check_output_file
+
+    check_path_text(run_dir, field="RUN_DIR")
+    seen: dict[Path, str] = {}
+    run_files = {(run_dir / name).absolute() for name in (*RUN_FILES, MANIFEST)}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        check_path_text(path, field=option)
+        check_output_file(path, expected=f"a path for a regular file ({option})")
+        where = path.absolute()
+        if where in run_files or (where.exists() and any(_same(where, f) for f in run_files)):
+            raise SimcityError(
+                "is a file of the run folder: it will not be replaced",
+                file=path,
+                field=option,
+                expected="a new file, e.g. RUN_DIR/map.html",
+            )
+        if where in seen:
+            raise SimcityError(
+                f"is also {seen[where]}", file=path, field=option, expected="another file"
+            )
+        seen[where] = option
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
 def register(app: typer.Typer) -> None:
     """Add the ``map`` and ``report`` commands to ``app``."""
     from agents.cli.common import user_errors
@@ -88,10 +125,11 @@ def register(app: typer.Typer) -> None:
                 f"unknown basemap {basemap!r}", field="--basemap", expected=" | ".join(BASEMAPS)
             )
         width, height = parse_size(size)
-        day = read_day_log(run_dir)
-        summary = read_summary(run_dir)
         if out is None and png is None:
             out = run_dir / "map.html"
+        check_outputs(run_dir, {"--out": out, "--png": png, "--screenshot": screenshot})
+        day = read_day_log(run_dir)
+        summary = read_summary(run_dir)
         wrote = []
         if out is not None or screenshot is not None:
             subtitle = f"{summary.get('policy', '?')} policy, {summary.get('date', '')}"
@@ -172,6 +210,7 @@ def register(app: typer.Typer) -> None:
 
         width, height = parse_size(size)
         out = out if out is not None else run_dir / "report.html"
+        check_outputs(run_dir, {"--out": out, "--screenshot": screenshot})
         page = report_html(
             run_dir,
             train_dir=train,

@@ -36,8 +36,9 @@ import numpy as np
 from agents.sweeps.run import run_sweep
 from agents.sweeps.sweep import Backend, RunResult, Sweep, expand
 from simcity.city.build import build_city
+from simcity.city.graph import City
 from simcity.config.overrides import override_scenario
-from simcity.config.scenario import load_scenario
+from simcity.config.scenario import Scenario, load_scenario
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
 
@@ -162,6 +163,9 @@ def run_pareto(
     for option, values in (("--budgets", budgets), ("--carbon-weights", carbon_weights)):
         if not values:
             raise SimcityError("is empty", field=option, expected="at least one number")
+    for index, path in enumerate(checkpoints):  # before any work, however cheap
+        if not Path(path).is_file():
+            raise SimcityError("no such checkpoint file", file=path, field=f"--checkpoint[{index}]")
     source = str(Path(scenario).resolve()) if Path(scenario).is_file() else scenario
     fixed = list(overrides)
     for key, _ in fixed:
@@ -169,6 +173,7 @@ def run_pareto(
             raise SimcityError("is an axis of the front", field=key, expected="another key")
     base = override_scenario(load_scenario(source), fixed)
     city = build_city(base, file=source)
+    check_axes(base, city, budgets, carbon_weights)
     baselines = BASELINE_POINTS + (("oracle",) if oracle else ())
     sweep = Sweep(
         scenarios=(source,),
@@ -203,6 +208,43 @@ def run_pareto(
     for point in points:
         point["pareto"] = id(point) in front
     return ParetoResult(points, runs)
+
+
+def check_axes(
+    base: Scenario, city: City, budgets: Sequence[float], carbon_weights: Sequence[float]
+) -> None:
+    """Refuse, before any run, an axis value the scenario cannot take (`SimcityError`
+    naming the option): each value is set on ``base`` once (the scenario model's ranges),
+    each budget bills a step that uses it all, and the dearest day's money must be finite."""
+    bills = []
+    for option, key, values in (
+        ("--budgets", BUDGET_KEY, budgets),
+        ("--carbon-weights", CARBON_KEY, carbon_weights),
+    ):
+        for value in values:
+            try:
+                variant = override_scenario(base, [(key, float(value))])
+                if key == BUDGET_KEY:
+                    env = CityEnv(variant, city=city)
+                    env.reset(seed=0)
+                    assert env.world is not None
+                    bills.append(env.world.bill(0, env.budget_units))
+            except SimcityError as err:
+                raise SimcityError(
+                    f"{value:g} cannot be played: {err.message}",
+                    field=option,
+                    expected=err.expected or "a value the scenario takes",
+                ) from None
+    steps = base.time.num_steps
+    weight = max(carbon_weights)
+    for bill, budget in zip(bills, budgets, strict=True):
+        day = (bill.energy_cost + bill.carbon_cost * weight) * steps
+        if not math.isfinite(day):
+            raise SimcityError(
+                f"{budget:g} at carbon weight {weight:g} makes a day's money overflow",
+                field="--budgets",
+                expected="smaller budgets or carbon weights",
+            )
 
 
 def _checkpoint_info(path: Path, env: CityEnv, index: int, taken: set[str]) -> PolicyInfo:

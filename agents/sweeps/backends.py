@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import signal
+import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -89,11 +90,13 @@ def _result(spec: RunSpec, outcome: Outcome, attempts: int, failures: list[str])
 
 @dataclass
 class _Worker:
-    """A worker process, our end of its pipe, and the run and attempt it holds."""
+    """A worker process, our end of its pipe, the run and attempt it holds, and since when."""
 
     process: BaseProcess
     conn: Connection
     job: tuple[RunSpec, int] | None = None
+    started: float = 0.0
+    playing: bool = False  # the worker said it took the job (`STARTED`)
 
 
 def _context() -> BaseContext:
@@ -102,6 +105,12 @@ def _context() -> BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(["agents.sweeps.backends"])
     return context
+
+
+STARTED = "started"
+"""What a worker sends when it takes a job, before the `Outcome`: a run's time starts there."""
+STARTUP_GRACE_S = 120.0
+"""With a timeout: how long a new worker may take to start (imports) before it takes its job."""
 
 
 def _serve(conn: Connection) -> None:
@@ -114,6 +123,7 @@ def _serve(conn: Connection) -> None:
         if job is None:
             return
         play_one, spec, number = job
+        conn.send(STARTED)
         conn.send(play_one(spec, number))
 
 
@@ -134,8 +144,12 @@ def run_processes(
     retries: int,
     attempt: Attempt,
     on_result: OnResult,
+    timeout_s: float | None = None,
 ) -> list[RunResult]:
-    """Every run in ``workers`` worker processes, one run at a time each; see module doc."""
+    """Every run in ``workers`` worker processes, one run at a time each; see module doc.
+
+    An attempt still running after ``timeout_s`` seconds has its worker killed, and is
+    retried like one whose worker died; out of retries, the run is ``timeout``."""
     context = _context()
     queue = deque((spec, 1) for spec in specs)
     failures: dict[int, list[str]] = {spec.run_id: [] for spec in specs}
@@ -153,28 +167,49 @@ def run_processes(
                     idle.append(_start_worker(context, started))
                 worker = idle.pop()
                 spec, number = queue.popleft()
-                worker.job = (spec, number)
+                worker.job, worker.started = (spec, number), time.monotonic()
+                worker.playing = False
                 busy.append(worker)
                 with contextlib.suppress(OSError):  # it died just now: the wait sees it
                     worker.conn.send((attempt, spec, number))
-            ready = set(wait([w.conn for w in busy] + [w.process.sentinel for w in busy]))
-            for worker in [w for w in busy if w.conn in ready or w.process.sentinel in ready]:
+            waits = [w.conn for w in busy] + [w.process.sentinel for w in busy]
+            ready = set(wait(waits, timeout=_time_left(busy, timeout_s)))
+            for worker in busy:  # a worker that took its job: the run's clock starts now
+                if not worker.playing and worker.conn in ready and _took_job(worker):
+                    worker.playing, worker.started = True, time.monotonic()
+                    ready.discard(worker.conn)
+            now = time.monotonic()
+            for worker in [
+                w
+                for w in busy
+                if w.conn in ready
+                or w.process.sentinel in ready
+                or (timeout_s is not None and now >= _deadline(w, timeout_s))
+            ]:
                 busy.remove(worker)
                 assert worker.job is not None
                 spec, number = worker.job
                 worker.job = None
-                outcome = _receive(worker)
+                done = worker.conn in ready or worker.process.sentinel in ready
+                if done and not worker.playing:
+                    worker.playing = _took_job(worker)
+                outcome = _receive(worker) if done else None
                 if outcome is not None:
                     idle.append(worker)
                     result = _result(spec, outcome, number, failures[spec.run_id])
                 else:
-                    _stop(worker, wait_s=5.0)  # reaped, so its exit status is known
-                    why = _exit(worker.process.exitcode)
-                    failures[spec.run_id].append(f"attempt {number}: worker died ({why})")
+                    if done:
+                        _stop(worker, wait_s=5.0)  # reaped, so its exit status is known
+                        why = f"worker died ({_exit(worker.process.exitcode)})"
+                    else:
+                        _stop(worker, wait_s=0.0)  # killed: it is past its time
+                        why = f"timed out after {timeout_s:g} s"
+                    failures[spec.run_id].append(f"attempt {number}: {why}")
                     if number <= retries:
                         queue.appendleft((spec, number + 1))
                         continue
-                    result = RunResult(spec, "failed", number, tuple(failures[spec.run_id]))
+                    status: Status = "failed" if done else "timeout"
+                    result = RunResult(spec, status, number, tuple(failures[spec.run_id]))
                 results.append(result)
                 if on_result is not None:
                     on_result(result)
@@ -182,6 +217,26 @@ def run_processes(
         for worker in idle + busy:
             _stop(worker, wait_s=0.0 if worker.job else 5.0)
     return results
+
+
+def _deadline(worker: _Worker, timeout_s: float) -> float:
+    """When ``worker``'s attempt is past its time (a worker still starting gets a grace)."""
+    return worker.started + timeout_s + (0.0 if worker.playing else STARTUP_GRACE_S)
+
+
+def _time_left(busy: Sequence[_Worker], timeout_s: float | None) -> float | None:
+    """Seconds until the first busy worker's attempt is past ``timeout_s`` (None: no limit)."""
+    if timeout_s is None or not busy:
+        return None
+    return max(0.0, min(_deadline(w, timeout_s) for w in busy) - time.monotonic())
+
+
+def _took_job(worker: _Worker) -> bool:
+    """Read the worker's `STARTED` if it is there; False when it died before sending it."""
+    try:
+        return bool(worker.conn.poll(0)) and worker.conn.recv() == STARTED
+    except (EOFError, OSError):
+        return False
 
 
 def _receive(worker: _Worker) -> Outcome | None:
@@ -226,8 +281,13 @@ def run_ray(
     retries: int,
     attempt: Attempt,
     on_result: OnResult,
+    timeout_s: float | None = None,
 ) -> list[RunResult]:
-    """Every run as a Ray task; a local Ray with ``workers`` CPUs unless ``address``."""
+    """Every run as a Ray task; a local Ray with ``workers`` CPUs unless ``address``.
+
+    With ``timeout_s``, at most as many tasks as the cluster has CPUs are in flight (so a
+    task's clock starts when it can run), and a task past its time is cancelled
+    (``ray.cancel(force=True)`` kills its worker) and retried like a dead worker."""
     try:
         import ray
     except ImportError:
@@ -250,13 +310,46 @@ def run_ray(
                 f"cannot start or reach Ray: {err}", field="--address", expected="ray://HOST:PORT"
             ) from None
     task: Any = ray.remote(num_cpus=1, max_retries=0)(_ray_attempt)
-    pending = {task.remote(attempt, spec, 1): (spec, 1) for spec in specs}
+    slots = len(specs)
+    if timeout_s is not None:
+        slots = max(1, int(ray.cluster_resources().get("CPU", workers)))
+    queue = deque((spec, 1) for spec in specs)
+    pending: dict[Any, tuple[RunSpec, int]] = {}
+    started_at: dict[Any, float] = {}
     failures: dict[int, list[str]] = {spec.run_id: [] for spec in specs}
     results: list[RunResult] = []
     try:
-        while pending:
-            (ref,), _ = ray.wait(list(pending), num_returns=1)
+        while pending or queue:
+            while queue and len(pending) < slots:
+                spec, number = queue.popleft()
+                ref = task.remote(attempt, spec, number)
+                pending[ref], started_at[ref] = (spec, number), time.monotonic()
+            left = None
+            if timeout_s is not None:
+                left = max(0.0, min(started_at.values()) + timeout_s - time.monotonic())
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=left)
+            if not ready:
+                for ref in [
+                    r for r in pending if time.monotonic() - started_at[r] >= (timeout_s or 0)
+                ]:
+                    spec, number = pending.pop(ref)
+                    started_at.pop(ref)
+                    with contextlib.suppress(Exception):
+                        ray.cancel(ref, force=True)
+                    failures[spec.run_id].append(
+                        f"attempt {number}: timed out after {timeout_s:g} s"
+                    )
+                    if number <= retries:
+                        queue.appendleft((spec, number + 1))
+                        continue
+                    result = RunResult(spec, "timeout", number, tuple(failures[spec.run_id]))
+                    results.append(result)
+                    if on_result is not None:
+                        on_result(result)
+                continue
+            (ref,) = ready
             spec, number = pending.pop(ref)
+            started_at.pop(ref, None)
             try:
                 outcome = ray.get(ref)
             except ray.exceptions.RayError as err:
@@ -269,7 +362,7 @@ def run_ray(
                     f"attempt {number}: " + (f"worker died ({reason})" if died else reason)
                 )
                 if died and number <= retries:
-                    pending[task.remote(attempt, spec, number + 1)] = (spec, number + 1)
+                    queue.appendleft((spec, number + 1))
                     continue
                 status: Status = "failed" if died else "error"
                 result = RunResult(spec, status, number, tuple(failures[spec.run_id]))

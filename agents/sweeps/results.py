@@ -17,7 +17,7 @@ from typing import Any
 
 from agents.sweeps.sweep import RunResult
 from simcity.errors import SimcityError
-from simcity.records.results import write_atomic
+from simcity.records.files import write_atomic
 
 
 def result_rows(results: Sequence[RunResult]) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 
 from agents.sweeps import backends as sweep_backends
 from agents.sweeps.backends import Attempt, play_attempt
-from agents.sweeps.sweep import Backend, RunResult, RunSpec
+from agents.sweeps.sweep import MAX_TIMEOUT_S, Backend, RunResult, RunSpec
 from simcity.errors import SimcityError
 
 
@@ -29,10 +29,13 @@ def run_sweep(
     retries: int = 2,
     on_result: Callable[[RunResult], None] | None = None,
     attempt: Attempt = play_attempt,
+    timeout_s: float | None = None,
 ) -> list[RunResult]:
     """Run every spec on ``backend`` with ``workers`` at a time; results sorted by run id.
 
-    A run whose worker process dies is run again, up to ``retries`` more times. ``address``
+    A run whose worker process dies is run again, up to ``retries`` more times; so is one
+    whose attempt runs past ``timeout_s`` seconds (its worker killed), and out of retries
+    it is recorded as ``timeout``. ``address``
     is a Ray cluster's (``ray`` backend only; a local Ray with ``workers`` CPUs when None).
     ``on_result`` is called in this process as each run ends. ``attempt`` plays one attempt
     of a run in a worker (`agents.sweeps.backends.Attempt`: picklable, importable there);
@@ -51,6 +54,12 @@ def run_sweep(
         raise SimcityError(f"is {workers}", field="--workers", expected=">= 1")
     if address is not None and backend != "ray":
         raise SimcityError("needs --backend ray", field="--address")
+    if timeout_s is not None and not 0.0 < timeout_s <= MAX_TIMEOUT_S:
+        raise SimcityError(
+            f"is {timeout_s!r}",
+            field="--timeout-s",
+            expected=f"seconds, > 0 and <= {MAX_TIMEOUT_S:g}",
+        )
     if backend == "process":
         results = sweep_backends.run_processes(
             specs,
@@ -58,6 +67,7 @@ def run_sweep(
             retries=retries,
             attempt=attempt,
             on_result=on_result,
+            timeout_s=timeout_s,
         )
     elif backend == "ray":
         results = sweep_backends.run_ray(
@@ -67,6 +77,7 @@ def run_sweep(
             retries=retries,
             attempt=attempt,
             on_result=on_result,
+            timeout_s=timeout_s,
         )
     else:
         raise SimcityError(

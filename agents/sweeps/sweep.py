@@ -7,6 +7,7 @@ A sweep file (TOML)::
     policies = ["uniform", "risk", "runs/ppo/checkpoint.pt"]  # baselines or checkpoints
     seeds = { first = 0, count = 4 }        # or a list: [0, 1, 7]
     episodes = 1                            # per run: episode k plays seed + k
+    timeout_s = 600                         # optional: an attempt past it is killed, retried
 
     [grid]                                  # dotted scenario keys: a list is an axis,
     "reward.carbon_weight" = [0, 1, 10]     # one value is set in every run
@@ -30,8 +31,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import tomllib
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,10 +51,14 @@ from simcity.config.overrides import override_scenario
 from simcity.config.scenario import Scenario, bundled_dir, bundled_scenarios, load_scenario
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
+from simcity.safe_io import SCENARIO_MAX_BYTES, read_text
 
 Backend = Literal["process", "ray"]
-Status = Literal["ok", "error", "failed"]
+Status = Literal["ok", "error", "failed", "timeout"]
 MAX_SEEDS = 1_000_000
+MAX_RUNS = 1_000_000
+"""The most runs a sweep may have: a bigger grid is refused before it is expanded."""
+MAX_TIMEOUT_S = 7 * 24 * 3600.0
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Sweep:
     name: str = "sweep"
     base_dir: Path = field(default_factory=Path.cwd)
     file: Path | None = None
+    timeout_s: float | None = None
+    """Seconds an attempt of a run may take before its worker is killed (None: no limit)."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +99,8 @@ class RunSpec:
 @dataclass(frozen=True)
 class RunResult:
     """A run's outcome: ``ok`` (``kpis`` holds its means), ``error`` (the run raised:
-    not retried, it would raise again) or ``failed`` (its worker died on every attempt)."""
+    not retried, it would raise again), ``failed`` (its worker died on every attempt) or
+    ``timeout`` (its last attempt ran past the sweep's ``timeout_s`` and was killed)."""
 
     spec: RunSpec
     status: Status = "ok"
@@ -108,8 +117,9 @@ class _SweepFile(BaseModel):
     name: str = Field(default="", max_length=80)
     scenarios: tuple[str, ...] = Field(min_length=1)
     policies: tuple[str, ...] = Field(min_length=1)
-    seeds: tuple[Annotated[int, Field(ge=0, lt=2**63)], ...] = Field(min_length=1)
+    seeds: tuple[Annotated[int, Field(ge=0, lt=2**63, strict=True)], ...] = Field(min_length=1)
     episodes: Annotated[int, Field(ge=1, le=10_000)] = 1
+    timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)] | None = None
     grid: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("seeds", mode="before")
@@ -132,19 +142,18 @@ def bundled_sweeps() -> dict[str, Path]:
 def load_sweep(name_or_path: str | Path) -> Sweep:
     """Read a sweep file (or a bundled sweep by name); `SimcityError` names file and field."""
     path = Path(name_or_path)
-    if not path.is_file() and str(name_or_path) in bundled_sweeps():
+    if not path.exists() and str(name_or_path) in bundled_sweeps():
         path = bundled_sweeps()[str(name_or_path)]
+    expected = "a TOML file or one of: " + ", ".join(bundled_sweeps())
+    if not path.exists() and not path.is_symlink():
+        raise SimcityError("no such sweep file", file=path, expected=expected)
+    text = read_text(path, expected=expected, max_bytes=SCENARIO_MAX_BYTES)
     try:
-        with path.open("rb") as f:
-            raw = tomllib.load(f)
-    except (FileNotFoundError, IsADirectoryError):
-        raise SimcityError(
-            "no such sweep file",
-            file=path,
-            expected="a TOML file or one of: " + ", ".join(bundled_sweeps()),
-        ) from None
+        raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise SimcityError(f"not valid TOML: {err}", file=path) from None
+    except RecursionError:
+        raise SimcityError("not valid TOML: nested too deeply", file=path) from None
     try:
         parsed = _SweepFile.model_validate(raw)
     except ValidationError as err:
@@ -167,6 +176,7 @@ def load_sweep(name_or_path: str | Path) -> Sweep:
         name=parsed.name or path.stem,
         base_dir=path.resolve().parent,
         file=path,
+        timeout_s=parsed.timeout_s,
     )
 
 
@@ -191,12 +201,14 @@ def expand(sweep: Sweep) -> list[RunSpec]:
     one `SimcityError` naming the sweep file and the key before anything runs.
     """
     where = _where(sweep)
+    check_grid_size(sweep)
     for section, entries in (
         ("scenarios", sweep.scenarios),
         ("policies", sweep.policies),
         ("seeds", sweep.seeds),
     ):
-        twice = sorted({str(e) for e in entries if entries.count(e) > 1})
+        counts = Counter(entries)  # linear: a million seeds are checked at once
+        twice = sorted(str(e) for e, n in counts.items() if n > 1)
         if twice:
             raise SimcityError(f"{twice[0]} is listed twice", file=where, field=section)
     scenarios = [_scenario_source(sweep, i, entry) for i, entry in enumerate(sweep.scenarios)]
@@ -235,6 +247,33 @@ def expand(sweep: Sweep) -> list[RunSpec]:
         )
         for run_id, (scenario, policy, combo, seed) in enumerate(cells)
     ]
+
+
+def grid_size(sweep: Sweep) -> int:
+    """How many runs ``sweep`` has, counted without expanding it."""
+    axes = [len(values) for _, values in sweep.grid]
+    return math.prod([len(sweep.scenarios), len(sweep.policies), len(sweep.seeds), *axes])
+
+
+def check_grid_size(sweep: Sweep, limit: int = MAX_RUNS) -> None:
+    """`SimcityError` when ``sweep`` has more than ``limit`` runs, before any is made."""
+    size = grid_size(sweep)
+    if size > limit:
+        counts = " x ".join(
+            f"{len(v)} {k}"
+            for k, v in (
+                ("scenarios", sweep.scenarios),
+                ("policies", sweep.policies),
+                ("seeds", sweep.seeds),
+                *((f"grid.{key}", values) for key, values in sweep.grid),
+            )
+        )
+        raise SimcityError(
+            f"has {size:,} runs ({counts})",
+            file=_where(sweep),
+            field="grid",
+            expected=f"at most {limit:,} runs (MAX_RUNS)",
+        )
 
 
 def _scenario_source(sweep: Sweep, index: int, entry: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import io
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -31,6 +32,7 @@ from agents.viz.static_map import figure_png, static_map
 from simcity.errors import SimcityError
 from simcity.records.daylog import DayLog, read_day_log
 from simcity.records.results import clock, read_steps, read_summary
+from simcity.safe_io import read_text
 
 PROGRESS_FILE = "progress.csv"
 TOP_INCIDENTS = 15
@@ -153,13 +155,14 @@ def find_progress(run_dir: Path, summary: Mapping[str, Any], train_dir: Path | N
 
 def read_progress(path: Path) -> dict[str, np.ndarray]:
     """The numeric columns of a ``progress.csv`` (columns that are not numbers are left out)."""
+    expected = "a progress.csv written by `simcity train`"
+    text = read_text(path, expected=expected)  # a regular file, bounded: never a FIFO
     try:
-        with path.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = list(reader)
-            names = reader.fieldnames or []
-    except (OSError, UnicodeDecodeError) as err:
-        raise SimcityError(f"cannot read: {err}", file=path) from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        names = reader.fieldnames or []
+    except csv.Error as err:
+        raise SimcityError(f"is not valid CSV ({err})", file=path, expected=expected) from None
     table = {}
     for name in names:
         try:

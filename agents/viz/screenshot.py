@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from simcity.errors import SimcityError
+from simcity.records.files import write_atomic_bytes
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 _FULL_WINDOW = re.compile(r"(#deck-container\s*\{\s*)width:\s*100vw;\s*height:\s*100vh;")
@@ -86,9 +87,9 @@ def run_chromium(
         ]
         if net_log is not None:
             args.append(f"--log-net-log={net_log}")
+        shot = Path(tmp) / "shot.png"  # then moved to png atomically: never a FIFO or device
         if png is not None:
-            png.parent.mkdir(parents=True, exist_ok=True)
-            args.append(f"--screenshot={png.resolve()}")
+            args.append(f"--screenshot={shot}")
         if dump_dom:
             args.append("--dump-dom")
         args.append(source.as_uri() + (f"#{fragment}" if fragment else ""))
@@ -98,7 +99,11 @@ def run_chromium(
             raise SimcityError(
                 f"Chromium took longer than {timeout_s:.0f} s", file=browser
             ) from None
-    if done.returncode != 0 or (png is not None and not png.is_file()):
-        tail = done.stderr.strip().splitlines()[-3:]
-        raise SimcityError(f"Chromium failed ({done.returncode}): {' / '.join(tail)}", file=browser)
+        if done.returncode != 0 or (png is not None and not shot.is_file()):
+            tail = done.stderr.strip().splitlines()[-3:]
+            raise SimcityError(
+                f"Chromium failed ({done.returncode}): {' / '.join(tail)}", file=browser
+            )
+        if png is not None:
+            write_atomic_bytes(png, shot.read_bytes())
     return done.stdout

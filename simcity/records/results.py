@@ -5,15 +5,21 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from simcity.errors import SimcityError
-from simcity.records.daylog import DayLog, write_day_log
-from simcity.records.files import read_csv_rows, write_atomic
+from simcity.records.daylog import DayLog, day_log_files
+from simcity.records.files import csv_rows
+from simcity.records.runfolder import (
+    EXPECTED,
+    fail,
+    read_run_file,
+    verify_run_file,
+    write_run_folder,
+)
 from simcity.world import StepRecord
 
 MINUTES_PER_DAY = 24 * 60
@@ -92,49 +98,106 @@ def write_run(
     summary: dict[str, Any],
     episodes: Sequence[dict[str, Any]] = (),
     day: DayLog | None = None,
+    extra: Mapping[str, bytes] | None = None,
 ) -> None:
-    """Write ``steps.csv``, ``episodes.json`` and ``summary.json``, each atomically.
+    """Make ``out_dir`` the run folder of ``steps.csv``, ``episodes.json``, ``summary.json``
+    and ``extra`` files (say ``emissions.csv``), replaced whole (`simcity.records.runfolder`).
 
     With ``day`` (the last episode's `DayLog`), also the files that maps and reports
     read: ``city.json``, ``day.npz`` and ``incidents.csv`` (see `simcity.records.daylog`).
     """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SimcityError("output path exists and is not a folder", file=out_dir, field="--out")
-    write_atomic(out_dir / "steps.csv", steps_csv(rows))
-    write_atomic(out_dir / "episodes.json", json.dumps(list(episodes), indent=2) + "\n")
-    if day is not None:
-        write_day_log(out_dir, day)
-    write_atomic(out_dir / "summary.json", json.dumps(summary, indent=2) + "\n")
+    files = {
+        "steps.csv": steps_csv(rows).encode("utf-8"),
+        "episodes.json": _json(list(episodes)),
+        "summary.json": _json(summary),
+        **(day_log_files(day) if day is not None else {}),
+        **(extra or {}),
+    }
+    write_run_folder(out_dir, files)
+
+
+def _json(doc: Any) -> bytes:
+    return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
+
+
+_TEXT_KEYS = ("scenario", "title", "policy", "date", "timezone")
+MAX_EPISODES = 1_000_000
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:
-    """``summary.json`` of a run folder; `SimcityError` when missing or malformed."""
-    path = run_dir / "summary.json"
-    expected = "a run folder written by `simcity run --out`"
-    try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SimcityError("missing file", file=path, expected=expected) from None
-    except json.JSONDecodeError as err:
-        raise SimcityError(f"not valid JSON: {err}", file=path, expected=expected) from None
+    """``summary.json`` of a run folder, validated; `SimcityError` when missing or malformed.
+
+    The keys maps and reports read must have their types: text is text, ``episodes`` a
+    count, ``seeds`` as many whole numbers, ``kpis`` a table of ``{mean, ci95}`` numbers.
+    """
+    from simcity.records.dayread import parse_json
+
+    path = Path(run_dir) / "summary.json"
+    data = read_run_file(Path(run_dir), "summary.json")
+    summary = parse_json(data, path)
     if not isinstance(summary, dict):
-        raise SimcityError("is not a JSON object", file=path, expected=expected)
+        raise fail("is not a JSON object", path)
+    for key in _TEXT_KEYS:
+        if key in summary and not (isinstance(summary[key], str) and len(summary[key]) < 10_000):
+            raise fail("is not text", path, key)
+    episodes = summary.get("episodes", 1)
+    if type(episodes) is not int or not 1 <= episodes <= MAX_EPISODES:
+        raise fail(f"is not a count from 1 to {MAX_EPISODES:,}", path, "episodes")
+    seeds = summary.get("seeds", [0] * episodes)
+    if (
+        not isinstance(seeds, list)
+        or len(seeds) != episodes
+        or not all(type(s) is int and 0 <= s < 2**63 for s in seeds)
+    ):
+        raise fail(f"is not {episodes} seeds (whole numbers >= 0)", path, "seeds")
+    kpis = summary.get("kpis", {})
+    if not isinstance(kpis, dict):
+        raise fail("is not a table of KPIs", path, "kpis")
+    for key, stats in kpis.items():
+        ok = isinstance(stats, dict) and all(_is_number(v) for v in stats.values())
+        if not ok:
+            raise fail("is not a table of numbers (mean, ci95)", path, f"kpis.{key}"[:80])
+    for key in ("num_nodes", "num_links"):
+        if key in summary and not (type(summary[key]) is int and summary[key] >= 0):
+            raise fail("is not a count", path, key)
+    verify_run_file(Path(run_dir), "summary.json", data)
     return summary
 
 
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        float(value)
+    except OverflowError:
+        return False
+    return True
+
+
 def read_steps(run_dir: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
-    """The named numeric columns of a run folder's ``steps.csv`` (every episode's steps)."""
-    path = run_dir / "steps.csv"
-    expected = "a run folder written by `simcity run --out`"
-    rows = read_csv_rows(path, columns, expected)
+    """The named numeric columns of a run folder's ``steps.csv`` (every episode's steps),
+    each value a finite number; ``episode`` whole numbers from 0, ``hour_local`` 0 to 24."""
+    path = Path(run_dir) / "steps.csv"
+    data = read_run_file(Path(run_dir), "steps.csv")
+    rows = csv_rows(data, path, columns, EXPECTED)
     table = {}
     for column in columns:
         try:
-            table[column] = np.array([float(row[column]) for row in rows])
+            values = np.array([float(row[column]) for row in rows], dtype=np.float64)
         except (TypeError, ValueError):
-            raise SimcityError(
-                "has a value that is not a number", file=path, field=column, expected=expected
-            ) from None
+            raise fail("has a value that is not a number", path, column) from None
+        if not np.isfinite(values).all():
+            raise fail("has NaN or infinite values", path, column)
+        table[column] = values
     if not rows:
-        raise SimcityError("has no steps", file=path, expected=expected)
+        raise fail("has no steps", path)
+    if "episode" in table:
+        episode = table["episode"]
+        if (episode < 0).any() or (episode != np.round(episode)).any():
+            raise fail("is not whole numbers from 0", path, "episode")
+    if "hour_local" in table:
+        hour = table["hour_local"]
+        if (hour < 0).any() or (hour > 24).any():
+            raise fail("holds hours outside 0 to 24", path, "hour_local")
+    verify_run_file(Path(run_dir), "steps.csv", data)
     return table
