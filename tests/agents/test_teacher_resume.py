@@ -128,14 +128,17 @@ config = TrainConfig(
     **{{**d, "model": AttentionConfig(**d["model"]), "teacher": TeacherConfig(**d["teacher"])}}
 )
 scenario = load_scenario("tiny")
-scenario = scenario.model_copy(update={{"time": scenario.time.model_copy(update={{"num_steps": 16}})}})
+day = scenario.time.model_copy(update={{"num_steps": 16}})
+scenario = scenario.model_copy(update={{"time": day}})
 train(scenario, config, {out!r}, teacher_checkpoint_s=0)
 """
 # A longer teacher stage, so the kill lands inside it.
 SLOW_CONFIG = TrainConfig(
     **{
         **CONFIG.__dict__,
-        "teacher": TeacherConfig(days=6, dagger_rounds=1, dagger_days=3, epochs=4, critic_updates=1),
+        "teacher": TeacherConfig(
+            days=6, dagger_rounds=1, dagger_days=3, epochs=4, critic_updates=1
+        ),
     }
 )
 
