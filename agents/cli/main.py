@@ -195,7 +195,11 @@ def train_command(
         Path, typer.Option("--out", help="Folder for checkpoint.pt and progress.csv.")
     ] = Path("runs/train"),
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from OUT/checkpoint.pt.")
+        bool,
+        typer.Option(
+            "--resume",
+            help="Continue from OUT/checkpoint.pt (or, in the teacher stage, teacher.pt).",
+        ),
     ] = False,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the run.")] = 0,
     teacher_days: Annotated[
@@ -228,7 +232,7 @@ def train_command(
     from simcity.config.scenario import load_scenario
 
     check_out_dir(out, ("checkpoint.pt", "progress.csv"))
-    if not resume and (out / "checkpoint.pt").exists():
+    if not resume and any((out / name).exists() for name in ("checkpoint.pt", "teacher.pt")):
         raise SimcityError(
             "already holds a checkpoint",
             file=out,

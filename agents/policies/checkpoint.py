@@ -26,11 +26,21 @@ from agents.policies.attention import (
     count_flops_per_decision,
     mean_action,
 )
+from agents.policies.checks import (
+    check_dict,
+    check_gathered_size,
+    check_int,
+    check_like,
+    check_model_config,
+    read_torch_file,
+)
 from simcity.city.graph import City
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
+from simcity.safe_io import excerpt
 
 CHECKPOINT_FORMAT = 2  # 2: logistic-normal actions, per-slot values
+EXPECTED_FILE = "a checkpoint.pt written by `simcity train`"
 _KEYS = ("model_config", "state_dict", "optimizer_state", "step", "update", "rng_states", "extra")
 
 
@@ -105,40 +115,30 @@ def load_checkpoint(
 ) -> Checkpoint:
     """Read and check a checkpoint written by `save_checkpoint`.
 
+    The file is read through `simcity.safe_io` (a regular file of bounded size) and every
+    field is checked (`agents.policies.checks`) before a network is built; the optimizer and
+    RNG states are checked by the resume that restores them (`agents.training.resume`).
+
     Raises:
         SimcityError: the file is missing or unreadable, lacks a field, its model config is
-            not an `AttentionConfig`, its weights do not fit that config, or (when given)
-            its config differs from ``expected_config``.
+            not a valid `AttentionConfig`, its weights do not fit that config or are not
+            finite, or (when given) its config differs from ``expected_config``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SimcityError("no such checkpoint file", file=path)
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a corrupt or foreign file
-        raise SimcityError(
-            f"cannot be read as a checkpoint ({type(err).__name__})",
-            file=path,
-            expected="a file written by `simcity train`",
-        ) from None
+    raw = read_torch_file(path, expected=EXPECTED_FILE, kind="checkpoint")
     if not isinstance(raw, dict):
         raise SimcityError("is not a checkpoint", file=path, expected="a dict of fields")
     for key in _KEYS:
         if key not in raw:
-            raise SimcityError("missing", file=path, field=key)
-    if raw.get("format") != CHECKPOINT_FORMAT:
+            raise SimcityError("missing", file=path, field=key, expected=EXPECTED_FILE)
+    if type(raw.get("format")) is not int or raw.get("format") != CHECKPOINT_FORMAT:
         raise SimcityError(
-            f"unknown format {raw.get('format')!r}",
+            f"unknown format {excerpt(raw.get('format'))}",
             file=path,
             field="format",
             expected=str(CHECKPOINT_FORMAT),
         )
-    try:
-        model_config = AttentionConfig(**raw["model_config"])
-    except (TypeError, ValueError) as err:
-        raise SimcityError(
-            str(err), file=path, field="model_config", expected="AttentionConfig fields"
-        ) from None
+    model_config = check_model_config(raw["model_config"], file=path)
     if expected_config is not None and model_config != expected_config:
         raise SimcityError(
             f"is {dataclasses.asdict(model_config)}",
@@ -146,40 +146,18 @@ def load_checkpoint(
             field="model_config",
             expected=str(dataclasses.asdict(expected_config)),
         )
-    _check_state_dict(path, model_config, raw["state_dict"])
+    reference = AttentionPolicy(model_config).state_dict()
+    check_like(reference, raw["state_dict"], file=path, field="state_dict")
     return Checkpoint(
         path=path,
         model_config=model_config,
         state_dict=raw["state_dict"],
-        optimizer_state=raw["optimizer_state"],
-        step=int(raw["step"]),
-        update=int(raw["update"]),
-        rng_states=raw["rng_states"],
-        extra=raw["extra"],
+        optimizer_state=check_dict(raw["optimizer_state"], file=path, field="optimizer_state"),
+        step=check_int(raw["step"], file=path, field="step"),
+        update=check_int(raw["update"], file=path, field="update"),
+        rng_states=check_dict(raw["rng_states"], file=path, field="rng_states"),
+        extra=check_dict(raw["extra"], file=path, field="extra"),
     )
-
-
-def _check_state_dict(path: Path, config: AttentionConfig, state_dict: Any) -> None:
-    """Raise `SimcityError` unless ``state_dict`` has exactly the tensors ``config`` needs."""
-    if not isinstance(state_dict, dict):
-        raise SimcityError("is not a dict", file=path, field="state_dict")
-    expected = {k: tuple(v.shape) for k, v in AttentionPolicy(config).state_dict().items()}
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    if missing or unexpected:
-        raise SimcityError(
-            f"missing {missing[:3]}, unexpected {unexpected[:3]}",
-            file=path,
-            field="state_dict",
-            expected="the parameters of model_config's AttentionPolicy",
-        )
-    for key, shape in expected.items():
-        value = state_dict[key]
-        if not isinstance(value, torch.Tensor) or tuple(value.shape) != shape:
-            got = tuple(value.shape) if isinstance(value, torch.Tensor) else type(value).__name__
-            raise SimcityError(
-                f"has shape {got}", file=path, field=f"state_dict.{key}", expected=str(shape)
-            )
 
 
 def city_neighbours(city: City, num_neighbours: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,9 +179,20 @@ class TrainedPolicy:
     where it really runs.
     """
 
-    def __init__(self, model: AttentionPolicy, env: CityEnv, name: str = "trained") -> None:
+    def __init__(
+        self,
+        model: AttentionPolicy,
+        env: CityEnv,
+        name: str = "trained",
+        *,
+        source: str | Path | None = None,
+    ) -> None:
         require_tiers(model.config, env)
+        check_gathered_size(
+            model.config, env.city.num_nodes, file=None if source is None else Path(source)
+        )
         self.name = name
+        self.source = None if source is None else Path(source)  # the file it came from
         self.model = model.eval()
         self.neighbours, self.distances = city_neighbours(
             env.city, model.config.num_neighbours
@@ -221,7 +210,7 @@ class TrainedPolicy:
         """Load ``checkpoint`` (a `Checkpoint` or a path) and play it in ``env``'s city."""
         if not isinstance(checkpoint, Checkpoint):
             checkpoint = load_checkpoint(checkpoint)
-        return cls(checkpoint.build_model(), env)
+        return cls(checkpoint.build_model(), env, source=checkpoint.path)
 
     def reset(self, seed: int | None) -> None:
         """Nothing to reset: the policy is deterministic and has no memory."""
@@ -233,6 +222,14 @@ class TrainedPolicy:
         with torch.no_grad():
             output = self.model(nodes, globals_, self.neighbours, self.distances)
             action = mean_action(output.logits)[0]  # (N * T + 1,)
+        if not bool(torch.isfinite(output.logits).all()):
+            # Weights can be finite yet overflow; the env must never see a NaN allocation.
+            raise SimcityError(
+                "gives allocation logits that are not finite",
+                file=self.source,
+                field="state_dict",
+                expected="weights whose outputs are finite",
+            )
         return action.numpy().astype(np.float64)
 
 

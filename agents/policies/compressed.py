@@ -49,12 +49,21 @@ from agents.policies.attention import (
     count_flops_per_decision,
 )
 from agents.policies.checkpoint import TrainedPolicy, load_checkpoint, save_torch_atomic
+from agents.policies.checks import (
+    check_dict,
+    check_int,
+    check_like,
+    check_model_config,
+    read_torch_file,
+)
 from simcity.config.devices import DeviceProfile, device_profile
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
+from simcity.safe_io import excerpt
 
 COMPRESSED_FORMAT = "simcity-compressed/1"
 METHODS = ("int8", "prune", "distill")
+EXPECTED_POLICY = "a checkpoint from `simcity train` or a file from `simcity compress`"
 
 
 @dataclass(frozen=True)
@@ -272,8 +281,9 @@ class CompressedPolicy(TrainedPolicy):
         name: str = "compressed",
         *,
         cpu_device: str = CPU_DEVICE,
+        source: str | Path | None = None,
     ) -> None:
-        super().__init__(model, env, name)
+        super().__init__(model, env, name, source=source)
         self.cost = policy_cost(model, self.num_nodes, self.neighbours, self.distances)
         self.flops_per_decision = round(self.cost.billed_flop(env_device(env)))
         if self.cost.int8_op:
@@ -313,45 +323,69 @@ def save_compressed(
 def load_model(path: str | Path) -> tuple[AttentionPolicy, dict[str, Any]]:
     """The network in a checkpoint or compressed file, in eval mode, and the file's extra.
 
-    Raises `SimcityError` naming the file and field for anything that does not fit.
+    The file is read through `simcity.safe_io` and every field checked
+    (`agents.policies.checks`) before the network is built: a `SimcityError` naming the file
+    and field for anything that does not fit, weights that are not finite included.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SimcityError("no such policy file", file=path)
-    try:
-        with _quiet_quantization():
-            raw = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a corrupt or foreign file
-        raise SimcityError(
-            f"cannot be read ({type(err).__name__})",
-            file=path,
-            expected="a checkpoint from `simcity train` or a file from `simcity compress`",
-        ) from None
+    raw = read_torch_file(path, expected=EXPECTED_POLICY, kind="policy")
     if not (isinstance(raw, dict) and raw.get("format") == COMPRESSED_FORMAT):
         checkpoint = load_checkpoint(path)
         return checkpoint.build_model(), dict(checkpoint.extra)
-    for key in ("model_config", "pruned", "int8", "state_dict", "extra"):
+    for key in ("method", "model_config", "pruned", "int8", "state_dict", "extra"):
         if key not in raw:
-            raise SimcityError("missing", file=path, field=key)
-    try:
-        config = AttentionConfig(**raw["model_config"])
-        shape = None if raw["pruned"] is None else PrunedShape(**raw["pruned"])
-    except (TypeError, ValueError) as err:
-        raise SimcityError(str(err), file=path, field="model_config/pruned") from None
+            raise SimcityError("missing", file=path, field=key, expected=EXPECTED_POLICY)
+    if not isinstance(raw["method"], str) or raw["method"] not in METHODS:
+        raise SimcityError(
+            f"is {excerpt(raw['method'])}", file=path, field="method", expected=f"one of {METHODS}"
+        )
+    config = check_model_config(raw["model_config"], file=path)
+    shape = _check_pruned(raw["pruned"], config, path)
+    if type(raw["int8"]) is not bool:
+        raise SimcityError(f"is {excerpt(raw['int8'])}", file=path, field="int8", expected="a bool")
+    extra = check_dict(raw["extra"], file=path, field="extra")
     model = AttentionPolicy(config)
     if shape is not None:
         model = prune(model, shape)
     if raw["int8"]:
         model = quantize_int8(model)
-    try:
-        with _quiet_quantization():
+    with _quiet_quantization():
+        check_like(model.state_dict(), raw["state_dict"], file=path, field="state_dict")
+        try:
             model.load_state_dict(raw["state_dict"])
-    except (RuntimeError, KeyError, TypeError) as err:
-        first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+        except (RuntimeError, KeyError, TypeError, ValueError) as err:
+            first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise SimcityError(
+                excerpt(first_line, 120),
+                file=path,
+                field="state_dict",
+                expected="weights fitting the config",
+            ) from None
+    return model.eval(), dict(extra)
+
+
+def _check_pruned(raw: Any, config: AttentionConfig, path: Path) -> PrunedShape | None:
+    """The file's `PrunedShape` (None: not pruned), within ``config``'s widths."""
+    if raw is None:
+        return None
+    raw = check_dict(raw, file=path, field="pruned")
+    names = {f.name for f in dataclasses.fields(PrunedShape)}
+    if set(raw) != names:
         raise SimcityError(
-            first_line, file=path, field="state_dict", expected="weights fitting the config"
-        ) from None
-    return model.eval(), dict(raw["extra"])
+            f"has fields {excerpt(sorted(raw))}", file=path, field="pruned", expected=str(names)
+        )
+    return PrunedShape(
+        num_heads=check_int(
+            raw["num_heads"], file=path, field="pruned.num_heads", low=1, high=config.num_heads
+        ),
+        mlp_hidden=check_int(
+            raw["mlp_hidden"],
+            file=path,
+            field="pruned.mlp_hidden",
+            low=1,
+            high=config.mlp_ratio * config.d_model,
+        ),
+    )
 
 
 def load_policy(
@@ -361,4 +395,4 @@ def load_policy(
     FLOP-equivalent the env bills (int8 ops at the device's int8 rate); an int8 one runs on
     ``cpu_device``."""
     model, _ = load_model(path)
-    return CompressedPolicy(model, env, name or Path(path).stem, cpu_device=cpu_device)
+    return CompressedPolicy(model, env, name or Path(path).stem, cpu_device=cpu_device, source=path)

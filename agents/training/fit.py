@@ -5,7 +5,9 @@ T samples, N nodes, F node features, G global features.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch.nn import functional
@@ -22,6 +24,14 @@ class TeacherData:
     globals_: torch.Tensor
     logits: torch.Tensor
     values: torch.Tensor
+
+
+@dataclass(frozen=True)
+class FitResume:
+    """Where a stopped fit resumes: epochs done and its Adam's state (checked by the caller)."""
+
+    epochs_done: int
+    optimizer_state: dict[str, Any]
 
 
 def distillation_loss(
@@ -54,15 +64,26 @@ def fit_to_allocations(
     lr: float,
     value_weight: float,
     generator: torch.Generator,
+    resume: FitResume | None = None,
+    on_epoch: Callable[[int, float, torch.optim.Adam], None] | None = None,
 ) -> list[float]:
     """Fit ``student`` (in place, left in eval mode) to ``data`` by `distillation_loss`:
-    epochs of Adam over minibatches in ``generator``'s order; the mean loss per epoch."""
+    epochs of Adam over minibatches in ``generator``'s order; the mean loss per epoch run.
+
+    ``resume`` continues a fit stopped after some epochs (``student`` and ``generator``
+    restored to that point by the caller), bit for bit; ``on_epoch(epochs done, loss,
+    optimizer)`` is called after every epoch, so the caller can checkpoint.
+    """
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(params, lr=lr)
+    first_epoch = 0
+    if resume is not None:
+        optimizer.load_state_dict(resume.optimizer_state)
+        first_epoch = resume.epochs_done
     num_samples = data.nodes.shape[0]
     losses = []
     student.train()
-    for _ in range(epochs):
+    for epoch in range(first_epoch, epochs):
         order = torch.randperm(num_samples, generator=generator)
         total = 0.0
         for start in range(0, num_samples, batch_size):
@@ -76,5 +97,7 @@ def fit_to_allocations(
             optimizer.step()
             total += float(loss.detach()) * len(batch)
         losses.append(total / num_samples)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, losses[-1], optimizer)
     student.eval()
     return losses

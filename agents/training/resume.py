@@ -27,7 +27,14 @@ from agents.training.config import TrainConfig
 from agents.training.learner import Learner
 from agents.training.ppo_math import RunningStd
 from agents.training.rollout import Episodes, TrainEnvs
+from agents.training.state_checks import (
+    check_rng_state,
+    check_running_std,
+    load_optimizer_state,
+    set_generator_state,
+)
 from agents.training.train_io import check_resumable
+from simcity.errors import SimcityError
 
 
 @dataclass(frozen=True)
@@ -49,20 +56,40 @@ def restore_run(
 ) -> RunStart:
     """Load ``path`` into ``learner`` and torch's generator; return the run's counters.
 
+    Everything restored is checked first (`agents.training.state_checks`): the counters,
+    the episode actions, the returns' std, torch's RNG state and Adam's state.
+
     Raises:
-        SimcityError: the checkpoint does not continue this run (`check_resumable`).
+        SimcityError: the checkpoint does not continue this run (`check_resumable`), or a
+            field it restores is damaged; the error names the file and the field.
     """
     checkpoint = load_checkpoint(path, expected_config=config.model)
     E = config.num_envs
     num_actions = learner.neighbours.shape[0] * config.model.num_tiers + 1
     update, step = checkpoint.update, checkpoint.step
+    if step != update * config.batch_size:
+        raise SimcityError(
+            f"is {step} at update {update}",
+            file=path,
+            field="step",
+            expected=f"update x {config.batch_size} (the batch) env steps",
+        )
     episode_actions = check_resumable(
         checkpoint, config, scenario_name, ((step // E) % day_len, E, num_actions)
     )
+    returns_std = check_running_std(
+        checkpoint.extra.get("returns_std"), file=path, field="extra.returns_std"
+    )
+    rng_states = checkpoint.rng_states
+    torch_state = check_rng_state(
+        rng_states.get("torch"), torch.get_rng_state(), file=path, field="rng_states.torch"
+    )
     learner.model.load_state_dict(checkpoint.state_dict)
-    learner.optimizer.load_state_dict(checkpoint.optimizer_state)
-    torch.set_rng_state(checkpoint.rng_states["torch"])
-    return RunStart(update, step, episode_actions, RunningStd(*checkpoint.extra["returns_std"]))
+    load_optimizer_state(
+        learner.optimizer, checkpoint.optimizer_state, file=path, field="optimizer_state"
+    )
+    set_generator_state(torch.default_generator, torch_state, file=path, field="rng_states.torch")
+    return RunStart(update, step, episode_actions, RunningStd(*returns_std))
 
 
 def replay_episodes(envs: TrainEnvs, start: RunStart, flops_per_decision: int) -> Episodes:

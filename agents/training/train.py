@@ -24,7 +24,9 @@ training days, and PPO starts from there; its first ``teacher.critic_updates`` u
 train only the value head (the distilled actor has no critic yet, and the value loss
 through the shared layers otherwise undoes the teacher's lesson in one update: approx. KL
 80), and PPO's learning rate is then ``teacher.ppo_lr``, smaller than a run from scratch
-needs. A resume skips the teacher (the checkpoint holds its result).
+needs. The stage writes ``teacher.pt`` as it goes (`agents.training.teacher_checkpoint`),
+so a run killed there resumes in the stage, bit for bit; a resume from a PPO checkpoint
+skips the teacher (the checkpoint holds its result).
 
 Resume (`agents.training.resume`). ``train(..., resume=True)`` continues from
 ``out_dir/checkpoint.pt`` and ends with the same parameters, bit for bit, as an
@@ -52,7 +54,13 @@ from agents.training.learner import make_learner, set_learning_rate
 from agents.training.ppo_math import linear_schedule
 from agents.training.resume import fresh_start, replay_episodes, restore_run, save_run
 from agents.training.rollout import TEACHER_ENV_INDEX, collect_rollout, episode_seed, make_envs
-from agents.training.teacher import learn_from_teacher
+from agents.training.teacher import learn_from_teacher, teacher_rounds
+from agents.training.teacher_checkpoint import (
+    TEACHER_CHECKPOINT_S,
+    TEACHER_NAME,
+    TeacherCheckpoints,
+    load_teacher,
+)
 from agents.training.train_io import (
     UpdateStats,
     log_update,
@@ -61,6 +69,7 @@ from agents.training.train_io import (
 )
 from agents.training.update import ppo_update
 from simcity.config.scenario import Scenario, load_scenario
+from simcity.safe_io import check_output_file
 
 __all__ = [
     "CHECKPOINT_NAME",
@@ -96,8 +105,10 @@ def train(
     *,
     resume: bool = False,
     progress: Callable[[UpdateStats], None] | None = None,
+    teacher_checkpoint_s: float = TEACHER_CHECKPOINT_S,
 ) -> TrainResult:
-    """Train an `AttentionPolicy` with PPO; write ``checkpoint.pt`` and ``progress.csv``.
+    """Train an `AttentionPolicy` with PPO; write ``checkpoint.pt`` and ``progress.csv``
+    (and, during the teacher stage, ``teacher.pt`` every ``teacher_checkpoint_s`` seconds).
 
     ``progress`` is called after every update. See the module doc for ``resume``.
     """
@@ -105,6 +116,9 @@ def train(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_path, progress_path = out_dir / CHECKPOINT_NAME, out_dir / PROGRESS_NAME
+    teacher_path = out_dir / TEACHER_NAME
+    for path in (checkpoint_path, progress_path, teacher_path):
+        check_output_file(path, expected="a regular file the run may replace")
     scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
 
     # Envs on one city, and how each action slot is credited (per node or jointly).
@@ -122,14 +136,30 @@ def train(
         model.load_state_dict(
             load_checkpoint(config.init_from, expected_config=config.model).state_dict
         )
-    if config.learns_from_teacher and not resume:  # a resume's checkpoint holds its lesson
-        learn_from_teacher(model, envs.first, config)
+    # A resume's PPO checkpoint holds the lesson; without one, a teacher checkpoint may.
+    resume_teacher = (
+        resume
+        and config.learns_from_teacher
+        and not checkpoint_path.exists()
+        and teacher_path.exists()
+    )
+    if config.learns_from_teacher and (resume_teacher or not resume):
+        taught = None
+        if resume_teacher:
+            taught = load_teacher(
+                teacher_path, model, config, scenario.name, city.num_nodes, envs.day_len
+            )
+        saver = TeacherCheckpoints(
+            teacher_path, model, config, scenario.name, city.num_nodes, teacher_checkpoint_s
+        )
+        if taught is None or taught.round < len(teacher_rounds(config.teacher)):
+            learn_from_teacher(model, envs.first, config, start=taught, save=saver)
     learner = make_learner(model, config, city)
 
     # Start afresh, or where the checkpoint stopped, replaying the episodes under way.
     start = (
         restore_run(checkpoint_path, config, scenario.name, learner, envs.day_len)
-        if resume
+        if resume and not resume_teacher
         else fresh_start(config.num_envs, city.num_nodes * config.model.num_tiers + 1)
     )
     start_progress_file(progress_path, keep_through_update=start.update)
@@ -183,6 +213,8 @@ def train(
         log_update(progress_path, board, last)
         if update % config.checkpoint_every == 0 or update == config.num_updates:
             save_run(checkpoint_path, config, scenario.name, learner, update, episodes, returns_std)
+            if teacher_path.is_file():  # the PPO checkpoint now holds the teacher's lesson
+                teacher_path.unlink()
         if progress is not None:
             progress(last)
     envs.vector.close()

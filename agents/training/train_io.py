@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import dataclasses
 import importlib.util
+import io
+import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from agents.policies.checkpoint import Checkpoint
+from agents.training.state_checks import check_tensor, same_settings
 from simcity.errors import SimcityError
+from simcity.safe_io import check_output_file, decode_utf8, excerpt, read_bytes
 
 if TYPE_CHECKING:
     from agents.training.config import TrainConfig
@@ -53,30 +58,35 @@ def check_resumable(
     saved = extra.get("train_config")
     if not isinstance(saved, dict):
         raise SimcityError("missing", file=path, field="extra.train_config")
-    for key, value in config.as_dict().items():
-        if key not in RESUMABLE_CHANGES and saved.get(key) != value:
-            raise SimcityError(
-                f"is {saved.get(key)!r} in the checkpoint but {value!r} now",
-                file=path,
-                field=f"train.{key}",
-                expected="the settings of the run being resumed",
-            )
-    if extra.get("scenario") != scenario_name:
+    check_same_run(saved, config, file=path, field="train")
+    scenario = extra.get("scenario")
+    if not (isinstance(scenario, str) and scenario == scenario_name):
         raise SimcityError(
-            f"is {extra.get('scenario')!r}",
+            f"is {excerpt(scenario)}",
             file=path,
             field="extra.scenario",
             expected=repr(scenario_name),
         )
-    actions = extra.get("episode_actions")
-    if not (isinstance(actions, torch.Tensor) and tuple(actions.shape) == actions_shape):
-        raise SimcityError(
-            "does not fit this scenario and step count",
-            file=path,
-            field="extra.episode_actions",
-            expected=f"a tensor of shape {actions_shape}",
-        )
-    return actions
+    return check_tensor(
+        extra.get("episode_actions"),
+        actions_shape,
+        torch.float32,
+        file=path,
+        field="extra.episode_actions",
+    )
+
+
+def check_same_run(saved: dict[str, Any], config: TrainConfig, *, file: Path, field: str) -> None:
+    """Raise `SimcityError` unless stored settings ``saved`` are ``config``'s, but for
+    `RESUMABLE_CHANGES`."""
+    for key, value in config.as_dict().items():
+        if key not in RESUMABLE_CHANGES and not same_settings(saved.get(key), value):
+            raise SimcityError(
+                f"is {excerpt(saved.get(key))} in the checkpoint but {excerpt(value)} now",
+                file=file,
+                field=f"{field}.{key}",
+                expected="the settings of the run being resumed",
+            )
 
 
 def tensorboard_writer(out_dir: Path) -> Any:
@@ -89,22 +99,100 @@ def tensorboard_writer(out_dir: Path) -> Any:
 
 
 def start_progress_file(path: Path, keep_through_update: int) -> None:
-    """Start ``progress.csv`` afresh, keeping rows up to ``keep_through_update`` (a resume)."""
-    rows: list[dict[str, str]] = []
-    if keep_through_update > 0 and path.is_file():
-        with path.open(newline="") as f:
-            rows = [r for r in csv.DictReader(f) if int(r["update"]) <= keep_through_update]
+    """Start ``progress.csv`` afresh, keeping rows up to ``keep_through_update`` (a resume).
+
+    The file is never truncated in place: the kept rows are written to a file beside it,
+    synced, and renamed onto it, so a kill at any moment leaves the old history or the new
+    one. A torn last row (a kill mid-append) is dropped; any other malformed row is an error.
+    """
+    check_output_file(path, expected="progress.csv, a regular file")
     names = [f.name for f in dataclasses.fields(UpdateStats)]
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=names)
-        writer.writeheader()
-        writer.writerows(rows)
+    rows: list[list[str]] = []
+    if keep_through_update > 0 and path.exists():
+        rows = [r for r in read_progress(path, names) if int(r[0]) <= keep_through_update]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(names)
+    writer.writerows(rows)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as tmp:
+            tmp.write(buffer.getvalue())
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    _sync_folder(path.parent)
+
+
+def read_progress(path: Path, names: list[str]) -> list[list[str]]:
+    """The rows of ``progress.csv`` (a torn last row dropped), checked: the header is
+    ``names``, every row has one number per column and the updates increase."""
+    expected = "a progress.csv written by `simcity train`"
+    text = decode_utf8(read_bytes(path, expected=expected), file=path, expected=expected)
+    lines = list(csv.reader(io.StringIO(text)))
+    if not lines or lines[0] != names:
+        raise SimcityError(
+            f"has header {excerpt(lines[0] if lines else '')}",
+            file=path,
+            field="header",
+            expected=",".join(names),
+        )
+    rows: list[list[str]] = []
+    for number, row in enumerate(lines[1:], start=2):
+        if not _is_progress_row(row, len(names)):
+            if number == len(lines):  # torn by a kill mid-append: that update is redone
+                break
+            raise SimcityError(
+                f"is {excerpt(','.join(row))}",
+                file=path,
+                field=f"line {number}",
+                expected=f"{len(names)} numbers",
+            )
+        if rows and int(row[0]) <= int(rows[-1][0]):
+            raise SimcityError(
+                f"repeats or goes back to update {row[0]}",
+                file=path,
+                field=f"line {number}",
+                expected="increasing updates",
+            )
+        rows.append(row)
+    return rows
+
+
+def _is_progress_row(row: list[str], width: int) -> bool:
+    if len(row) != width:
+        return False
+    try:
+        update = int(row[0])
+        [float(cell) for cell in row]
+    except ValueError:
+        return False
+    return update >= 1
+
+
+def _sync_folder(folder: Path) -> None:
+    """fsync ``folder`` so a rename in it survives a crash (where the OS allows it)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def append_progress(path: Path, stats: UpdateStats) -> None:
-    """Add one update's row to ``progress.csv``."""
-    with path.open("a", newline="") as f:
+    """Add one update's row to ``progress.csv``, synced: append only, never a rewrite."""
+    with path.open("a", newline="", encoding="utf-8") as f:
         csv.writer(f).writerow(dataclasses.astuple(stats))
+        f.flush()
+        os.fsync(f.fileno())
 
 
 def log_update(path: Path, board: Any, stats: UpdateStats) -> None:
