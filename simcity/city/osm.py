@@ -327,15 +327,18 @@ def _pass_through(graph: nx.DiGraph, node: int) -> bool:
     return one_way or two_way
 
 
-def simplify(full: nx.DiGraph, lonlat: dict[int, tuple[float, float]]) -> nx.DiGraph:
-    """Merge chains of pass-through nodes into single links that keep their geometry."""
+def simplify(full: nx.DiGraph, lonlat: dict[Any, tuple[float, float]]) -> nx.DiGraph:
+    """Merge chains of pass-through nodes into single links that keep their geometry.
+
+    A link of ``full`` may carry its own `LINK_GEOMETRY` (tail to head); else it is straight.
+    """
     through = {n for n in full if _pass_through(full, n)}
     graph = nx.DiGraph()
     for start in full:
         if start in through:
             continue
         for first in full.successors(start):
-            chain = [start]
+            chain, points = [start], [lonlat[start]]
             length = time = 0.0
             capacity = math.inf
             node, previous = first, start
@@ -344,6 +347,7 @@ def simplify(full: nx.DiGraph, lonlat: dict[int, tuple[float, float]]) -> nx.DiG
                 length += d[LINK_LENGTH]
                 time += d[LINK_FREE_FLOW_TIME]
                 capacity = min(capacity, d[LINK_CAPACITY])
+                points.extend(d.get(LINK_GEOMETRY, (None, lonlat[node]))[1:])
                 chain.append(node)
                 if node not in through or node == start:
                     break
@@ -361,7 +365,7 @@ def simplify(full: nx.DiGraph, lonlat: dict[int, tuple[float, float]]) -> nx.DiG
                     LINK_LENGTH: max(length, 1e-3),
                     LINK_FREE_FLOW_TIME: max(time, 1e-4),
                     LINK_CAPACITY: capacity,
-                    LINK_GEOMETRY: tuple(lonlat[n] for n in chain),
+                    LINK_GEOMETRY: tuple(points),
                 },
             )
     return graph

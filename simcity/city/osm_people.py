@@ -79,13 +79,16 @@ _KM_PER_DEG = 111.32
 
 def place_people(
     graph: nx.DiGraph,
-    osm: OsmData,
+    osm: OsmData | None,
     *,
     zones_path: Path | None = None,
     zone_share: float = 0.25,
     file: str | Path = "<osm>",
 ) -> None:
-    """Set people, jobs, land use and zones on every node of ``graph`` (in place)."""
+    """Set people, jobs, land use and zones on every node of ``graph`` (in place).
+
+    ``osm`` (its buildings and land use) is needed only without ``zones_path``.
+    """
     nodes = list(graph.nodes)
     lon = np.array([graph.nodes[n][NODE_LON] for n in nodes])
     lat = np.array([graph.nodes[n][NODE_LAT] for n in nodes])
@@ -99,7 +102,7 @@ def place_people(
         zones = np.zeros(len(nodes), dtype=bool)
         zones[nearest] = True
     else:
-        points, pop, jobs = building_people(osm)
+        points, pop, jobs = building_people(osm or OsmData())
         if pop.sum() + jobs.sum() <= 0:
             raise SimcityError(
                 "no buildings or land use to place people and jobs",
