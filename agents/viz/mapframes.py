@@ -116,6 +116,17 @@ def roads(day: DayLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return road_of_link, pairs // day.num_nodes, pairs % day.num_nodes
 
 
+def road_paths(day: DayLog) -> list[np.ndarray] | None:
+    """Each road's (P, 2) lon/lat points, in `roads` order, where the day has real
+    streets; None where links are straight (cities without geometry, older run folders)."""
+    if day.link_geometry is None:
+        return None
+    road_of_link, _, _ = roads(day)
+    first_link = np.full(int(road_of_link.max()) + 1, -1)
+    first_link[road_of_link[::-1]] = np.arange(len(road_of_link))[::-1]
+    return [day.link_geometry[k] for k in first_link]
+
+
 def map_frames(day: DayLog) -> Frames:
     """The day frame and one frame per hour (hours grouped when there are more than 48)."""
     t, dt = day.num_steps, day.dt_min

@@ -6,7 +6,8 @@ step through its read-only `simcity.world.WorldView` (it never changes it), and
 a run folder, each file atomically:
 
 - ``city.json``: scenario name and title, nodes (id, name, lon, lat, population, jobs)
-  and links (tail and head node indices, capacity).
+  and links (tail and head node indices, capacity and, for cities with real streets, an
+  optional ``geometry``: each link's [lon, lat] points from tail to head).
 - ``day.npz``: per step and node the monitoring units (float32), incident risk
   (expected incidents per hour, float16), true congestion and load over feeder capacity,
   the operator's estimation error (float16); per step and link the v/c ratio (float16).
@@ -78,6 +79,7 @@ class DayLog:
     estimation_error: np.ndarray  # (T, N) mean absolute error of the operator's estimates
     link_vc: np.ndarray  # (T, L) volume over capacity, incident cuts included
     incidents: dict[str, np.ndarray]  # INCIDENT_COLUMNS, (I,) each
+    link_geometry: list[np.ndarray] | None = None  # (L,) of (P, 2) lon/lat, or straight
 
     @property
     def num_nodes(self) -> int:
@@ -164,6 +166,9 @@ class DayRecorder:
             link_head=city.link_head,
             capacity_veh_h=np.asarray(city.capacity_veh_h),
             incidents=incidents,
+            link_geometry=None
+            if city.link_geometry is None
+            else [np.asarray(points, dtype=float) for points in city.link_geometry],
             **{k: _stored(k, v) for k, v in stacked.items()},
         )
 
@@ -179,7 +184,7 @@ def _stored(name: str, values: np.ndarray) -> np.ndarray:
 
 def write_day_log(out_dir: Path, day: DayLog) -> None:
     """Write ``city.json``, ``day.npz`` and ``incidents.csv`` into ``out_dir``, atomically."""
-    city = {
+    city: dict[str, Any] = {
         "scenario": day.scenario,
         "title": day.title,
         "nodes": {
@@ -196,6 +201,8 @@ def write_day_log(out_dir: Path, day: DayLog) -> None:
             "capacity_veh_h": day.capacity_veh_h.tolist(),
         },
     }
+    if day.link_geometry is not None:
+        city["links"]["geometry"] = [np.round(p, 6).tolist() for p in day.link_geometry]
     write_atomic(out_dir / CITY_FILE, json.dumps(city) + "\n")
     buffer = io.BytesIO()
     arrays = {k: getattr(day, k) for k in ("time_min", "hour_local", *_NODE_ARRAYS, "link_vc")}
@@ -254,10 +261,29 @@ def _read_city(path: Path) -> dict[str, Any]:
     for key in ("link_head", "capacity_veh_h"):
         if np.shape(parsed[key]) != (num_links,):
             raise _fail(f"has {len(parsed[key])} entries for {num_links} links", path, key)
+    if "geometry" in links:  # optional: run folders from before it, or straight cities
+        parsed["link_geometry"] = _read_geometry(links["geometry"], num_links, path)
     ends = np.concatenate([parsed["link_tail"], parsed["link_head"]])
     if n == 0 or (ends.size and (ends.min() < 0 or ends.max() >= n)):
         raise _fail(f"link ends outside the {n} nodes", path, "links")
     return parsed
+
+
+def _read_geometry(value: Any, num_links: int, path: Path) -> list[np.ndarray]:
+    """Each link's (P, 2) lon/lat points; P >= 2, finite, on the globe."""
+    if not isinstance(value, list) or len(value) != num_links:
+        raise _fail(f"is not a list of {num_links} point lists", path, "links.geometry")
+    out = []
+    for k, points in enumerate(value):
+        try:
+            xy = np.asarray(points, dtype=float)
+        except (TypeError, ValueError):
+            xy = np.zeros((0,))
+        ok = xy.ndim == 2 and xy.shape[0] >= 2 and xy.shape[1] == 2 and np.isfinite(xy).all()
+        if not ok or np.abs(xy[:, 0]).max() > 180 or np.abs(xy[:, 1]).max() > 90:
+            raise _fail("is not >= 2 [lon, lat] points in degrees", path, f"links.geometry[{k}]")
+        out.append(xy)
+    return out
 
 
 def _read_day(path: Path, num_nodes: int, num_links: int) -> dict[str, Any]:
