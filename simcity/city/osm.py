@@ -157,26 +157,24 @@ def read_osm(path: str | Path, *, bbox: BBox | None = None) -> OsmData:
 
 def _take_way(way: Any, out: OsmData, bbox: BBox | None) -> None:
     tags = {t.k: t.v for t in way.tags}
-    try:
-        points = [(n.ref, n.lon, n.lat) for n in way.nodes]
-    except Exception:  # a node missing from the extract (clipped at its edge)
-        points = []
-        for n in way.nodes:
-            if n.location.valid():
-                points.append((n.ref, n.lon, n.lat))
+    # A node missing from the extract (a way clipped at its edge) has no location: the
+    # road is cut there, never bridged.
+    located = [(n.ref, n.lon, n.lat) if n.location.valid() else None for n in way.nodes]
+    points = [p for p in located if p is not None]
     if len(points) < 2:
         return
     if tags.get("highway") in ROAD_CLASSES and _drivable(tags):
-        inside = [bbox is None or bbox.contains(lon, lat) for _, lon, lat in points]
+        inside = [p is not None and (bbox is None or bbox.contains(p[1], p[2])) for p in located]
         forward, backward = _directions(tags)
         for direction, wanted in (("forward", forward), ("backward", backward)):
             if not wanted:
                 continue
             attrs = _link_attributes(tags, direction)
-            for i in range(len(points) - 1):
+            for i in range(len(located) - 1):
                 if not (inside[i] and inside[i + 1]):
                     continue
-                a, b = points[i], points[i + 1]
+                a, b = located[i], located[i + 1]
+                assert a is not None and b is not None  # both inside
                 if direction == "backward":
                     a, b = b, a
                 if a[0] == b[0]:
@@ -196,8 +194,9 @@ def _take_way(way: Any, out: OsmData, bbox: BBox | None) -> None:
                     )
                 )
         if "name" in tags:
-            for ref, _, _ in points:
-                out.names.setdefault(ref, tags["name"])
+            for p in located:
+                if p is not None:
+                    out.names.setdefault(p[0], tags["name"])
         return
     closed = points[0][0] == points[-1][0] and len(points) >= 4
     if not closed:

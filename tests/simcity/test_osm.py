@@ -205,3 +205,13 @@ def test_maxspeed_forms() -> None:
     assert parse_speed_kmh("20 mph") == pytest.approx(32.18688)
     assert parse_speed_kmh("RU:rural") == 80.0
     assert parse_speed_kmh("signals") is None and parse_speed_kmh("0") is None
+
+
+def test_a_node_missing_from_the_extract_cuts_its_road(tmp_path: Path) -> None:
+    ways = dict(WAYS)
+    ways[101] = ([1, 2, 99, 3, 4], WAYS[101][1])  # node 99 is not in the file
+    ways[110] = ([1, 4], {"highway": "residential"})  # so 1 and 4 still connect
+    graph = road_graph(read_osm(write_extract(tmp_path / "clipped.osm.pbf", ways=ways)))
+    link = graph.edges[1, 4]
+    assert link[LINK_FREE_FLOW_TIME] == pytest.approx(60 * haversine_km(1, 4) / 30, rel=1e-6)
+    assert len(link[LINK_GEOMETRY]) == 2  # the residential street, not 1-2-3-4 bridged
