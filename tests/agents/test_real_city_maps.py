@@ -115,3 +115,14 @@ def test_bad_geometry_in_a_run_folder_is_a_clear_error(
     result = runner.invoke(app, ["map", str(bad), "--out", str(tmp_path / "m.html")])
     assert result.exit_code == 2, result.output
     assert "links.geometry" in result.output and "Traceback" not in result.output
+
+
+def test_bad_extract_exits_2_with_one_clear_line(tmp_path: Path) -> None:
+    (tmp_path / "bad.osm.pbf").write_bytes(b"not an extract" * 20)
+    (tmp_path / "town.toml").write_text(
+        'name = "town"\n[city]\nsource = "osm"\npath = "bad.osm.pbf"\n'
+    )
+    result = runner.invoke(app, ["validate", str(tmp_path / "town.toml")])
+    assert result.exit_code == 2, result.output
+    assert "bad.osm.pbf" in result.output and "not a readable OSM file" in result.output
+    assert "Traceback" not in result.output

@@ -134,6 +134,21 @@ def test_scenario_with_an_osm_city_builds(tmp_path: Path) -> None:
     assert city.link_geometry is not None and len(city.link_geometry[0]) >= 2
 
 
+def test_scenario_zones_file_is_read_relative_to_the_scenario(tmp_path: Path) -> None:
+    write_extract(tmp_path / "town.osm.pbf", buildings=False)
+    (tmp_path / "zones.csv").write_text(f"lon,lat,population,jobs\n{LON0},{LAT0},100,50\n")
+    (tmp_path / "town.toml").write_text(
+        'name = "town"\n[city]\nsource = "osm"\npath = "town.osm.pbf"\nzones = "zones.csv"\n'
+    )
+    city = build_city(load_scenario(tmp_path / "town.toml"))
+    assert city.num_zones == 1 and city.population.sum() == 100 and city.jobs.sum() == 50
+    (tmp_path / "town.toml").write_text(
+        'name = "town"\n[city]\nsource = "osm"\npath = "town.osm.pbf"\nzones = "none.csv"\n'
+    )
+    with pytest.raises(SimcityError, match="none.csv"):
+        load_scenario(tmp_path / "town.toml")
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
