@@ -185,4 +185,22 @@ def incident_positions(day: DayLog) -> tuple[np.ndarray, np.ndarray]:
     tail, head = day.link_tail[safe], day.link_head[safe]
     lon = np.where(on_link, (day.lon[tail] + day.lon[head]) / 2, day.lon[node])
     lat = np.where(on_link, (day.lat[tail] + day.lat[head]) / 2, day.lat[node])
+    if day.link_geometry is not None:  # real streets: halfway along the street itself
+        for k in np.flatnonzero(on_link):
+            lon[k], lat[k] = halfway(day.link_geometry[link[k]])
     return lon, lat
+
+
+def halfway(points: np.ndarray) -> tuple[float, float]:
+    """The point halfway along a (P, 2) polyline (degrees as planar; fine at street scale).
+
+    >>> halfway(np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 3.0]]))
+    (1.0, 1.0)
+    """
+    step = np.hypot(*np.diff(points, axis=0).T)  # (P - 1,)
+    along = np.concatenate([[0.0], np.cumsum(step)])
+    half = along[-1] / 2
+    k = min(int(np.searchsorted(along, half, side="right")) - 1, len(step) - 1)
+    share = (half - along[k]) / step[k] if step[k] > 0 else 0.0
+    x, y = points[k] + share * (points[k + 1] - points[k])
+    return float(x), float(y)

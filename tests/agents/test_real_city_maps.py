@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.cli.main import app
-from agents.viz.mapframes import map_frames, road_paths
+from agents.viz.mapframes import halfway, incident_positions, map_frames, road_paths
 from agents.viz.maps import map_html
 from agents.viz.static_map import static_map
 from simcity.records.daylog import read_day_log
@@ -78,6 +78,11 @@ def test_maps_draw_streets_along_their_points(helsinki_run: Path) -> None:
     assert '"@@type":"PathLayer"' in page and '"@@type":"LineLayer"' not in page
     inner = [round(float(x), 6) for x in paths[bent][1]]
     assert json.dumps(inner).replace(" ", "") in page.replace(" ", "")
+    accidents = np.flatnonzero(day.incidents["link"] >= 0)
+    assert accidents.size > 0
+    lon, lat = incident_positions(day)
+    link = int(day.incidents["link"][accidents[0]])
+    assert (lon[accidents[0]], lat[accidents[0]]) == halfway(day.link_geometry[link])
     fig = static_map(day)
     lines = fig.axes[0].collections[0]
     assert max(len(p) for p in lines.get_segments()) > 2  # polylines, not two-point segments

@@ -145,7 +145,7 @@ def test_scenario_zones_file_is_read_relative_to_the_scenario(tmp_path: Path) ->
     (tmp_path / "town.toml").write_text(
         'name = "town"\n[city]\nsource = "osm"\npath = "town.osm.pbf"\nzones = "none.csv"\n'
     )
-    with pytest.raises(SimcityError, match="none.csv"):
+    with pytest.raises(SimcityError, match=r"none\.csv"):
         load_scenario(tmp_path / "town.toml")
 
 
