@@ -116,6 +116,17 @@ def roads(day: DayLog) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return road_of_link, pairs // day.num_nodes, pairs % day.num_nodes
 
 
+def road_paths(day: DayLog) -> list[np.ndarray] | None:
+    """Each road's (P, 2) lon/lat points, in `roads` order, where the day has real
+    streets; None where links are straight (cities without geometry, older run folders)."""
+    if day.link_geometry is None:
+        return None
+    road_of_link, _, _ = roads(day)
+    first_link = np.full(int(road_of_link.max()) + 1, -1)
+    first_link[road_of_link[::-1]] = np.arange(len(road_of_link))[::-1]
+    return [day.link_geometry[k] for k in first_link]
+
+
 def map_frames(day: DayLog) -> Frames:
     """The day frame and one frame per hour (hours grouped when there are more than 48)."""
     t, dt = day.num_steps, day.dt_min
@@ -174,4 +185,22 @@ def incident_positions(day: DayLog) -> tuple[np.ndarray, np.ndarray]:
     tail, head = day.link_tail[safe], day.link_head[safe]
     lon = np.where(on_link, (day.lon[tail] + day.lon[head]) / 2, day.lon[node])
     lat = np.where(on_link, (day.lat[tail] + day.lat[head]) / 2, day.lat[node])
+    if day.link_geometry is not None:  # real streets: halfway along the street itself
+        for k in np.flatnonzero(on_link):
+            lon[k], lat[k] = halfway(day.link_geometry[link[k]])
     return lon, lat
+
+
+def halfway(points: np.ndarray) -> tuple[float, float]:
+    """The point halfway along a (P, 2) polyline (degrees as planar; fine at street scale).
+
+    >>> halfway(np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 3.0]]))
+    (1.0, 1.0)
+    """
+    step = np.hypot(*np.diff(points, axis=0).T)  # (P - 1,)
+    along = np.concatenate([[0.0], np.cumsum(step)])
+    half = along[-1] / 2
+    k = min(int(np.searchsorted(along, half, side="right")) - 1, len(step) - 1)
+    share = (half - along[k]) / step[k] if step[k] > 0 else 0.0
+    x, y = points[k] + share * (points[k + 1] - points[k])
+    return float(x), float(y)

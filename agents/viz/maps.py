@@ -41,6 +41,7 @@ from agents.viz.mapframes import (
     map_frames,
     node_radius_px,
     ring_radius_px,
+    road_paths,
 )
 from simcity.records.daylog import DayLog
 from simcity.records.results import clock
@@ -172,6 +173,22 @@ def segment_lines(
     )
 
 
+def road_paths_layer(pdk: Any, roads: list[dict[str, Any]]) -> Any:
+    """The roads layer along each road's ``path`` of points (cities with real streets)."""
+    return pdk.Layer(
+        "PathLayer",
+        roads,
+        id="roads",
+        get_path="path",
+        get_color="c",
+        get_width="w",
+        width_units="'pixels'",
+        joint_rounded=True,
+        cap_rounded=True,
+        pickable=True,
+    )
+
+
 def node_circles(pdk: Any, nodes: list[dict[str, Any]]) -> Any:
     """The nodes layer: circles at ``p`` of ``r`` pixels in colour ``c``, outlined white."""
     return pdk.Layer(
@@ -201,6 +218,11 @@ def _layers(day: DayLog, frames: Frames, start: int) -> list[Any]:
         {"j": j, "s": [lon[a], lat[a]], "t": [lon[b], lat[b]], "w": round(w, 1), "c": c}
         for j, (a, b, w, c) in enumerate(zip(tail, head, width.tolist(), road_rgb, strict=True))
     ]
+    paths = road_paths(day)
+    if paths is not None:  # real streets: each road along its points, not a straight line
+        for road, points in zip(roads, paths, strict=True):
+            del road["s"], road["t"]
+            road["path"] = np.round(points, 6).tolist()
     radius = node_radius_px(frames.units[start], frames.units_scale).round(1).tolist()
     risk_lut = color_lut(RISK_STOPS)
     node_rgb = lut_colors(frames.risk_per_h[start], frames.risk_scale, risk_lut).tolist()
@@ -226,7 +248,7 @@ def _layers(day: DayLog, frames: Frames, start: int) -> list[Any]:
     ]
     pixels = "'pixels'"  # pydeck passes quoted strings on as text, bare ones as code
     layers = [
-        segment_lines(pdk, roads, "roads"),
+        segment_lines(pdk, roads, "roads") if paths is None else road_paths_layer(pdk, roads),
         node_circles(pdk, nodes),
         pdk.Layer(
             "ScatterplotLayer",

@@ -25,6 +25,7 @@ from agents.viz.mapframes import (
     lut_colors,
     map_frames,
     node_radius_px,
+    road_paths,
 )
 from simcity.records.daylog import DayLog
 
@@ -57,10 +58,13 @@ def static_map(
     # Roads, thicker where capacity is higher; congested ones drawn last (on top).
     order = np.argsort(frames.road_vc[f])
     tail, head = frames.road_tail[order], frames.road_head[order]
-    segments = np.stack(
+    paths = road_paths(day)
+    segments: Any = np.stack(
         [np.stack([day.lon[tail], day.lat[tail]], 1), np.stack([day.lon[head], day.lat[head]], 1)],
         axis=1,
     )
+    if paths is not None:  # real streets: each road along its points
+        segments = [paths[r] for r in order]
     width = 0.4 + 1.2 * frames.road_capacity_veh_h[order] / frames.road_capacity_veh_h.max()
     colors = lut_colors(frames.road_vc[f][order], VC_SCALE, vc_lut) / 255.0
     ax.add_collection(LineCollection(list(segments), colors=colors, linewidths=width, zorder=1))

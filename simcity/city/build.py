@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import networkx as nx
 import numpy as np
 
 from simcity.city.generators import (
@@ -16,8 +17,19 @@ from simcity.city.generators import (
 )
 from simcity.city.graph import NODE_NAME, City
 from simcity.city.graphml import read_graphml
+from simcity.city.netcsv import read_network
+from simcity.city.osm import BBox, read_osm, road_graph
+from simcity.city.osm_people import place_people
 from simcity.city.tntp import read_tntp
-from simcity.config.city import GraphmlCity, GridCity, RandomGeometricCity, RingRadialCity, TntpCity
+from simcity.config.city import (
+    GraphmlCity,
+    GridCity,
+    NetworkCity,
+    OsmCity,
+    RandomGeometricCity,
+    RingRadialCity,
+    TntpCity,
+)
 from simcity.config.scenario import Scenario
 from simcity.config.sizes import CitySize, check_city_size
 from simcity.errors import SimcityError
@@ -59,6 +71,11 @@ def _build_city(scenario: Scenario, *, file: str) -> City:
         city = read_tntp(cfg.path, name=scenario.name, **kwargs)
         check_connected(city, file=file)
         return city
+    if isinstance(cfg, OsmCity | NetworkCity):
+        graph = read_network(cfg.path) if isinstance(cfg, NetworkCity) else osm_graph(cfg)
+        city = City(scenario.name, graph, source=str(cfg.path))
+        check_connected(city, file=file)
+        return city
     if isinstance(cfg, GraphmlCity):
         graph = read_graphml(cfg.path, cfg.roads)
         lon = np.array([d["lon"] for _, d in graph.nodes(data=True)])
@@ -89,6 +106,17 @@ def _build_city(scenario: Scenario, *, file: str) -> City:
     city = City(scenario.name, graph, source=source)
     check_connected(city, file=file)
     return city
+
+
+def osm_graph(cfg: OsmCity) -> nx.DiGraph:
+    """The peopled intersection graph of an OpenStreetMap extract (`simcity.city.osm`)."""
+    bbox = BBox(*cfg.bbox) if cfg.bbox is not None else None
+    if cfg.centre_lon is not None and cfg.centre_lat is not None and cfg.radius_km is not None:
+        bbox = BBox.around(cfg.centre_lon, cfg.centre_lat, cfg.radius_km)
+    osm = read_osm(cfg.path, bbox=bbox)
+    graph = road_graph(osm, bpr_b=cfg.bpr_b, bpr_power=cfg.bpr_power, file=cfg.path)
+    place_people(graph, osm, zones_path=cfg.zones, zone_share=cfg.zone_share, file=cfg.path)
+    return graph
 
 
 def check_connected(city: City, *, file: str) -> None:

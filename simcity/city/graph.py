@@ -36,6 +36,8 @@ LINK_FREE_FLOW_TIME = "free_flow_time_min"
 LINK_LENGTH = "length_km"
 LINK_BPR_B = "bpr_b"
 LINK_BPR_POWER = "bpr_power"
+LINK_GEOMETRY = "geometry"
+"""Optional: the road's (lon, lat) points from tail to head, for maps of real streets."""
 
 LAND_USES: tuple[str, ...] = ("residential", "commercial", "industrial", "mixed")
 
@@ -160,6 +162,21 @@ class City:
     @cached_property
     def length_km(self) -> np.ndarray:
         return self._link_array(LINK_LENGTH)
+
+    @cached_property
+    def link_geometry(self) -> list[tuple[tuple[float, float], ...]] | None:
+        """Each link's (lon, lat) points from tail to head, or None if no link has any."""
+        edges = self.graph.edges(data=True)
+        if not any(LINK_GEOMETRY in d for _, _, d in edges):
+            return None
+        lon, lat, index = self.lon, self.lat, self.node_index
+        return [
+            tuple(
+                d.get(LINK_GEOMETRY)
+                or ((lon[index[u]], lat[index[u]]), (lon[index[v]], lat[index[v]]))
+            )
+            for u, v, d in edges
+        ]
 
     @cached_property
     def network(self) -> Network:

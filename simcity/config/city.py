@@ -1,5 +1,6 @@
-"""The city section of a scenario: generated (grid, ring-radial, random geometric), TNTP
-or GraphML, with its people, jobs, zones and road classes.
+"""The city section of a scenario: generated (grid, ring-radial, random geometric), TNTP,
+GraphML, OpenStreetMap or a city folder (nodes and links CSV), with its people, jobs,
+zones and road classes.
 
 Ranges (and why): road speeds 1-300 km/h (a walking queue to a motorway); 1-16 lanes a
 direction; a lane carries at most 5,000 veh/h (a freeway lane carries about 2,200);
@@ -176,7 +177,69 @@ class GraphmlCity(_PeopledCity):
 
 
 GeneratedCity = GridCity | RingRadialCity | RandomGeometricCity
+
+
+class OsmCity(Frozen):
+    """An OpenStreetMap extract (``.osm.pbf`` or ``.osm``; needs the ``osm`` extra).
+
+    Roads, one-ways, speeds, lanes and capacities follow `simcity.city.osm`; people and
+    jobs come from ``zones`` when given, else from buildings (`simcity.city.osm_people`).
+    """
+
+    source: Literal["osm"]
+    path: Path
+    bbox: tuple[Lon, Lat, Lon, Lat] | None = None
+    """Only roads inside [west, south, east, north] (degrees)."""
+    centre_lon: Lon | None = None
+    centre_lat: Lat | None = None
+    radius_km: Annotated[Real, Interval(gt=0, le=500)] | None = None
+    """Or only roads within this distance (a square of this half-side) of the centre."""
+    zones: Path | None = None
+    """GeoJSON or CSV of zones with population and employment."""
+    zone_share: Annotated[Real, Interval(gt=0, le=1)] = 0.25
+    """Without ``zones``: the busiest share of peopled intersections that are zones."""
+    bpr_b: Annotated[Real, Interval(ge=0, le=10)] = 0.15
+    bpr_power: Annotated[Real, Interval(ge=1, le=16)] = 4.0
+
+    @field_validator("path", "zones", mode="before")
+    @classmethod
+    def _file(cls, value: Any, info: ValidationInfo) -> Path | None:
+        return None if value is None else resolve_path(str(value), info, folder=False)
+
+    @model_validator(mode="after")
+    def _one_area(self) -> OsmCity:
+        centre = (self.centre_lon, self.centre_lat, self.radius_km)
+        if any(v is not None for v in centre) and (
+            any(v is None for v in centre) or self.bbox is not None
+        ):
+            raise ValueError("give bbox, or centre_lon, centre_lat and radius_km, not both")
+        if self.bbox is not None and not (
+            self.bbox[0] < self.bbox[2] and self.bbox[1] < self.bbox[3]
+        ):
+            raise ValueError("bbox must be [west, south, east, north] with west < east")
+        return self
+
+
+class NetworkCity(Frozen):
+    """A city folder of ``nodes.csv`` and ``links.csv`` (`simcity.city.netcsv`): people,
+    jobs, zones and road geometry included; the form the bundled real cities ship in."""
+
+    source: Literal["network"]
+    path: Path
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _folder(cls, value: Any, info: ValidationInfo) -> Path:
+        return resolve_path(str(value), info, folder=True)
+
+
 CityConfig = Annotated[
-    GridCity | RingRadialCity | RandomGeometricCity | TntpCity | GraphmlCity,
+    GridCity
+    | RingRadialCity
+    | RandomGeometricCity
+    | TntpCity
+    | GraphmlCity
+    | OsmCity
+    | NetworkCity,
     Field(discriminator="source"),
 ]

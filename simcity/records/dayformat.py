@@ -51,6 +51,7 @@ class DayLog:
     estimation_error: np.ndarray  # (T, N) mean absolute error of the operator's estimates
     link_vc: np.ndarray  # (T, L) volume over capacity, incident cuts included
     incidents: dict[str, np.ndarray]  # INCIDENT_COLUMNS, (I,) each
+    link_geometry: list[np.ndarray] | None = None  # (L,) of (P, 2) lon/lat, or straight
 
     @property
     def num_nodes(self) -> int:

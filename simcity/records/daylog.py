@@ -6,7 +6,8 @@ step through its read-only `simcity.world.WorldView` (it never changes it), and
 makes for a run folder (`simcity.records.runfolder` writes them):
 
 - ``city.json``: scenario name and title, nodes (id, name, lon, lat, population, jobs)
-  and links (tail and head node indices, capacity).
+  and links (tail and head node indices, capacity and, for cities with real streets, an
+  optional ``geometry``: each link's [lon, lat] points from tail to head).
 - ``day.npz``: per step and node the monitoring units (float32), incident risk
   (expected incidents per hour, float16), true congestion and load over feeder capacity,
   the operator's estimation error (float16); per step and link the v/c ratio (float16).
@@ -21,7 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -107,6 +108,9 @@ class DayRecorder:
             link_head=city.link_head,
             capacity_veh_h=np.asarray(city.capacity_veh_h),
             incidents=incidents,
+            link_geometry=None
+            if city.link_geometry is None
+            else [np.asarray(points, dtype=float) for points in city.link_geometry],
             **{k: _stored(k, v) for k, v in stacked.items()},
         )
 
@@ -122,7 +126,7 @@ def _stored(name: str, values: np.ndarray) -> np.ndarray:
 
 def day_log_files(day: DayLog) -> dict[str, bytes]:
     """``city.json``, ``day.npz`` and ``incidents.csv`` of ``day``, as bytes."""
-    city = {
+    city: dict[str, Any] = {
         "scenario": day.scenario,
         "title": day.title,
         "nodes": {
@@ -139,6 +143,8 @@ def day_log_files(day: DayLog) -> dict[str, bytes]:
             "capacity_veh_h": day.capacity_veh_h.tolist(),
         },
     }
+    if day.link_geometry is not None:
+        city["links"]["geometry"] = [np.round(p, 6).tolist() for p in day.link_geometry]
     buffer = io.BytesIO()
     arrays = {k: getattr(day, k) for k in ("time_min", "hour_local", *NODE_ARRAYS, "link_vc")}
     np.savez_compressed(

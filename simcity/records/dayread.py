@@ -131,7 +131,7 @@ def _read_city(path: Path, data: bytes) -> dict[str, Any]:
     for key in ("population", "jobs"):
         _in_range(parsed[key], 0.0, 1e12, path, f"nodes.{key}")
     if not isinstance(links["tail"], list) or len(links["tail"]) > MAX_LINKS:
-        raise fail("is not a list of at most {MAX_LINKS:,} links", path, "links.tail")
+        raise fail(f"is not a list of at most {MAX_LINKS:,} links", path, "links.tail")
     parsed["link_tail"] = _indices(links["tail"], 0, n, path, "links.tail")
     parsed["link_head"] = _indices(links["head"], 0, n, path, "links.head")
     parsed["capacity_veh_h"] = real_array(links["capacity_veh_h"], path, "links.capacity_veh_h")
@@ -141,7 +141,26 @@ def _read_city(path: Path, data: bytes) -> dict[str, Any]:
             field = "links." + key.removeprefix("link_")
             raise fail(f"has {len(parsed[key])} entries for {num_links} links", path, field)
     _in_range(parsed["capacity_veh_h"], 0.0, 1e12, path, "links.capacity_veh_h")
+    if "geometry" in links:  # optional: run folders from before it, or straight cities
+        parsed["link_geometry"] = _read_geometry(links["geometry"], num_links, path)
     return parsed
+
+
+def _read_geometry(value: Any, num_links: int, path: Path) -> list[np.ndarray]:
+    """Each link's (P, 2) lon/lat points; P >= 2, finite, on the globe."""
+    if not isinstance(value, list) or len(value) != num_links:
+        raise fail(f"is not a list of {num_links} point lists", path, "links.geometry")
+    out = []
+    for k, points in enumerate(value):
+        try:
+            xy = np.asarray(points, dtype=float)
+        except (TypeError, ValueError, OverflowError):
+            xy = np.zeros((0,))
+        ok = xy.ndim == 2 and xy.shape[0] >= 2 and xy.shape[1] == 2 and np.isfinite(xy).all()
+        if not ok or np.abs(xy[:, 0]).max() > 180 or np.abs(xy[:, 1]).max() > 90:
+            raise fail("is not >= 2 [lon, lat] points in degrees", path, f"links.geometry[{k}]")
+        out.append(xy)
+    return out
 
 
 def load_npz(data: bytes, path: Path, max_bytes: int = MAX_DAY_BYTES) -> dict[str, np.ndarray]:
