@@ -199,7 +199,7 @@ class OsmCity(Frozen):
     zone_share: Annotated[Real, Interval(gt=0, le=1)] = 0.25
     """Without ``zones``: the busiest share of peopled intersections that are zones."""
     bpr_b: Annotated[Real, Interval(ge=0, le=10)] = 0.15
-    bpr_power: Annotated[Real, Interval(ge=1, le=16)] = 4.0
+    bpr_power: Annotated[Real, Interval(ge=1, le=10)] = 4.0
 
     @field_validator("path", "zones", mode="before")
     @classmethod
