@@ -78,11 +78,13 @@ def greedy_allocation(
     hotspot: np.ndarray,
     damage_per_min: np.ndarray,
     chunks: int = ORACLE_CHUNKS,
+    min_gain: float | None = None,
 ) -> np.ndarray:
     """Units per node (N,): greedy chunks of the budget by marginal damage-weighted detection
     time saved over the coming interval (`OraclePolicy`), for ``open_incidents`` and the
     arrivals at the true rates under risk factors ``hotspot`` (N,); ``damage_per_min`` (K,)
-    is the mean damage rate of a new incident of each random kind."""
+    is the mean damage rate of a new incident of each random kind. With ``min_gain`` a
+    chunk whose marginal gain is below it is not given (the units stay unused)."""
     mon, cfg, city = view.monitoring, view.scenario.monitoring, view.city
     n, dt_min, now = city.num_nodes, view.dt_min, view.now_min
     up = mon.sensors_up_share  # (N, K)
@@ -148,6 +150,8 @@ def greedy_allocation(
         rows = np.flatnonzero(first >= cut)  # (R,)
         table = gains(rows, chunk * np.arange(chunks), nbr)  # (R, C)
         best = np.argpartition(-table.ravel(), chunks - 1)[:chunks]
+        if min_gain is not None:
+            best = best[table.ravel()[best] >= min_gain]
         allocation = np.zeros(n)
         allocation[rows] = chunk * np.bincount(best // chunks, minlength=len(rows))
         return allocation

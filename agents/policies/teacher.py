@@ -20,6 +20,16 @@ budget runs out at midday; the teacher instead holds units back on the unused sl
 is cleaner than what is coming), an observation-only rule the student can learn. Without a
 budget the pacer's share is 1 and the allocation is untouched, bit for bit.
 
+Prices. A unit's analytics cost money and carbon: (the load's power above idle x the
+interval x PUE) kWh at the electricity price plus the carbon price x the reward's carbon
+weight x the grid intensity now, all read from the observation's globals. The teacher
+gives a chunk of the budget only where its expected damage saved (the greedy gain x
+``1 - response damage factor x response duration factor``) is worth that cost, and leaves
+the rest on the unused slot; so the student sees units held back when the price it is
+told rises (`agents.training.teacher` plays the teacher's days over the run's carbon
+weights). On ``downtown`` at its prices a unit-interval costs a fraction of a cent, so
+nothing is held back and the allocation is the greedy one.
+
 The student that learns from it is fitted by `agents.training.teacher`.
 """
 
@@ -28,13 +38,16 @@ from __future__ import annotations
 import numpy as np
 
 from agents.policies.actions import RANDOM_KINDS, on_nodes
-from agents.policies.oracle import OraclePolicy, true_rates_per_h
+from agents.policies.oracle import OraclePolicy, greedy_allocation, true_rates_per_h
 from agents.policies.paced import Pacer
-from simcity.env import CityEnv
+from simcity.env import GLOBAL_FEATURES, CityEnv
 from simcity.monitoring import incidents as inc
 from simcity.monitoring.monitor import QUANTITY_FOR_INCIDENT, SENSOR_FOR_INCIDENT
 from simcity.world import WorldView
 
+_PRICE, _CARBON_PRICE, _CARBON_NOW = (
+    GLOBAL_FEATURES.index(name) for name in ("price_per_kwh", "carbon_price_per_kg", "carbon_now")
+)
 TEACHER_GAIN = 0.5
 """The log likelihood ratio per unit of CUSUM evidence (best of 0.35, 0.5, 0.75, 1 and 1.5
 on 60 downtown days, `bench/belief_bound.py`)."""
@@ -69,7 +82,32 @@ class EvidenceSearch(OraclePolicy):
             return paced(super().act(obs), share)
         n = view.city.num_nodes
         hotspot = view.monitoring.hotspot if self.hotspots else np.ones(n)
-        return paced(on_nodes(self._allocate(view, self._pseudo_open(view), hotspot)), share)
+        pseudo = self._pseudo_open(view)
+        min_gain = self._chunk_cost(view, obs)
+        allocation = greedy_allocation(
+            view, pseudo, hotspot, self._damage_per_min, self.chunks, min_gain
+        )
+        budget = view.scenario.monitoring.budget_units
+        if allocation.sum() >= budget * (1.0 - 1e-12):
+            return paced(on_nodes(allocation), share)
+        return paced(np.append(allocation, budget - allocation.sum()), share)
+
+    def _chunk_cost(self, view: WorldView, obs: dict[str, np.ndarray]) -> float:
+        """What one chunk of units costs over the interval, in the greedy gain's units
+        ($ of damage-weighted minutes before the response factors; module doc)."""
+        scenario = view.scenario
+        compute, cfg = scenario.compute, scenario.incidents
+        device = view.monitoring.device
+        busy = compute.unit_flop_per_min / 60.0 / device.achievable_flop_s  # devices per unit
+        watts = (device.max_power_w - device.idle_power_w) * busy
+        unit_kwh = watts * view.dt_min * 60.0 / 3.6e6 * compute.pue
+        globals_ = np.asarray(obs["globals"], dtype=np.float64)
+        price = float(globals_[_PRICE]) + float(globals_[_CARBON_PRICE]) * float(
+            globals_[_CARBON_NOW]
+        )
+        saved = 1.0 - cfg.response_damage_factor * cfg.response_duration_factor
+        chunk = scenario.monitoring.budget_units / self.chunks
+        return chunk * unit_kwh * max(price, 0.0) / max(saved, 1e-9)
 
     def _pseudo_open(self, view: WorldView) -> inc.Incidents:
         """One pseudo-incident per node and kind whose damage rate carries the expectation.

@@ -87,7 +87,13 @@ def learn_from_teacher(
 ) -> list[float]:
     """The teacher stage of a run: `pretrain_from_teacher` on its own training days."""
     return pretrain_from_teacher(
-        model, env, config.teacher, teacher_seeds(config), start=start, save=save
+        model,
+        env,
+        config.teacher,
+        teacher_seeds(config),
+        start=start,
+        save=save,
+        carbon_weights=tuple(config.carbon_weights),
     )
 
 
@@ -99,9 +105,12 @@ def pretrain_from_teacher(
     *,
     start: TeacherProgress | None = None,
     save: SaveProgress | None = None,
+    carbon_weights: tuple[float, ...] = (),
 ) -> list[float]:
     """Fit ``model`` in place to the teacher on days ``seeds`` (at least the days the
-    config plays); return the last epoch's mean loss of every fit.
+    config plays); return the last epoch's mean loss of every fit. With
+    ``carbon_weights`` day ``seed`` is played at weight ``carbon_weights[seed % len]``,
+    so the student sees the teacher answer every price it will be told.
 
     ``start`` continues a stage stopped where it says (``model`` holding the weights saved
     with it), bit for bit; ``save`` is called at every point it could continue from.
@@ -135,7 +144,7 @@ def pretrain_from_teacher(
             )
             while progress.days_done < days:
                 day = seeds[first + progress.days_done]
-                progress.samples += _labelled_days(env, player, teacher, [day])
+                progress.samples += _labelled_days(env, player, teacher, [day], carbon_weights)
                 progress.days_done += 1
                 checkpoint()
         first += days
@@ -168,7 +177,11 @@ def pretrain_from_teacher(
 
 
 def _labelled_days(
-    env: CityEnv, player: Policy, teacher: EvidenceSearch, seeds: list[int]
+    env: CityEnv,
+    player: Policy,
+    teacher: EvidenceSearch,
+    seeds: list[int],
+    carbon_weights: tuple[float, ...] = (),
 ) -> list[Sample]:
     """(nodes (N, F), globals (G,), teacher's log-shares (N * T + 1,)) of every step played.
 
@@ -178,7 +191,8 @@ def _labelled_days(
     out = []
     num_tiers, tier = env.num_tiers, best_tier(env.scenario)
     for seed in seeds:
-        obs, _ = env.reset(seed=seed)
+        options = {"carbon_weight": carbon_weights[seed % len(carbon_weights)]}
+        obs, _ = env.reset(seed=seed, options=options if carbon_weights else None)
         player.reset(seed)
         teacher.reset(seed)
         done = False
