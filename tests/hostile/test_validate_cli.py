@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 from hostile_scenarios import deadline, good, to_toml, with_value, write
-from test_scenario_files import ENCODINGS, REFUSED, SPECIALS, _special
 from typer.testing import CliRunner
 
 from agents.cli.main import app
+from hostile.test_scenario_files import ENCODINGS, REFUSED, SPECIALS, _special
 from simcity.config.scenario import bundled_scenarios, load_scenario
 
 runner = CliRunner()
