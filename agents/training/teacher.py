@@ -191,8 +191,10 @@ def _labelled_days(
     out = []
     num_tiers, tier = env.num_tiers, best_tier(env.scenario)
     for seed in seeds:
-        options = {"carbon_weight": carbon_weights[seed % len(carbon_weights)]}
-        obs, _ = env.reset(seed=seed, options=options if carbon_weights else None)
+        options = None
+        if carbon_weights:
+            options = {"carbon_weight": carbon_weights[seed % len(carbon_weights)]}
+        obs, _ = env.reset(seed=seed, options=options)
         player.reset(seed)
         teacher.reset(seed)
         done = False
