@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import networkx as nx
 import numpy as np
 
 from simcity.city.generators import (
@@ -33,6 +33,9 @@ from simcity.config.city import (
 from simcity.config.scenario import Scenario
 from simcity.config.sizes import CitySize, check_city_size
 from simcity.errors import SimcityError
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 def build_city(scenario: Scenario, *, file: str = "<scenario>") -> City:

@@ -15,8 +15,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
-
-import networkx as nx
+from typing import TYPE_CHECKING
 
 from simcity.city.graph import (
     LINK_BPR_B,
@@ -60,8 +59,14 @@ _LINK_NUMBERS = {
 _EXPECTED = "a city folder of nodes.csv and links.csv (simcity.city.netcsv)"
 
 
+if TYPE_CHECKING:
+    import networkx as nx
+
+
 def read_network(folder: str | Path) -> nx.DiGraph:
     """The city graph in ``folder`` (people, jobs, zones and link geometry included)."""
+    import networkx as nx
+
     root = Path(folder)
     graph = nx.DiGraph()
     nodes_path, links_path = root / NODES_FILE, root / LINKS_FILE

@@ -32,9 +32,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import networkx as nx
 import numpy as np
 
 from simcity.city.graph import (
@@ -50,6 +49,9 @@ from simcity.city.graph import (
 )
 from simcity.errors import SimcityError
 from simcity.safe_io import DATA_MAX_BYTES, read_bytes
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 
 class RoadClass(NamedTuple):
@@ -289,6 +291,8 @@ def road_graph(
     osm: OsmData, *, bpr_b: float = 0.15, bpr_power: float = 4.0, file: str | Path = "<osm>"
 ) -> nx.DiGraph:
     """The intersection graph of the extract's roads: chains merged, largest strong part."""
+    import networkx as nx
+
     full = nx.DiGraph()
     for u, v, attrs in osm.segments:
         old = full.get_edge_data(u, v)
@@ -331,6 +335,8 @@ def simplify(full: nx.DiGraph, lonlat: dict[Any, tuple[float, float]]) -> nx.DiG
 
     A link of ``full`` may carry its own `LINK_GEOMETRY` (tail to head); else it is straight.
     """
+    import networkx as nx
+
     through = {n for n in full if _pass_through(full, n)}
     graph = nx.DiGraph()
     for start in full:

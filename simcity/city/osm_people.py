@@ -25,11 +25,9 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import networkx as nx
 import numpy as np
-from scipy.spatial import cKDTree
 
 from simcity.city.graph import (
     NODE_IS_ZONE,
@@ -77,6 +75,10 @@ ZONES_EXPECTED = (
 _KM_PER_DEG = 111.32
 
 
+if TYPE_CHECKING:
+    import networkx as nx
+
+
 def place_people(
     graph: nx.DiGraph,
     osm: OsmData | None,
@@ -89,6 +91,8 @@ def place_people(
 
     ``osm`` (its buildings and land use) is needed only without ``zones_path``.
     """
+    from scipy.spatial import cKDTree
+
     nodes = list(graph.nodes)
     lon = np.array([graph.nodes[n][NODE_LON] for n in nodes])
     lat = np.array([graph.nodes[n][NODE_LAT] for n in nodes])

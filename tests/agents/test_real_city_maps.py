@@ -89,13 +89,14 @@ def test_maps_draw_streets_along_their_points(helsinki_run: Path) -> None:
 
 
 def test_old_run_folder_without_geometry_still_reads(helsinki_run: Path, tmp_path: Path) -> None:
+    from simcity.records.runfolder import write_run_folder
+
     old = tmp_path / "old"
-    old.mkdir()
-    for name in ("day.npz", "incidents.csv"):
-        (old / name).write_bytes((helsinki_run / name).read_bytes())
+    files = {name: (helsinki_run / name).read_bytes() for name in ("day.npz", "incidents.csv")}
     city = json.loads((helsinki_run / "city.json").read_text())
     del city["links"]["geometry"]
-    (old / "city.json").write_text(json.dumps(city))
+    files["city.json"] = json.dumps(city).encode()
+    write_run_folder(old, files)  # a whole run folder (manifest), its city without geometry
     day = read_day_log(old)
     assert day.link_geometry is None and road_paths(day) is None
     page = map_html(day)
