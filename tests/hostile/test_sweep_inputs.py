@@ -205,7 +205,11 @@ BAD_PARETO = [
     ("budget empty", ["--budgets", ""], "--budgets"),
     ("budget text", ["--budgets", "ten"], "--budgets"),
     ("budget repeated", ["--budgets", "1,1"], "--budgets"),
-    ("budget x weight beyond range", ["--budgets", "1e30", "--carbon-weights", "1e308"], "--budgets"),
+    (
+        "budget x weight beyond range",
+        ["--budgets", "1e30", "--carbon-weights", "1e308"],
+        "--budgets",
+    ),
     ("weight negative", ["--carbon-weights", "-1"], "--carbon-weights"),
     ("weight nan", ["--carbon-weights", "nan"], "--carbon-weights"),
     ("weight complex", ["--carbon-weights", "1+2j"], "--carbon-weights"),
