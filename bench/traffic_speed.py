@@ -175,7 +175,7 @@ def bench_network(
         f"  aequilibrae bfw {theirs.seconds:8.3f} s  {theirs.iterations:4d} it  "
         f"gap {theirs.rel_gap:.2e}  ({theirs.note}, cores {cores or 'all'})"
     )
-    print(f"  ratio ours/theirs {ours.seconds / theirs.seconds:.2f}")
+    print(f"  ratio ours/theirs {ours.seconds / theirs.seconds:.3g}")
 
 
 def sioux_falls() -> tuple[Callable[[], Network], np.ndarray]:
