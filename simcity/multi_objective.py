@@ -80,8 +80,14 @@ class CityMOEnv(CityEnv):
         *,
         policy_flop_per_decision: float = 0.0,
         city: City | None = None,
+        render_mode: str | None = None,
     ) -> None:
-        super().__init__(scenario, policy_flop_per_decision=policy_flop_per_decision, city=city)
+        super().__init__(
+            scenario,
+            policy_flop_per_decision=policy_flop_per_decision,
+            city=city,
+            render_mode=render_mode,
+        )
         self.reward_space = spaces.Box(-np.inf, 0.0, (self.reward_dim,), np.float32)
 
     def step(  # type: ignore[override]

@@ -47,6 +47,20 @@ def user_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def require_torch(what: str) -> None:
+    """A one-line `SimcityError`, not an import traceback, where ``what`` needs torch and
+    torch is not installed (`make run` installs no torch)."""
+    try:
+        import torch  # noqa: F401 (the command imports it next anyway)
+    except ModuleNotFoundError as err:
+        if err.name != "torch":
+            raise
+        raise SimcityError(
+            f"{what} needs torch, which is not installed: install the train extra "
+            "(pip install -e '.[train]')"
+        ) from None
+
+
 def check_out_dir(folder: Path, files: tuple[str, ...] = ()) -> Path:
     """``folder`` (``--out``) if it is, or can be made, a writable folder whose ``files``
     can be written as regular files; else a `SimcityError`, before any work starts."""

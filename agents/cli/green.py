@@ -34,7 +34,7 @@ def _out_dir(out: Path | None, default: Path, files: tuple[str, ...]) -> Path:
 
 def register(app: typer.Typer) -> None:
     """Add the ``compress``, ``explain`` and ``calibrate`` commands to ``app``."""
-    from agents.cli.common import DEFAULT_SCENARIO, user_errors
+    from agents.cli.common import DEFAULT_SCENARIO, require_torch, user_errors
     from agents.cli.tables import console
 
     @app.command("compress")
@@ -94,6 +94,7 @@ def register(app: typer.Typer) -> None:
         its measured latency; float: on the scenario's policy device, time modelled) and on
         the CPU at the measured latency, and the service KPIs of held-out days in the env.
         """
+        require_torch("simcity compress")
         from agents.green.compress import CompressOptions, compress_checkpoint
         from agents.green.distill import DistillConfig
         from simcity.config.scenario import load_scenario
@@ -146,6 +147,7 @@ def register(app: typer.Typer) -> None:
         the change in that share when a feature is zeroed everywhere (ablation). With
         --out, also a map of the decision (explain.html, offline).
         """
+        require_torch("simcity explain")
         from agents.green.explain import explain_at, write_explanation
         from agents.policies.compressed import load_policy
         from agents.viz.explain_map import write_explain_map
@@ -204,6 +206,7 @@ def register(app: typer.Typer) -> None:
         and exits 2. cpu: latencies measured (perf_counter, warm, median), energy from RAPL where
         readable (provenance "measured"), else latency x a stated CPU power ("calibrated").
         """
+        require_torch("simcity calibrate")
         from agents.green.calibrate import torch_device, write_profile
         from simcity.config.scenario import load_scenario
         from simcity.env import CityEnv

@@ -20,6 +20,7 @@ from agents.cli.common import (
     ScenarioArgument,
     check_out_dir,
     progress_bar,
+    require_torch,
     user_errors,
 )
 from agents.cli.tables import console, number, print_compute_use, print_kpis, print_monitoring
@@ -225,7 +226,7 @@ def train_command(
     OUT/progress.csv. With --resume and the same settings, the result is identical to
     an uninterrupted run.
     """
-    _require_torch("simcity train")
+    require_torch("simcity train")
     from agents.green.pareto import parse_numbers
     from agents.training.config import TeacherConfig
     from agents.training.train import TrainConfig, UpdateStats, train
@@ -284,7 +285,7 @@ def finetune_command(
     steps each on SCENARIO, plays the checkpoint zero-shot, both runs, uniform and risk on
     the same held-out days, and writes OUT/finetune.json and OUT/curves.png.
     """
-    _require_torch("simcity finetune")
+    require_torch("simcity finetune")
     from agents.green.finetune import finetune
     from agents.training.train import TrainConfig
 
@@ -336,7 +337,7 @@ def eval_command(
     Every policy plays the same days (seeds never used in training); the table gives
     the mean and 95% interval of each KPI. The trained policy's FLOPs are billed.
     """
-    _require_torch("simcity eval")
+    require_torch("simcity eval")
     from agents.policies.baselines import BASELINES, make_baseline
     from agents.policies.compressed import load_policy
     from agents.training.evaluate import KPIS, compare_policies, held_out_seeds
@@ -378,25 +379,11 @@ def _make_policy(name: str, env: Any, seed: int) -> Policy:
 
     path = Path(name)
     if path.suffix == ".pt" or path.is_file():
-        _require_torch(f"--policy {name} (a trained checkpoint)")
+        require_torch(f"--policy {name} (a trained checkpoint)")
         from agents.policies.compressed import load_policy
 
         return load_policy(path, env, name="trained")
     return make_baseline(name, env, seed=seed)
-
-
-def _require_torch(what: str) -> None:
-    """A one-line error, not an import traceback, where torch is needed and not installed
-    (`make run` installs no torch)."""
-    try:
-        import torch  # noqa: F401 (the command imports it next anyway)
-    except ModuleNotFoundError as err:
-        if err.name != "torch":
-            raise
-        raise SimcityError(
-            f"{what} needs torch, which is not installed: install the train extra "
-            "(pip install -e '.[train]')"
-        ) from None
 
 
 sweep_cli.register(app)

@@ -38,7 +38,7 @@ def parse_set(texts: list[str]) -> list[tuple[str, Any]]:
 
 def register(app: typer.Typer) -> None:
     """Add the ``pareto`` command to ``app``."""
-    from agents.cli.common import check_out_dir, progress_bar, user_errors
+    from agents.cli.common import check_out_dir, progress_bar, require_torch, user_errors
 
     @app.command("pareto")
     @user_errors
@@ -86,6 +86,8 @@ def register(app: typer.Typer) -> None:
         (the non-dominated points) and OUT/front.png. It evaluates the checkpoints given;
         training a point is `simcity train` on the scenario with the same overrides.
         """
+        if checkpoints:
+            require_torch("simcity pareto --checkpoint")
         from agents.cli.tables import console, number
         from agents.green.pareto import parse_numbers, run_pareto, write_pareto
         from agents.sweeps.sweep import RunResult

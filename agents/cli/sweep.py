@@ -24,7 +24,7 @@ class BackendChoice(StrEnum):
 
 def register(app: typer.Typer) -> None:
     """Add the ``sweep`` command to ``app``."""
-    from agents.cli.common import check_out_dir, progress_bar, user_errors
+    from agents.cli.common import check_out_dir, progress_bar, require_torch, user_errors
 
     @app.command("sweep")
     @user_errors
@@ -81,6 +81,7 @@ def register(app: typer.Typer) -> None:
         count. A run whose worker dies, or that runs past --timeout-s, is retried; exits 1
         when a run still failed.
         """
+        from agents.policies.baselines import BASELINES
         from agents.sweeps.results import write_results
         from agents.sweeps.run import default_workers, run_sweep
         from agents.sweeps.sweep import MAX_TIMEOUT_S, expand, load_sweep
@@ -96,6 +97,9 @@ def register(app: typer.Typer) -> None:
             )
         out_dir = out if out is not None else Path("runs") / "sweeps" / sweep.name
         check_out_dir(out_dir, ("results.csv", "results.json", "sweep.json"))
+        for entry in sweep.policies:
+            if entry not in BASELINES and (sweep.base_dir / entry).is_file():
+                require_torch(f"simcity sweep policy {entry!r} (a trained checkpoint)")
         specs = expand(sweep)
         started = time.perf_counter()
         with progress_bar(quiet, "last") as progress:

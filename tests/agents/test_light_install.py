@@ -58,9 +58,20 @@ def test_the_command_line_imports_no_torch_or_plotting() -> None:
         ("run", "tiny", "--quiet", "--policy", "runs/ppo/checkpoint.pt"),
         ("train", "tiny", "--steps", "8", "--out", "train"),
         ("eval", "runs/ppo/checkpoint.pt", "tiny", "--episodes", "2"),
+        ("finetune", "checkpoint.pt", "tiny", "--steps", "8", "--out", "tuned"),
+        ("compress", "checkpoint.pt", "tiny", "--method", "int8", "--episodes", "0"),
+        ("explain", "checkpoint.pt", "tiny", "--at", "08:00"),
+        ("calibrate", "--device", "cpu", "--scenario", "tiny", "--out", "devices.toml"),
+        ("pareto", "tiny", "--checkpoint", "checkpoint.pt", "--seeds", "1", "--quiet"),
+        ("sweep", "sweep.toml", "--quiet", "--workers", "1"),
     ],
 )
 def test_commands_that_need_torch_say_so_in_one_line(args: tuple[str, ...], tmp_path: Path) -> None:
+    # A checkpoint file that exists (unreadable, as torch is never reached) and a sweep
+    # that plays it, so each command gets as far as it would with torch.
+    (tmp_path / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    sweep = ('name = "light"', 'scenarios = ["tiny"]', 'policies = ["risk", "checkpoint.pt"]')
+    (tmp_path / "sweep.toml").write_text("\n".join((*sweep, "seeds = [0]", "")))
     result = simcity_without_torch(*args, cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()

@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env
 import simcity  # noqa: F401 (registers simcity/CityMonitoringMO-v0)
 from simcity.config.scenario import Scenario, load_scenario
 from simcity.env import CityEnv
+from simcity.errors import SimcityError
 from simcity.multi_objective import REWARD_COMPONENTS, CityMOEnv, cost_weights, reward_vector
 
 
@@ -116,3 +117,23 @@ def test_check_env_passes() -> None:
         check_env(CityMOEnv("tiny"), skip_render_check=True)
     complaints = {str(w.message) for w in caught}
     assert all("reward returned by `step()` must be a float" in c for c in complaints), complaints
+
+
+def test_make_passes_render_mode_to_the_scalar_envs_picture() -> None:
+    env = gymnasium.make(
+        "simcity/CityMonitoringMO-v0", scenario=priced_tiny(2), render_mode="rgb_array"
+    )
+    scalar = CityEnv(priced_tiny(2), render_mode="rgb_array")
+    action = np.ones(env.action_space.shape) / env.action_space.shape[0]
+    for each in (env, scalar):
+        each.reset(seed=0)
+        each.step(action)
+    picture = env.render()
+    assert env.unwrapped.render_mode == "rgb_array" and isinstance(picture, np.ndarray)
+    assert picture.dtype == np.uint8 and picture.ndim == 3
+    assert np.array_equal(picture, scalar.render())
+
+
+def test_an_unknown_render_mode_is_a_user_error() -> None:
+    with pytest.raises(SimcityError, match="render_mode"):
+        CityMOEnv("tiny", render_mode="human")
