@@ -205,18 +205,14 @@ def part_b() -> list[dict[str, Any]]:
 def part_tiers(validation: int) -> dict[str, Any]:
     """Why the default scenario has one tier: the VLM tier's worth on downtown_vlm."""
     from agents.policies.baselines import PosteriorPolicy
-    from agents.policies.tiers import TierRulePolicy, on_tier
+    from agents.policies.tiers import TierRulePolicy
     from simcity.env import CityEnv
-
-    class OnTier(TierRulePolicy):
-        def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-            return on_tier(self.policy.act(obs), self.num_tiers, self.tier)
 
     env = CityEnv("downtown_vlm")
     seeds = [VALIDATION_BASE + k for k in range(validation)]
     rows = {}
     for tier, name in enumerate(t.name for t in env.scenario.compute.tiers):
-        policy = OnTier(PosteriorPolicy(), env.scenario)
+        policy = TierRulePolicy(PosteriorPolicy(), env.scenario)
         policy.tier = tier
         days = play_days(env, policy, seeds)
         rows[name] = {k: float(np.mean([d[k] for d in days])) for k in ("cost", "service")}

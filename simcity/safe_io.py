@@ -30,7 +30,8 @@ FORBIDDEN_OUTPUT_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
 NAME_MAX = 255
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a non-regular file is, for a message: a folder, a FIFO, a device, a socket."""
     if stat.S_ISDIR(mode):
         return "a folder"
     if stat.S_ISFIFO(mode):
@@ -61,7 +62,7 @@ def check_input_file(path: str | Path, *, expected: str, max_bytes: int = DATA_M
     except (OSError, ValueError) as e:
         raise SimcityError(f"cannot read ({_reason(e)})", file=path, expected=expected) from None
     if not stat.S_ISREG(info.st_mode) or _is_pseudo(path):
-        kind = _kind(info.st_mode) if not stat.S_ISREG(info.st_mode) else "a pseudo-file"
+        kind = file_kind(info.st_mode) if not stat.S_ISREG(info.st_mode) else "a pseudo-file"
         raise SimcityError(f"is {kind}, not a regular file", file=path, expected=expected)
     if info.st_size > max_bytes:
         raise SimcityError(
@@ -190,7 +191,7 @@ def check_output_file(path: str | Path, *, expected: str = "a writable file path
             raise SimcityError("is a broken link", file=path, expected=expected) from None
     if not stat.S_ISREG(info.st_mode):
         raise SimcityError(
-            f"is {_kind(info.st_mode)}: it will not be replaced", file=path, expected=expected
+            f"is {file_kind(info.st_mode)}: it will not be replaced", file=path, expected=expected
         )
     if not os.access(path.parent if str(path.parent) else ".", os.W_OK | os.X_OK):
         raise SimcityError(

@@ -64,7 +64,7 @@ import numpy as np
 from agents.policies.actions import on_nodes
 from agents.policies.classical import ClassicalPolicy, search_model
 from agents.policies.oracle import OraclePolicy
-from agents.policies.paced import Pacer
+from agents.policies.paced import Pacer, paced_action
 from agents.policies.protocol import Policy
 from agents.policies.tiers import TierRulePolicy
 from simcity.config.monitoring import IncidentConfig
@@ -278,11 +278,7 @@ class PacedPolicy:
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """Posterior weights on a share of the units (`agents.policies.paced`), the rest unused."""
         action = on_nodes(posterior_weights(obs["nodes"], incidents=self.incidents))
-        share = self.pacer.share(obs)
-        if share >= 1.0:
-            return action
-        nodes = action[:-1] / action[:-1].sum()
-        return np.append(nodes * share, 1.0 - share)
+        return paced_action(action, self.pacer.share(obs))
 
 
 def posterior_weights(

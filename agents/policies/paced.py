@@ -84,3 +84,22 @@ class Pacer:
         if cost <= 0.0 or not math.isfinite(cost):
             return 1.0 if cost <= 0.0 else 0.0
         return float(min(1.0, max(spend / cost, 0.0)))
+
+
+def paced_action(action: np.ndarray, share: float) -> np.ndarray:
+    """``action`` (N + 1,) with only ``share`` of what it gives the nodes still given:
+    the rest joins the unused slot; ``action`` itself when ``share`` is 1.
+
+    >>> paced_action(np.array([1.0, 3.0, 0.0]), 0.25).tolist()
+    [0.0625, 0.1875, 0.75]
+    >>> paced_action(np.array([1.0, 1.0, 2.0]), 0.5).tolist()  # half held back already
+    [0.125, 0.125, 0.75]
+    """
+    if share >= 1.0:
+        return action
+    action = np.asarray(action, dtype=np.float64)
+    total = float(action.sum())
+    if share <= 0.0 or not total > 0.0:
+        return np.append(np.zeros(len(action) - 1), 1.0)
+    nodes = action[:-1] / total * share
+    return np.append(nodes, action[-1] / total * share + (1.0 - share))

@@ -39,7 +39,7 @@ import numpy as np
 
 from agents.policies.actions import RANDOM_KINDS, on_nodes
 from agents.policies.oracle import OraclePolicy, greedy_allocation, true_rates_per_h
-from agents.policies.paced import Pacer
+from agents.policies.paced import Pacer, paced_action
 from simcity.env import GLOBAL_FEATURES, CityEnv
 from simcity.monitoring import incidents as inc
 from simcity.monitoring.monitor import QUANTITY_FOR_INCIDENT, SENSOR_FOR_INCIDENT
@@ -79,7 +79,7 @@ class EvidenceSearch(OraclePolicy):
         share = self.pacer.share(obs)
         view = self._view(obs)
         if view.traffic.snapshot is None:
-            return paced(super().act(obs), share)
+            return paced_action(super().act(obs), share)
         n = view.city.num_nodes
         hotspot = view.monitoring.hotspot if self.hotspots else np.ones(n)
         pseudo = self._pseudo_open(view)
@@ -89,8 +89,8 @@ class EvidenceSearch(OraclePolicy):
         )
         budget = view.scenario.monitoring.budget_units
         if allocation.sum() >= budget * (1.0 - 1e-12):
-            return paced(on_nodes(allocation), share)
-        return paced(np.append(allocation, budget - allocation.sum()), share)
+            return paced_action(on_nodes(allocation), share)
+        return paced_action(np.append(allocation, budget - allocation.sum()), share)
 
     def _chunk_cost(self, view: WorldView, obs: dict[str, np.ndarray]) -> float:
         """What one chunk of units costs over the interval, in the greedy gain's units
@@ -155,22 +155,3 @@ class EvidenceSearch(OraclePolicy):
             damage=np.zeros(m),
             clock=np.ones(m),
         )
-
-
-def paced(action: np.ndarray, share: float) -> np.ndarray:
-    """``action`` (N + 1,) with the unused slot raised so the nodes get ``share`` of the
-    units; ``action`` itself when ``share`` is 1.
-
-    >>> paced(np.array([1.0, 3.0, 0.0]), 0.25).tolist()
-    [1.0, 3.0, 12.0]
-    """
-    if share >= 1.0:
-        return action
-    action = np.array(action, dtype=np.float64)
-    on_nodes_ = float(action[:-1].sum())
-    if share <= 0.0 or on_nodes_ <= 0.0:
-        action[:-1] = 0.0
-        action[-1] = 1.0
-        return action
-    action[-1] = on_nodes_ * (1.0 - share) / share
-    return action

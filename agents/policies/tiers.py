@@ -21,6 +21,7 @@ import numpy as np
 
 from agents.policies.protocol import Policy
 from simcity.config.scenario import Scenario
+from simcity.errors import SimcityError
 
 TIER_FLOOR = 0.05
 """Share of a node's weight the teacher's labels give each tier other than the rule's."""
@@ -75,8 +76,6 @@ class TierRulePolicy:
 
 def require_one_tier(scenario: Scenario, what: str) -> None:
     """`SimcityError` naming ``what`` for a scenario with analytics tiers."""
-    from simcity.errors import SimcityError
-
     if scenario.compute.num_tiers > 1:
         raise SimcityError(
             f"{scenario.compute.num_tiers} analytics tiers: {what} reads one",

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from simcity.errors import SimcityError
-from simcity.safe_io import decode_utf8, read_bytes
+from simcity.safe_io import decode_utf8, file_kind, read_bytes
 
 WRITE_EXPECTED = "a path where a regular file can be written"
 
@@ -45,7 +45,7 @@ def write_atomic_bytes(path: Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # as open() would have made it, not mkstemp's 0600
+        os.chmod(tmp, 0o666 & ~umask())  # as open() would have made it, not mkstemp's 0600
         check_replaceable(path)  # again: something may have appeared there meanwhile
         os.replace(tmp, path)
     except OSError as err:
@@ -81,7 +81,7 @@ def check_replaceable(path: Path) -> None:
             raise SimcityError("is a broken link", file=path, expected=WRITE_EXPECTED) from None
     if not stat.S_ISREG(mode):
         raise SimcityError(
-            f"is {_kind(mode)}: it will not be replaced", file=path, expected=WRITE_EXPECTED
+            f"is {file_kind(mode)}: it will not be replaced", file=path, expected=WRITE_EXPECTED
         )
 
 
@@ -91,19 +91,8 @@ def write_error(path: Path, err: OSError) -> SimcityError:
     return SimcityError(f"cannot write ({reason})", file=path, expected=WRITE_EXPECTED)
 
 
-def _kind(mode: int) -> str:
-    if stat.S_ISDIR(mode):
-        return "a folder"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a regular file"
-
-
-def _umask() -> int:
+def umask() -> int:
+    """The process's umask (read without changing it for good)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

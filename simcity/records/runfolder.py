@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from simcity.errors import SimcityError
-from simcity.records.files import write_atomic_bytes, write_error
+from simcity.records.files import umask, write_atomic_bytes, write_error
 from simcity.safe_io import MIB, check_output_dir, decode_utf8, excerpt, read_bytes
 
 MANIFEST = "run.json"
@@ -102,7 +102,7 @@ def write_run_folder(out_dir: Path, files: Mapping[str, bytes]) -> Path:
     except OSError as err:
         raise write_error(out_dir, err) from None
     try:
-        os.chmod(new, 0o777 & ~_umask())
+        os.chmod(new, 0o777 & ~umask())
         for name, data in files.items():
             write_atomic_bytes(new / name, data)
         doc = json.dumps(manifest(files), indent=2) + "\n"
@@ -225,15 +225,6 @@ def _fsync_dir(path: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-# --- reading ---------------------------------------------------------------------------
 
 
 def fail(message: str, file: Path, field: str | None = None) -> SimcityError:
