@@ -23,6 +23,10 @@ Heads. One allocation logit per node and analytics tier (T = ``AttentionConfig.n
 node i, tier t), and one value per node; the mean of the node tokens (a size-agnostic
 pool) gives the "unused" slot's logit and value. No weight depends on N; with T tiers the
 node head is ``Linear(D -> T)``, so a checkpoint plays scenarios with its own tier list.
+With ``AttentionConfig.size_agnostic_unused`` (the default) the unused logit is offset by
+``log(N * T)``: its share of the softmax is then ``e^u / (mean e^node + e^u)``, so the same
+network idles the same share of the budget on a city of any size (without the offset the
+share scales like 1 / N; checkpoints saved before the field keep that behaviour).
 
 Prior. With ``AttentionConfig.prior`` = ``"risk"``, ``"alarm"`` or ``"posterior"`` the node
 logits are the network's output plus the log-weights of that heuristic
@@ -84,6 +88,9 @@ class AttentionConfig:
     learning: the network learns corrections to it); None: the network alone."""
     num_tiers: int = 1
     """Analytics tiers the node head allocates (``[[compute.tiers]]``); 1: none."""
+    size_agnostic_unused: bool = True
+    """Offset the unused slot's logit by ``log(N * T)`` (see the module doc); False only
+    in checkpoints saved before the field existed."""
 
     def __post_init__(self) -> None:
         if self.d_model % self.num_heads != 0:
@@ -251,6 +258,8 @@ class AttentionPolicy(nn.Module):
         if c.prior is not None:
             node_logits = node_logits + prior_log_weights(nodes, c.prior).unsqueeze(-1)
         unused_logit = self.unused_head(pooled)  # (B, 1)
+        if c.size_agnostic_unused:  # the unused share no longer scales like 1 / (N * T)
+            unused_logit = unused_logit + math.log(node_logits.shape[1] * c.num_tiers)
         logits = torch.cat([node_logits.flatten(1), unused_logit], dim=1)  # (B, N * T + 1)
         tokens = torch.cat([x, pooled.unsqueeze(1)], dim=1)  # (B, N + 1, D)
         value = self.value_head(tokens).squeeze(-1)  # (B, N + 1)

@@ -140,6 +140,8 @@ def check_model_config(raw: Any, *, file: Path, field: str = "model_config") -> 
             values[name] = value
         else:  # a field added later: the type of its default, at least
             values[name] = _like_default(value, fields[name].default, file=file, field=where)
+    # Saved before the field existed: those networks learned without the offset.
+    values.setdefault("size_agnostic_unused", False)
     d_model = values.get("d_model", fields["d_model"].default)
     num_heads = values.get("num_heads", fields["num_heads"].default)
     if d_model % num_heads:

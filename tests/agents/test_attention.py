@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -214,3 +215,31 @@ def test_a_fresh_residual_policy_plays_its_heuristic(prior: str) -> None:
         risk = risk_weights(nodes.double().numpy())
         risk = risk / risk.mean(-1, keepdims=True) + PRIOR_FLOOR
         assert not np.allclose(expected, risk / risk.sum(-1, keepdims=True), rtol=0.05)
+
+
+@pytest.mark.parametrize("size_agnostic", [True, False])
+def test_unused_share_does_not_shrink_with_the_city(size_agnostic: bool) -> None:
+    """Equal logits everywhere: with the log(N * T) offset the unused slot takes half the
+    budget on any city; without it (checkpoints from before the field) 1 / (N + 1)."""
+    torch.manual_seed(0)
+    config = dataclasses.replace(CONFIG, size_agnostic_unused=size_agnostic)
+    model = AttentionPolicy(config).eval()
+    with torch.no_grad():
+        for head in (model.node_head, model.unused_head):
+            head.weight.zero_()
+            head.bias.zero_()
+    for rows in (2, 6):
+        logits = model(*grid_inputs(rows, rows, config.num_neighbours)).logits  # (B, N + 1)
+        share = torch.softmax(logits, dim=1)[:, -1]
+        expected = 0.5 if size_agnostic else 1 / (rows * rows + 1)
+        torch.testing.assert_close(share, torch.full_like(share, expected))
+
+
+def test_checkpoints_from_before_the_offset_keep_their_behaviour(tmp_path: Path) -> None:
+    from agents.policies.checks import check_model_config
+
+    stored = dataclasses.asdict(CONFIG)
+    del stored["size_agnostic_unused"]
+    assert not check_model_config(stored, file=tmp_path / "old.pt").size_agnostic_unused
+    stored["size_agnostic_unused"] = True
+    assert check_model_config(stored, file=tmp_path / "new.pt").size_agnostic_unused
