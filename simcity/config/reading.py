@@ -2,8 +2,11 @@
 
 A scenario file is read through `simcity.safe_io` (a regular file of at most 1 MiB, UTF-8);
 tables and arrays nest at most `MAX_DEPTH` deep; a ``base`` chain is at most
-`MAX_BASE_CHAIN` files and never a cycle. `read_chain` also says which file of the chain
-set each key, so an error names the file that holds the bad value. `describe_error` turns
+`MAX_BASE_CHAIN` files and never a cycle. A ``base`` is a path relative to the file that
+names it or, when no such file exists there, a bundled scenario by name (``"downtown"`` or
+``"downtown.toml"``), so a user's variant of a bundled scenario works from any folder;
+`base_chain` lists the files a scenario inherits from. `read_chain` also says which file of
+the chain set each key, so an error names the file that holds the bad value. `describe_error` turns
 a pydantic error into the dotted field and a message that quotes at most a short excerpt.
 """
 
@@ -26,6 +29,18 @@ MAX_DEPTH = 32
 
 
 SCENARIO_FILE = "a scenario file (UTF-8 TOML of at most 1 MiB)"
+
+
+def bundled_dir() -> Path:
+    """The folder of bundled scenario files (installed copy, else the source tree's)."""
+    package = Path(__file__).resolve().parent.parent
+    installed = package / "_bundled_scenarios"
+    return installed if installed.is_dir() else package.parent / "scenarios"
+
+
+def bundled_scenarios() -> dict[str, Path]:
+    """Bundled scenario names and their files, sorted by name."""
+    return {p.stem: p for p in sorted(bundled_dir().glob("*.toml"))}
 
 
 def read_toml(path: Path, *, expected: str = SCENARIO_FILE) -> dict[str, Any]:
@@ -81,12 +96,7 @@ def read_chain(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any]
             field="base",
             expected="the name of another scenario file",
         )
-    try:
-        parent = (path.parent / base).resolve()
-    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte
-        raise SimcityError(
-            f"{excerpt(base)} is not a usable path", file=path, field="base"
-        ) from None
+    parent = _base_file(path, base)
     if parent == path or parent in chain:
         raise SimcityError(
             f"scenario bases form a cycle through {excerpt(parent, 200)}", file=path, field="base"
@@ -109,6 +119,43 @@ def read_chain(path: Path, chain: tuple[Path, ...] = ()) -> tuple[dict[str, Any]
         ) from None
     inherited, inherited_origins = read_chain(parent, (*chain, path))
     return _merge(inherited, raw), {**inherited_origins, **origins}
+
+
+def _base_file(path: Path, base: str) -> Path:
+    """The file ``base`` names: relative to ``path``'s folder, else a bundled scenario."""
+    try:
+        parent = (path.parent / base).resolve()
+        exists = parent.exists()
+    except (OSError, RuntimeError, ValueError):  # a link loop, a NUL byte
+        raise SimcityError(
+            f"{excerpt(base)} is not a usable path", file=path, field="base"
+        ) from None
+    name = base.strip().removesuffix(".toml")
+    bundled = bundled_scenarios()
+    if not exists and name in bundled:
+        return bundled[name].resolve()
+    if not exists:
+        raise SimcityError(
+            f"{excerpt(base)}: no such file next to this one and no bundled scenario of that name",
+            file=path,
+            field="base",
+            expected="a path relative to this file's folder or one of: " + ", ".join(bundled),
+        )
+    return parent
+
+
+def base_chain(path: Path) -> list[Path]:
+    """The files ``path`` inherits from, nearest first (its ``base``, that file's, ...)."""
+    chain: list[Path] = []
+    current = path
+    while True:
+        base = read_toml(current).get("base")
+        if not isinstance(base, str) or len(chain) >= MAX_BASE_CHAIN:
+            return chain
+        current = _base_file(current, base)
+        if current in chain or current == path:
+            return chain
+        chain.append(current)
 
 
 def _key_paths(table: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

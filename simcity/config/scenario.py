@@ -53,10 +53,12 @@ from simcity.config.monitoring import (
 )
 from simcity.config.reading import (
     Origins,
+    bundled_scenarios,
     describe_error,
     origin,
     read_chain,
 )
+from simcity.config.reading import bundled_dir as bundled_dir  # re-exported
 from simcity.config.sizes import check_footprint
 from simcity.errors import SimcityError
 from simcity.safe_io import excerpt
@@ -328,18 +330,6 @@ class Scenario(Frozen):
 
 
 # --- loading -----------------------------------------------------------------------
-
-
-def bundled_dir() -> Path:
-    """The folder of bundled scenario files (installed copy, else the source tree's)."""
-    package = Path(__file__).resolve().parent.parent
-    installed = package / "_bundled_scenarios"
-    return installed if installed.is_dir() else package.parent / "scenarios"
-
-
-def bundled_scenarios() -> dict[str, Path]:
-    """Bundled scenario names and their files, sorted by name."""
-    return {p.stem: p for p in sorted(bundled_dir().glob("*.toml"))}
 
 
 def parse_scenario(

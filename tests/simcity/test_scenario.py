@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from simcity.config.reading import base_chain
 from simcity.config.scenario import Scenario, bundled_scenarios, load_scenario
 from simcity.errors import SimcityError
 
@@ -125,3 +126,26 @@ def test_relative_paths_resolve_next_to_the_file(tmp_path: Path) -> None:
     scenario = load_scenario(write(tmp_path, text, "s.toml"))
     assert scenario.carbon.source == "trace"
     assert Path(scenario.carbon.path) == tmp_path / "trace.csv"
+
+
+@pytest.mark.parametrize("base", ["downtown", "downtown.toml"])
+def test_a_users_variant_names_a_bundled_base(tmp_path: Path, base: str) -> None:
+    """A user's file in their own folder inherits from a bundled scenario by name."""
+    path = write(tmp_path, f'base = "{base}"\nseed = 99\n', "mine.toml")
+    mine, bundled = load_scenario(path), load_scenario("downtown")
+    assert mine.seed == 99 and mine.city == bundled.city
+    assert base_chain(path) == [bundled_scenarios()["downtown"].resolve()]
+
+
+def test_a_base_next_to_the_file_wins_over_a_bundled_name(tmp_path: Path) -> None:
+    write(tmp_path, "seed = 7\n" + GOOD, "downtown.toml")  # shadows the bundled one
+    path = write(tmp_path, 'base = "downtown.toml"\n', "mine.toml")
+    assert load_scenario(path).seed == 7
+    assert base_chain(path) == [(tmp_path / "downtown.toml").resolve()]
+
+
+def test_a_missing_base_names_the_field_and_the_choices(tmp_path: Path) -> None:
+    path = write(tmp_path, 'base = "downtwon"\n', "mine.toml")
+    with pytest.raises(SimcityError, match="no bundled scenario") as info:
+        load_scenario(path)
+    assert info.value.field == "base" and "downtown" in (info.value.expected or "")
