@@ -20,9 +20,12 @@ Action: N + 1 non-negative weights, one per node and a last "unused" slot. The b
     takes ``tier_cost[t]`` of it: node i gets ``budget * w_it / sum(w) / tier_cost[t]``
     units of tier t. A scenario without tiers is one tier, the action above.
 Reward: minus the step's cost in money (incident damage + estimation-error cost + compute
-    energy cost + carbon cost x carbon_weight), times ``reward.scale``. `info` carries every
-    term and its physical quantity, and ``node_cost`` (N,): the cost split over the nodes
-    (each node's damage and estimation error, compute in proportion to its units; it sums
+    energy cost + carbon cost x carbon_weight + travel delay cost), times ``reward.scale``.
+    `info` carries every term and its physical quantity (``cost_delay`` is
+    ``reward.delay_cost_per_veh_h`` times ``incident_delay_veh_h``, the vehicle-hours of
+    delay accidents added: `simcity.traffic.delay`; 0 by default), and ``node_cost`` (N,):
+    the cost split over the nodes (each node's damage and estimation error, compute in
+    proportion to its units, delay to the nodes of the accidents that cut links; it sums
     to ``cost_total`` but for compute spent with no units anywhere). It is the only array
     in `info`. The day ends with ``truncated=True``. Under a compute budget the world may
     scale an allocation down: `info` says the ``units_refused`` and the budget left
@@ -68,6 +71,7 @@ from simcity.compute.bill import PolicyCompute
 from simcity.config.devices import check_nonnegative, device_profile
 from simcity.config.scenario import Scenario, load_scenario
 from simcity.errors import SimcityError
+from simcity.traffic.delay import delay_shares
 from simcity.world import StepRecord, World
 
 if TYPE_CHECKING:
@@ -388,12 +392,18 @@ class CityEnv(gym.Env[dict[str, np.ndarray], np.ndarray]):
         )
         if total_units > 0:
             node_cost = node_cost + compute_cost * units / total_units
+        delay = reward_cfg.delay_cost_per_veh_h * record.incident_delay_veh_h
+        traffic = self.world.traffic if self.world is not None else None
+        if delay > 0 and traffic is not None:
+            city = self.city
+            node_cost = node_cost + delay * delay_shares(traffic, city.link_head, city.num_nodes)
         info.update(
             cost_damage=record.damage,
             cost_estimation=estimation,
             cost_energy=record.compute_energy_cost,
             cost_carbon=carbon,
-            cost_total=record.damage + estimation + record.compute_energy_cost + carbon,
+            cost_delay=delay,
+            cost_total=record.damage + estimation + record.compute_energy_cost + carbon + delay,
             node_cost=node_cost,
         )
         if outcome is not None:  # where the bill's figures came from

@@ -11,7 +11,6 @@ lengths copied as they are into `LINK_LENGTH` (km only if the file's lengths are
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -44,14 +43,13 @@ from simcity.city.tntp_lines import (
     one_file,
     split_metadata,
 )
+from simcity.city.tntp_nodes import node_coordinates
 from simcity.errors import SimcityError
-from simcity.safe_io import excerpt, read_text
+from simcity.safe_io import excerpt
 
 # Sioux Falls, SD, home of the most used TNTP network; where planar coordinates land.
 DEFAULT_ORIGIN_LON = -96.73
 DEFAULT_ORIGIN_LAT = 43.55
-# Planar coordinates with no given scale are fitted so their longer side spans this.
-DEFAULT_EXTENT_KM = 10.0
 # `<TOTAL OD FLOW>` may differ from the sum of the trips by this fraction (rounding).
 TOTAL_FLOW_TOLERANCE = 1e-3
 
@@ -72,10 +70,6 @@ MAX_NODE_ID = 2**31 - 1
 #: quarter of the machine's memory, before allocating it. The largest public TNTP networks
 #: have a few thousand zones (Sydney: 3,264, 85 MB).
 MAX_OD_BYTES = 4 * 1024**3
-#: Planar node coordinates beyond this are no unit a map uses (and their span overflows).
-MAX_COORDINATE = 1e12
-_KM_PER_DEG_LAT = 110.574
-_KM_PER_DEG_LON_EQUATOR = 111.320
 
 
 class LinkFlows(NamedTuple):
@@ -104,9 +98,10 @@ def read_tntp(
     jobs its attractions (column sum), both in veh/h; land use is "mixed".
 
     Coordinates that all look like WGS84 (|x| <= 180, |y| <= 90) are lon/lat. Otherwise a
-    ``.geojson`` of the nodes is used if there is one, else the plane is placed around
+    ``.geojson`` of the nodes is used if there is one (of several, the layer of Points;
+    a link layer beside it is skipped), else the plane is placed around
     (``origin_lon``, ``origin_lat``) at ``scale_km_per_unit`` (default: the longer side
-    spans `DEFAULT_EXTENT_KM`).
+    spans `simcity.city.tntp_nodes.DEFAULT_EXTENT_KM`).
 
     Args:
         folder: the folder holding the files.
@@ -130,7 +125,7 @@ def read_tntp(
         )
     # Coordinates first: the node rows really in the files bound the node count (and so
     # the zone count) before anything is allocated for the header's promise.
-    lon, lat = _coordinates(root, num_nodes, origin_lon, origin_lat, scale_km_per_unit)
+    lon, lat = node_coordinates(root, num_nodes, origin_lon, origin_lat, scale_km_per_unit)
     _check_od_size(num_zones, net_path)
     od = _read_trips(trips_path, num_zones)  # (Z, Z)
 
@@ -335,139 +330,3 @@ def _zone(text: str, num_zones: int, path: Path, line: int, field: str) -> int:
             expected=f"a zone in 1..{num_zones}",
         )
     return int(text)
-
-
-def _coordinates(
-    root: Path,
-    num_nodes: int,
-    origin_lon: float,
-    origin_lat: float,
-    scale_km_per_unit: float | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Lon/lat (N,) of nodes 1..N from the node file or the GeoJSON, as the docs say."""
-    node_files = sorted(root.glob("*_node.tntp"))
-    geojson_files = sorted(root.glob("*.geojson"))
-    planar = None
-    if node_files:
-        xy = _read_nodes(node_files[0], num_nodes)  # (N, 2)
-        if _looks_wgs84(xy):
-            return xy[:, 0], xy[:, 1]
-        planar = xy
-    if geojson_files:
-        xy = _read_geojson(geojson_files[0], num_nodes)
-        if not _looks_wgs84(xy):
-            raise SimcityError(
-                "coordinates are not lon/lat",
-                file=geojson_files[0],
-                expected="WGS84 Point coordinates",
-            )
-        return xy[:, 0], xy[:, 1]
-    if planar is None:
-        raise SimcityError(
-            "no node coordinates", file=root, expected="a *_node.tntp or *.geojson file"
-        )
-    centre = (planar.max(axis=0) + planar.min(axis=0)) / 2  # (2,)
-    if scale_km_per_unit is None:
-        extent = float(np.ptp(planar, axis=0).max())
-        scale_km_per_unit = DEFAULT_EXTENT_KM / extent if extent > 0 else 1.0
-    km = (planar - centre) * scale_km_per_unit  # (N, 2)
-    lat = origin_lat + km[:, 1] / _KM_PER_DEG_LAT
-    lon = origin_lon + km[:, 0] / (_KM_PER_DEG_LON_EQUATOR * math.cos(math.radians(origin_lat)))
-    return lon, lat
-
-
-def _looks_wgs84(xy: np.ndarray) -> bool:
-    return bool(np.all(np.abs(xy[:, 0]) <= 180) and np.all(np.abs(xy[:, 1]) <= 90))
-
-
-def _read_nodes(path: Path, num_nodes: int) -> np.ndarray:
-    """(N, 2) x, y of nodes 1..N from a ``_node.tntp`` file (``node x y ;`` rows)."""
-    points: dict[int, tuple[float, float]] = {}
-    for number, text in numbered_lines(path):
-        parts = text.rstrip(";").split()
-        if parts and parts[0].lower() == "node":  # the header
-            continue
-        node, x, y = numbers(parts, 3, path, number, ("node", "x", "y"))
-        _place(points, node, (x, y), num_nodes, path, f"line {number}")
-    return _complete(points, num_nodes, path)
-
-
-def _read_geojson(path: Path, num_nodes: int) -> np.ndarray:
-    """(N, 2) lon, lat of nodes 1..N from Point features with an ``id`` property."""
-    expected = "a FeatureCollection of Points"
-    text = read_text(path, expected=expected)
-    try:
-        features = json.loads(text)["features"]
-    except (ValueError, KeyError, TypeError, RecursionError) as error:
-        raise SimcityError(
-            f"not a GeoJSON FeatureCollection ({type(error).__name__})",
-            file=path,
-            expected=expected,
-        ) from None
-    if not isinstance(features, list):
-        raise SimcityError("is not a list", file=path, field="features", expected=expected)
-    points: dict[int, tuple[float, float]] = {}
-    for index, feature in enumerate(features):
-        field = f"features[{index}]"
-        try:
-            node = _finite(feature["properties"]["id"])
-            geometry = feature["geometry"]
-            if geometry["type"] != "Point":
-                raise TypeError(geometry["type"])
-            point = (_finite(geometry["coordinates"][0]), _finite(geometry["coordinates"][1]))
-        except (KeyError, TypeError, ValueError, IndexError):
-            raise SimcityError(
-                "is not a Point with an id property and finite coordinates",
-                file=path,
-                field=field,
-                expected="a node Point",
-            ) from None
-        _place(points, node, point, num_nodes, path, field)
-    return _complete(points, num_nodes, path)
-
-
-def _finite(value: object) -> float:
-    """A JSON number (or numeric text) as a finite float; else ValueError or TypeError."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        raise TypeError(type(value).__name__)
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(value)
-    return number
-
-
-def _place(
-    points: dict[int, tuple[float, float]],
-    node: float,
-    point: tuple[float, float],
-    num_nodes: int,
-    path: Path,
-    field: str,
-) -> None:
-    if not all(abs(v) <= MAX_COORDINATE for v in point):
-        raise SimcityError(
-            f"coordinates {point[0]:g}, {point[1]:g}",
-            file=path,
-            field=field,
-            expected=f"coordinates within +-{MAX_COORDINATE:g}",
-        )
-    points[node_id(node, num_nodes, path, field)] = point
-
-
-def _complete(points: dict[int, tuple[float, float]], num_nodes: int, path: Path) -> np.ndarray:
-    """(N, 2) coordinates of nodes 1..N; checked before allocating, so a header promising
-    more nodes than the file has rows fails here rather than allocating for it."""
-    if len(points) < num_nodes:
-        first = next(k for k in range(1, num_nodes + 1) if k not in points)
-        missing = num_nodes - len(points)
-        raise SimcityError(
-            f"no coordinates for node {first}"
-            + (f" and {missing - 1:,} more" if missing > 1 else "")
-            + f" of the {num_nodes:,} in <NUMBER OF NODES>",
-            file=path,
-            expected="a row for every node",
-        )
-    xy = np.empty((num_nodes, 2))
-    for node, point in points.items():
-        xy[node - 1] = point
-    return xy

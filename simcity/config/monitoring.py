@@ -233,5 +233,9 @@ class RewardConfig(Frozen):
     """Carbon weighed up to a million times its price (Pareto sweeps go to thousands)."""
     estimation_cost: Money = 0.5
     """Money per node and step per unit of mean absolute estimation error."""
+    delay_cost_per_veh_h: Money = 0.0
+    """Money per vehicle-hour of travel delay that accidents add (the value of travel
+    time; `simcity.traffic.delay`). 0 leaves congestion out of the reward but through
+    incident rates; the real-city scenarios set a cited value (README, Reward)."""
     scale: Annotated[Real, Interval(ge=1e-12, le=1e3)] = 0.001
     """Reward = -cost x scale (money in thousands by default; info keeps the money)."""

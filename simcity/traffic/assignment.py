@@ -10,6 +10,7 @@ walk of the demand back up its tree, O(L log N), split over threads.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -63,6 +64,7 @@ def assign(
     warm_start_od_veh_h: np.ndarray | None = None,
     method: str = "bfw",
     loader: PathLoader | None = None,
+    watch_links: np.ndarray | None = None,
 ) -> Assignment:
     """Static user-equilibrium link flows by Frank–Wolfe (plain, conjugate or bi-conjugate).
 
@@ -94,6 +96,11 @@ def assign(
             search graph, and its ``workers`` split the searches. Results are the same bits
             with or without it, whatever it loaded before. With another origin set a new
             loader is used.
+        watch_links: (K,) link indices whose flows must settle too, e.g. the links a
+            re-solve cuts: besides the gap, stop only once the last step moved their total
+            flow by at most ``rel_gap`` times that flow. While they carry flow, at least one
+            step is taken, so a warm start whose network-wide gap a cut barely raises
+            still re-routes around the cut (``max_iterations`` bounds it as ever).
 
     Returns:
         The flows and times of the last iterate; ``num_iterations`` counts all-or-nothing
@@ -126,13 +133,18 @@ def assign(
         loader = PathLoader(network, od, workers=loader.workers if loader else 1)
     flows, num_loads = _initial_flows(loader, bpr, od, warm_start, warm_start_od_veh_h)
     directions = Directions(method)
+    watch = None if watch_links is None else _links(watch_links, len(network.tail))
+    # The watched links' flow the last step moved; before any step, infinite where they
+    # carry flow (a step must tell) and none where they carry none (a cut changes nothing).
+    moved = math.inf if watch is not None and flows[watch].any() else 0.0
     while True:
         times = bpr.time(flows)  # (L,)
         aon = loader.load(times, od)  # (L,)
         num_loads += 1
         total = float(flows @ times)
         gap = max(0.0, (total - float(aon @ times)) / total) if total > 0.0 else 0.0
-        if gap <= rel_gap or num_loads >= max_iterations:
+        settled = watch is None or moved <= rel_gap * float(flows[watch].sum())
+        if (gap <= rel_gap and settled) or num_loads >= max_iterations:
             break
         target = directions.target(bpr, flows, aon)
         direction = target - flows  # (L,)
@@ -147,8 +159,26 @@ def assign(
                 directions.restart()
                 target, direction, step = aon, fw_direction, fw_step
         directions.record(target, step)
+        if watch is not None:
+            moved = step * float(np.abs(direction[watch]).sum())
         flows += step * direction
-    return Assignment(flows, times, gap, num_loads, total, gap <= rel_gap)
+    return Assignment(flows, times, gap, num_loads, total, gap <= rel_gap and settled)
+
+
+def _links(links: np.ndarray, num_links: int) -> np.ndarray:
+    """``links`` as an int64 index array after checking every index names a link."""
+    index = np.asarray(links)
+    if index.ndim != 1 or (index.size and (index.dtype.kind not in "iu")):
+        raise SimcityError(
+            f"watched links have shape {index.shape}, dtype {index.dtype}",
+            field="watch_links",
+            expected="(K,) integer link indices",
+        )
+    if index.size and (index.min() < 0 or index.max() >= num_links):
+        raise SimcityError(
+            "a watched link does not exist", field="watch_links", expected=f"in [0, {num_links})"
+        )
+    return index.astype(np.int64)
 
 
 def all_or_nothing(network: Network, od_veh_h: np.ndarray, times_min: np.ndarray) -> np.ndarray:

@@ -40,8 +40,10 @@ class TrafficDay:
 
     Without capacity cuts a step's equilibrium is the baseline chain (each step
     warm-started from the previous step's baseline); with cuts it is solved warm-started
-    from that step's baseline to the looser incident gap or iteration limit (re-routing
-    around a cut, not a new equilibrium of the whole day). So results never depend on
+    from that step's baseline to the looser incident gap, once the cut links' flows have
+    settled too (`assign`'s ``watch_links``: at least one step while they carry flow), or
+    to the incident iteration limit (re-routing around a cut, not a new equilibrium of
+    the whole day). So results never depend on
     what ran before in the process, and episodes after the first reuse the baseline day.
 
     Re-routings are cached per (step, cut pattern), least recently used first out, within
@@ -145,6 +147,9 @@ class TrafficDay:
                 warm_start_od_veh_h=self._od[warm_step] if warm_start is not None else None,
                 method=self.cfg.method,
                 loader=self._loader,
+                # A re-routing stops once the cut links' flows settle, not on the
+                # network-wide gap alone, which one cut link barely raises.
+                watch_links=np.flatnonzero(capacity_factor != 1.0) if cut else None,
             )
         )
 
@@ -267,6 +272,10 @@ class TrafficSnapshot(NamedTuple):
     od_veh_h: np.ndarray  # (Z, Z)
     assignment: Assignment
     capacity_veh_h: np.ndarray  # (L,) after any cuts
+    reference: Assignment
+    """The same interval without accidents: the equilibrium under the external cuts alone
+    (``assignment`` itself when no accident cut or re-routing is in force)."""
+    cut_links: np.ndarray  # (K,) links open accidents cut in the interval
 
 
 class TrafficState(NamedTuple):
@@ -324,7 +333,11 @@ def step_traffic(state: TrafficState, inputs: TrafficInputs, day: TrafficDay) ->
             times_min=read_only(times), tstt_veh_min=float(result.flows_veh_h @ times)
         )
     capacity = read_only(network.capacity_veh_h * actual)
-    snapshot = TrafficSnapshot(day.od(inputs.step), result, capacity)
+    external = inputs.capacity_factor
+    clear = np.array_equal(routed, external) and np.array_equal(actual, external)
+    reference = result if clear else day.solve(inputs.step, external)
+    cut_links = read_only(np.flatnonzero(inputs.cut_factor != 1.0))
+    snapshot = TrafficSnapshot(day.od(inputs.step), result, capacity, reference, cut_links)
     return TrafficState(routed, result.flows_veh_h, result.times_min, snapshot)
 
 

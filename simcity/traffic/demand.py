@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import NamedTuple
+from weakref import WeakKeyDictionary
 
 import numpy as np
 
@@ -20,7 +21,15 @@ from simcity.config.scenario import DayProfile, EventConfig, Scenario
 
 
 def zone_catchment(city: City) -> np.ndarray:
-    """For every node, the position (in zone order) of its nearest zone."""
+    """For every node, the position (in zone order) of its nearest zone (read-only,
+    memoised per city)."""
+    cached = _CATCHMENTS.get(city)
+    if cached is None:
+        cached = _CATCHMENTS[city] = read_only(_zone_catchment(city))
+    return cached
+
+
+def _zone_catchment(city: City) -> np.ndarray:
     from scipy.spatial import cKDTree
 
     x_km, y_km = to_km(city.lon, city.lat, float(city.lon.mean()), float(city.lat.mean()))
@@ -30,7 +39,22 @@ def zone_catchment(city: City) -> np.ndarray:
 
 
 def zone_free_flow_times(city: City) -> np.ndarray:
-    """Shortest free-flow travel times between zones, minutes (Z x Z)."""
+    """Shortest free-flow travel times between zones, minutes (Z x Z, read-only).
+
+    Memoised per city (a `City` is frozen): the all-zones search is most of a reset's
+    work on a big city, and every episode's World asks for the same matrix.
+    """
+    cached = _ZONE_TIMES.get(city)
+    if cached is None:
+        cached = _ZONE_TIMES[city] = read_only(_zone_free_flow_times(city))
+    return cached
+
+
+_ZONE_TIMES: WeakKeyDictionary[City, np.ndarray] = WeakKeyDictionary()
+_CATCHMENTS: WeakKeyDictionary[City, np.ndarray] = WeakKeyDictionary()
+
+
+def _zone_free_flow_times(city: City) -> np.ndarray:
     from scipy.sparse import csr_matrix
     from scipy.sparse.csgraph import dijkstra
 

@@ -9,6 +9,7 @@ import numpy as np
 from simcity.energy.load import EnergyState
 from simcity.monitoring.monitor import StepOutcome
 from simcity.traffic.day import TrafficSnapshot
+from simcity.traffic.delay import incident_delay_veh_h
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class StepRecord:
     max_vc: float
     assignment_iterations: int
     assignment_rel_gap: float
+    incident_delay_veh_h: float
+    """Vehicle-hours of travel delay accidents added over the interval
+    (`simcity.traffic.delay`)."""
     load_kw: float
     peak_node_load_kw: float
     ev_load_kw: float
@@ -109,6 +113,7 @@ def interval_record(
         max_vc=float(vc.max()),
         assignment_iterations=traffic.assignment.num_iterations,
         assignment_rel_gap=traffic.assignment.rel_gap,
+        incident_delay_veh_h=incident_delay_veh_h(traffic, dt_min),
         load_kw=total_kw,
         peak_node_load_kw=float(energy.node_load_kw.max()),
         ev_load_kw=energy.ev_kw,

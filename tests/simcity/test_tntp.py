@@ -226,3 +226,62 @@ def test_missing_files_and_folders_raise(tmp_path: Path) -> None:
     (tmp_path / "bad_flow.tntp").write_text("From To Volume Cost\n1 2 x 3\n")
     with pytest.raises(SimcityError, match="line 2, volume"):
         read_tntp_flows(tmp_path / "bad_flow.tntp")
+
+
+def _layer(features: list[dict]) -> str:
+    return json.dumps({"type": "FeatureCollection", "features": features})
+
+
+def _links_layer(pairs: list[tuple[int, int]], xy: dict[int, tuple[float, float]]) -> str:
+    """A link layer as the repository publishes beside the nodes: LineStrings."""
+    return _layer(
+        [
+            {
+                "type": "Feature",
+                "properties": {"init_node": a, "term_node": b},
+                "geometry": {"type": "LineString", "coordinates": [xy[a], xy[b]]},
+            }
+            for a, b in pairs
+        ]
+    )
+
+
+def test_a_link_layer_beside_the_node_layer_is_skipped(tmp_path: Path) -> None:
+    """Two GeoJSON layers: the nodes are the layer of Points, whatever the file order."""
+    write_city(tmp_path)
+    xy = {n: (float(n), float(-n)) for n in (1, 2, 3, 4)}
+    points = [
+        {
+            "type": "Feature",
+            "properties": {"id": n},
+            "geometry": {"type": "Point", "coordinates": p},
+        }
+        for n, p in xy.items()
+    ]
+    (tmp_path / "a_links.geojson").write_text(_links_layer([(1, 3), (3, 2), (2, 4)], xy))
+    (tmp_path / "b_nodes.geojson").write_text(_layer(points))
+    city = read_tntp(tmp_path)
+    assert city.lon.tolist() == [1, 2, 3, 4] and city.lat.tolist() == [-1, -2, -3, -4]
+    (tmp_path / "c_more_nodes.geojson").write_text(_layer(points))  # which one? say so
+    with pytest.raises(SimcityError, match="2 of its 3 GeoJSON files are layers of Points"):
+        read_tntp(tmp_path)
+
+
+@needs_sioux_falls
+def test_sioux_falls_with_its_link_layer_reads(tmp_path: Path) -> None:
+    """The shared Sioux Falls folder plus a link layer built from its net file, named to
+    sort first: the nodes still come from the Points, the same as without it."""
+    source = sioux_falls_dir()
+    for path in source.iterdir():
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    alone = read_tntp(tmp_path)
+    xy = {k + 1: (float(alone.lon[k]), float(alone.lat[k])) for k in range(alone.num_nodes)}
+    pairs = [
+        (int(a) + 1, int(b) + 1) for a, b in zip(alone.link_tail, alone.link_head, strict=True)
+    ]
+    (tmp_path / "SiouxFallsA_links.geojson").write_text(_links_layer(pairs, xy))
+    assert sorted(p.name for p in tmp_path.glob("*.geojson"))[0] == "SiouxFallsA_links.geojson"
+    both = read_tntp(tmp_path)
+    np.testing.assert_array_equal(both.lon, alone.lon)
+    np.testing.assert_array_equal(both.lat, alone.lat)
+    assert both.num_links == alone.num_links == 76
