@@ -4,11 +4,13 @@ Not a test: prints a table. Run from the repository root (after ``pip install -e
 with ``PYTHONPATH=.``):
 
     python bench/compare_baselines.py [--scenario downtown] [--seeds 20] [--processes 2]
+                                      [--split validation|test]
 
-Validation seeds (every choice of a setting): ``--first-seed 500 --seeds 20``; the test
-seeds are `agents.training.evaluate.held_out_seeds`, for the report only.
+Seeds (`agents.training.seeds`): ``--split validation`` (the default, ``2**33 + k``) for
+every choice made from the table (a gain, a setting, which rule to keep); ``--split test``
+(``2**32 + k``) only for the final reported comparison, after the choices.
 
-Episode k of every policy uses env seed ``first_seed + k`` (common random numbers: the
+Episode k of every policy uses the split's k-th seed (common random numbers: the
 same seed gives the same sensor, arrival and detection streams, so paired differences
 are much tighter than the intervals of the means). Each (policy, seed) episode runs in a
 worker process; results do not depend on which worker ran what (`simcity.traffic.day.TrafficDay`
@@ -28,6 +30,7 @@ import numpy as np
 
 from agents.policies.baselines import BASELINES, make_baseline
 from agents.training.evaluate import KPIS, mean_ci, run_episode
+from agents.training.seeds import split_seeds
 from simcity.env import CityEnv
 
 _ENVS: dict[str, CityEnv] = {}
@@ -74,12 +77,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="downtown")
     parser.add_argument("--seeds", type=int, default=20)
-    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--split",
+        choices=("validation", "test"),
+        default="validation",
+        help="validation: days to choose on; test: days for the final report only",
+    )
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--policies", default=",".join(BASELINES))
+    parser.add_argument("--paired-with", default="random", help="Policy to pair days with.")
     args = parser.parse_args()
     policies = args.policies.split(",")
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    seeds = split_seeds(args.split, args.seeds)
     # Seeds in the outer loop, so that both workers stay busy to the end.
     jobs = [Job(args.scenario, p, s) for s in seeds for p in policies]
     start = time.perf_counter()
@@ -93,7 +102,7 @@ def main() -> None:
 
     print(
         f"{args.scenario}: {len(policies)} policies x {args.seeds} seeds "
-        f"({seeds.start}..{seeds.stop - 1}), one day each, {args.processes} processes, "
+        f"({args.split}: {seeds[0]}..{seeds[-1]}), one day each, {args.processes} processes, "
         f"{wall_s:.0f} s wall; mean ± 95% interval"
     )
     headers = ["policy", *(label for _, label in KPIS), "s/episode"]
@@ -110,29 +119,34 @@ def main() -> None:
         print("  ".join(str(c).rjust(w) for c, w in zip(row, widths, strict=True)))
 
     money = {p: np.array([r.summary["money"] for r in by_policy[p]]) for p in policies}
-    if "uniform" in money and "oracle" in money:
-        gap = float(money["uniform"].mean() - money["oracle"].mean())
-        note = "" if gap > 0 else " (the oracle costs no less than uniform here: no gap)"
-        print(f"\nmean total cost a day and share of the uniform-to-oracle gap closed{note}:")
+    if "uniform" in money and "clairvoyant" in money:
+        gap = float(money["uniform"].mean() - money["clairvoyant"].mean())
+        note = "" if gap > 0 else " (the clairvoyant reference costs no less than uniform: no gap)"
+        print(f"\nmean total cost a day and share of the uniform-to-clairvoyant gap closed{note}:")
         for p in sorted(policies, key=lambda p: float(money[p].mean())):
             closed = (money["uniform"].mean() - money[p].mean()) / gap if gap else float("nan")
             print(f"  {p:>12}: {money[p].mean():,.0f}  {100.0 * closed:5.1f}%")
 
     damage = {p: np.array([r.summary["damage"] for r in by_policy[p]]) for p in policies}
-    if "random" in damage:
-        print("\npaired damage difference vs random (same seeds), mean ± 95% interval:")
+    base = args.paired_with
+    if base in damage:
+        print(f"\npaired difference vs {base} (same seeds), mean ± 95% interval:")
+        print(f"  {'policy':>12}  {'damage $':>18}  {'total cost $':>18}")
         for p in policies:
-            if p != "random":
-                print(f"  {p:>10}: {cell(damage[p] - damage['random'])}")
-    heuristics = [p for p in policies if p not in ("random", "oracle")]
-    if "random" in damage and "oracle" in damage and heuristics:
+            if p != base:
+                print(
+                    f"  {p:>12}  {cell(damage[p] - damage[base]):>18}  "
+                    f"{cell(money[p] - money[base]):>18}"
+                )
+    heuristics = [p for p in policies if p not in ("random", "clairvoyant")]
+    if "random" in damage and "clairvoyant" in damage and heuristics:
         mean = {p: float(d.mean()) for p, d in damage.items()}
         below_random = all(mean[p] < mean["random"] for p in heuristics)
-        oracle_best = all(mean["oracle"] < mean[p] for p in heuristics)
+        clairvoyant_best = all(mean["clairvoyant"] < mean[p] for p in heuristics)
         print(
-            f"\nmean damage: oracle < every heuristic: {oracle_best}; "
+            f"\nmean damage: clairvoyant < every heuristic: {clairvoyant_best}; "
             f"every heuristic < random: {below_random}; "
-            f"oracle < every heuristic < random: {oracle_best and below_random}"
+            f"clairvoyant < every heuristic < random: {clairvoyant_best and below_random}"
         )
         for p in sorted(mean, key=mean.__getitem__):
             print(f"  {p:>10}: {mean[p]:,.0f}")

@@ -33,8 +33,10 @@ section); a part whose checkpoints are not given is skipped, with a line saying 
     than the separately trained one beyond its 95% interval), and the conditioned policy's
     kgCO2 at each weight (the front must move with the weight).
 
-Seeds: validation days are ``2**33 + k`` (outside training's 32-bit hashes and the test
-range); test days are `agents.training.evaluate.held_out_seeds`, read once, for this report.
+Seeds (`agents.training.seeds`): every choice (the heuristic in (c), the tier rule in (tiers))
+and the measurements that are no comparison ((a)'s observation, (b)) use validation days
+(``2**33 + k``); the comparisons of (c) and (d) use test days (``2**32 + k``), read once, for
+this report.
 """
 
 from __future__ import annotations
@@ -53,7 +55,6 @@ import numpy as np
 
 warnings.filterwarnings("ignore", message=".*blank value")
 
-VALIDATION_BASE = 2**33
 NUM_EXTREME_HOURS = 6
 
 
@@ -134,13 +135,15 @@ def part_a() -> dict[str, Any]:
         f"    {'city':9s} {'nodes':>6s} {'MFLOP':>7s} {'measured ms':>11s} {'measured mJ':>11s} "
         f"{'profile':>13s} {'billed ms':>9s} {'billed mJ':>9s} {'billed/meas.':>12s}"
     )
+    from agents.training.seeds import validation_seeds
+
     rows = []
     torch.manual_seed(0)
     model = AttentionPolicy()
     for city in ("downtown", "metro"):
         env = CityEnv(city)
         policy = TrainedPolicy(model, env)
-        obs, _ = env.reset(seed=VALIDATION_BASE)
+        obs, _ = env.reset(seed=validation_seeds(1)[0])
         with torch_threads(1):
             latency = median_latency(lambda p=policy, o=obs: p.act(o), seconds=3.0).median_s
         if rapl:
@@ -183,6 +186,7 @@ def part_b() -> list[dict[str, Any]]:
     """Compute's share of the day's cost in every bundled scenario."""
     from agents.policies.baselines import make_baseline
     from agents.training.evaluate import run_episode
+    from agents.training.seeds import validation_seeds
     from simcity.config.scenario import bundled_scenarios
     from simcity.env import CityEnv
 
@@ -193,7 +197,7 @@ def part_b() -> list[dict[str, Any]]:
         if name == "metro_xl":  # 10k nodes: minutes a day; its bill is metro's per node
             continue
         env = CityEnv(name)
-        episode = run_episode(env, make_baseline("posterior", env), VALIDATION_BASE)
+        episode = run_episode(env, make_baseline("posterior", env), validation_seeds(1)[0])
         compute = sum(i["cost_energy"] + i["cost_carbon"] for i in episode.infos)
         total = sum(i["cost_total"] for i in episode.infos)
         kg = episode.summary["compute_kgco2"]
@@ -206,10 +210,11 @@ def part_tiers(validation: int) -> dict[str, Any]:
     """Why the default scenario has one tier: the VLM tier's worth on downtown_vlm."""
     from agents.policies.baselines import PosteriorPolicy
     from agents.policies.tiers import TierRulePolicy
+    from agents.training.seeds import validation_seeds
     from simcity.env import CityEnv
 
     env = CityEnv("downtown_vlm")
-    seeds = [VALIDATION_BASE + k for k in range(validation)]
+    seeds = validation_seeds(validation)
     rows = {}
     for tier, name in enumerate(t.name for t in env.scenario.compute.tiers):
         policy = TierRulePolicy(PosteriorPolicy(), env.scenario)
@@ -226,15 +231,15 @@ def part_c(checkpoint: Path, episodes: int, validation: int) -> dict[str, Any]:
     """The trained policy vs the best cap-respecting heuristic on downtown_capped."""
     from agents.policies.baselines import make_baseline
     from agents.policies.checkpoint import TrainedPolicy
-    from agents.training.evaluate import held_out_seeds
+    from agents.training.seeds import test_seeds, validation_seeds
     from simcity.env import CityEnv
 
     env = CityEnv("downtown_capped")
     cap = env.scenario.compute.carbon_budget_kg_per_day
-    val_seeds = [VALIDATION_BASE + k for k in range(validation)]
+    val_seeds = validation_seeds(validation)
     val = {n: play_days(env, make_baseline(n, env), val_seeds) for n in ("paced", "paced_carbon")}
     best = min(val, key=lambda n: np.mean([d["cost"] for d in val[n]]))
-    seeds = held_out_seeds(episodes)
+    seeds = test_seeds(episodes)
     heuristic = play_days(env, make_baseline(best, env), seeds)
     trained = play_days(env, TrainedPolicy.from_checkpoint(checkpoint, env), seeds)
     diff = paired([d["cost"] for d in trained], [d["cost"] for d in heuristic])
@@ -278,12 +283,12 @@ def part_c(checkpoint: Path, episodes: int, validation: int) -> dict[str, Any]:
 def part_d(conditioned: Path, separate: dict[float, Path], episodes: int) -> dict[str, Any]:
     """One weight-conditioned policy vs policies trained at one weight each."""
     from agents.policies.checkpoint import TrainedPolicy
-    from agents.training.evaluate import held_out_seeds
+    from agents.training.seeds import test_seeds
     from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv, with_carbon_weight
 
     base = load_scenario("downtown_carbon")
-    seeds = held_out_seeds(episodes)
+    seeds = test_seeds(episodes)
     print(f"\n(d) downtown_carbon, {episodes} test days: conditioned vs separately trained")
     print(
         f"    {'weight':>6s} {'cond. $':>10s} {'cond. kgCO2':>11s} {'separate $':>10s} "

@@ -1,10 +1,11 @@
 """Choose the ``whittle`` baseline's fill (by index, or a cap a node per round) on validation seeds.
 
 Not a test: prints the mean total cost a day of each cap, and the paired difference from the
-posterior baseline (common random numbers), on validation seeds (500..519 by default, never
-`agents.training.evaluate.held_out_seeds`). Run from the repository root:
+posterior baseline (common random numbers), on validation seeds
+(`agents.training.seeds.validation_seeds`: a choice, so never a test day). Run from the
+repository root:
 
-    python bench/whittle_cap.py [--scenario downtown] [--first-seed 500] [--seeds 20]
+    python bench/whittle_cap.py [--scenario downtown] [--seeds 20]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from agents.policies.baselines import make_baseline
 from agents.policies.classical import ClassicalPolicy
 from agents.policies.protocol import Policy
 from agents.training.evaluate import mean_ci, run_episode
+from agents.training.seeds import validation_seeds
 from simcity.env import CityEnv
 
 
@@ -25,13 +27,12 @@ def main() -> None:
     """Play the posterior baseline and each cap on the same seeds; print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default="downtown")
-    parser.add_argument("--first-seed", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--caps", default="water,0.25,0.5,1,2", help="'water': by index")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", message=".*blank value")
     env = CityEnv(args.scenario)
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    seeds = validation_seeds(args.seeds)
     whittle = make_baseline("whittle", env)
     assert isinstance(whittle, ClassicalPolicy)
 
@@ -39,7 +40,7 @@ def main() -> None:
         return np.array([run_episode(env, policy, s).summary["money"] for s in seeds])
 
     posterior = costs(make_baseline("posterior", env))
-    print(f"{args.scenario}, seeds {seeds.start}..{seeds.stop - 1}: mean total cost a day")
+    print(f"{args.scenario}, validation seeds {seeds[0]}..{seeds[-1]}: mean total cost a day")
     print(f"  posterior: {posterior.mean():,.0f}")
     for cap in (None if c == "water" else float(c) for c in args.caps.split(",")):
         whittle.whittle_cap_units = cap

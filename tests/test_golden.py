@@ -1,11 +1,12 @@
 """Golden rollout: fixed-seed days replayed bit for bit against a committed file.
 
 The file `golden/rollouts.json` holds the per-step KPIs (every scalar of `info`) of one
-fixed-seed day of every baseline (the oracle and the paced ones included) on ``tiny`` and
-``downtown``, and of a short trained policy (teacher + PPO on a 16-step ``tiny``, trained
-here) on both, with a digest of each day's observations and per-node costs, and a digest
-of the trained weights. It guards the dynamics and training: a change that moves any of them must
-regenerate the file on purpose, in the same commit, with the reason in the message::
+fixed-seed day of every baseline (the clairvoyant reference and the paced ones included)
+on ``tiny`` and ``downtown``, and of a short trained policy (teacher + PPO on a 16-step
+``tiny``, trained here) on both, with a digest of each day's observations and per-node
+costs, and a digest of the trained weights. It guards the dynamics and training: a change
+that moves any of them must regenerate the file on purpose, in the same commit, with the
+reason in the message::
 
     .venv/bin/python tests/test_golden.py --write
 """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Callable
+from enum import StrEnum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -25,6 +26,24 @@ DEFAULT_SCENARIO = "downtown"
 DEFAULT_POLICY = "risk"
 ScenarioArgument = Annotated[
     str, typer.Argument(metavar="SCENARIO", help="Bundled scenario name or TOML file.")
+]
+
+
+class SplitChoice(StrEnum):
+    """The seed splits a user evaluates on (`agents.training.seeds`)."""
+
+    validation = "validation"
+    test = "test"
+
+
+SplitOption = Annotated[
+    SplitChoice,
+    typer.Option(
+        "--split",
+        help="Days to play: 'validation' (2**33 + k) for every choice you make from the "
+        "table (a checkpoint, a setting, a gain); 'test' (2**32 + k) for the final reported "
+        "comparison, after the choices. Both are disjoint from training's days ([0, 2**32)).",
+    ),
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])

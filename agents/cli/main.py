@@ -18,6 +18,8 @@ from agents.cli.common import (
     DEFAULT_POLICY,
     DEFAULT_SCENARIO,
     ScenarioArgument,
+    SplitChoice,
+    SplitOption,
     check_out_dir,
     progress_bar,
     require_torch,
@@ -87,9 +89,10 @@ def run_command(
         str,
         typer.Option(
             "--policy",
-            help="Baseline (random, uniform, population, traffic, risk, alarm, posterior, "
-            "paced, paced_carbon, search, whittle, oracle) or a trained checkpoint file "
-            "(DIR/checkpoint.pt), whose FLOPs per decision are billed.",
+            help="Baseline (random, uniform, population, traffic, risk, alarm, posterior, paced, "
+            "paced_carbon, search, whittle; clairvoyant: the reference that sees the true "
+            "incidents) or a trained checkpoint file (DIR/checkpoint.pt), whose FLOPs per "
+            "decision are billed.",
         ),
     ] = DEFAULT_POLICY,
     episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes (days).")] = 1,
@@ -324,6 +327,7 @@ def eval_command(
     checkpoint: Annotated[Path, typer.Argument(help="A checkpoint.pt written by simcity train.")],
     scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
     episodes: Annotated[int, typer.Option("--episodes", min=2, help="Held-out days.")] = 10,
+    split: SplitOption = SplitChoice.test,
     out: Annotated[
         Path | None,
         typer.Option(
@@ -332,15 +336,17 @@ def eval_command(
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
-    """Compare a trained policy with every baseline and the oracle on held-out seeds.
+    """Compare a trained policy with every baseline and the clairvoyant reference.
 
-    Every policy plays the same days (seeds never used in training); the table gives
-    the mean and 95% interval of each KPI. The trained policy's FLOPs are billed.
+    Every policy plays the same held-out days, the first EPISODES of --split (never used in
+    training); the table gives the mean and 95% interval of each KPI. The trained policy's
+    FLOPs are billed.
     """
     require_torch("simcity eval")
     from agents.policies.baselines import BASELINES, make_baseline
     from agents.policies.compressed import load_policy
-    from agents.training.evaluate import KPIS, compare_policies, held_out_seeds
+    from agents.training.evaluate import KPIS, compare_policies
+    from agents.training.seeds import split_seeds
     from simcity.config.scenario import load_scenario
     from simcity.env import CityEnv
     from simcity.records.files import write_atomic
@@ -350,11 +356,11 @@ def eval_command(
     env = CityEnv(load_scenario(scenario_name))
     policies: list[Policy] = [load_policy(checkpoint, env, name="trained")]
     policies += [make_baseline(name, env, seed=0) for name in BASELINES]
-    seeds = held_out_seeds(episodes)
+    seeds = split_seeds(split.value, episodes)
     with progress_bar(quiet) as progress:
         task = progress.add_task("eval", total=len(policies) * episodes)
         table = compare_policies(env, policies, seeds, lambda: progress.advance(task))
-    view = Table(title=f"{env.scenario.name}: {episodes} held-out days, mean ± 95%")
+    view = Table(title=f"{env.scenario.name}: {episodes} {split.value} days, mean ± 95%")
     view.add_column("policy", no_wrap=True)
     for _, label in KPIS:
         view.add_column(label, justify="right")
@@ -367,7 +373,8 @@ def eval_command(
     for name, stats in table.items():
         values = [repr(stats[k][part]) for k, _ in KPIS for part in ("mean", "ci95")]
         rows.append(",".join([name, *values]))
-    document = {"checkpoint": str(checkpoint), "scenario": env.scenario.name, "seeds": seeds}
+    document: dict[str, Any] = {"checkpoint": str(checkpoint), "scenario": env.scenario.name}
+    document |= {"split": split.value, "seeds": seeds}
     write_atomic(out_dir / "eval.csv", "\n".join(rows) + "\n")
     write_atomic(out_dir / "eval.json", json.dumps({**document, "table": table}, indent=2) + "\n")
     console.print(f"wrote eval.csv and eval.json to {out_dir}")

@@ -60,7 +60,14 @@ def register(app: typer.Typer) -> None:
             typer.Option("--carbon-weights", help="Carbon price weights, comma-separated."),
         ] = "0,1,10",
         seeds: Annotated[int, typer.Option("--seeds", min=1, help="Days per point.")] = 3,
-        oracle: Annotated[bool, typer.Option("--oracle", help="Add the oracle's points.")] = False,
+        clairvoyant: Annotated[
+            bool,
+            typer.Option(
+                "--clairvoyant",
+                help="Add the clairvoyant reference's points (it sees the true incidents: "
+                "a reference, not a deployable policy or a bound).",
+            ),
+        ] = False,
         set_: Annotated[
             list[str] | None,
             typer.Option("--set", help="A scenario override in every run, KEY=VALUE."),
@@ -80,7 +87,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Pareto front of service cost, compute kgCO2 and money.
 
-        Plays every baseline (uniform, risk, traffic, population; --oracle too) and each
+        Plays every baseline (uniform, risk, traffic, population; --clairvoyant too) and each
         --checkpoint at every carbon weight and budget, on seeds 0..SEEDS-1. Writes
         OUT/points.csv (every point, mean over seeds, with a pareto column), OUT/front.csv
         (the non-dominated points) and OUT/front.png. It evaluates the checkpoints given;
@@ -112,7 +119,7 @@ def register(app: typer.Typer) -> None:
                 budget_values,
                 weight_values,
                 seeds,
-                oracle=oracle,
+                clairvoyant=clairvoyant,
                 overrides=overrides,
                 backend=backend.value,
                 workers=workers,

@@ -4,8 +4,10 @@ For the original and the compressed policy alike: parameters and stored bytes, F
 int8 ops per decision (`agents.policies.compressed.policy_cost`), the FLOP-equivalent the env
 bills on the scenario's device, the measured CPU latency per decision (median of timed `act`
 calls after warm-up, one torch thread, `time.perf_counter`), the energy and carbon of one
-decision where the policy runs, and the service KPIs of days played in the env (held-out
-seeds, the policy's real cost billed).
+decision where the policy runs, and the service KPIs of days played in the env (the policy's
+real cost billed). Those days are validation days (`agents.training.seeds.validation_seeds`):
+the report is what one chooses a variant by (keep it or not; `bench/compress.py` picks the
+best), so it never reads a test day.
 
 Energy per decision is time x power on a device profile (`DeviceProfile.call_energy_j`), times
 the scenario's PUE; carbon is that times the scenario's mean data-centre grid intensity. The
@@ -59,7 +61,8 @@ from agents.policies.compressed import (
     save_compressed,
 )
 from agents.policies.compressed import prune as prune_model
-from agents.training.evaluate import aggregate, held_out_seeds, run_episode
+from agents.training.evaluate import aggregate, run_episode
+from agents.training.seeds import split_seeds, validation_seeds
 from simcity.compute.measure import latency_energy
 from simcity.config.devices import DeviceProfile
 from simcity.env import CityEnv
@@ -219,10 +222,13 @@ def measure_policy(
     episodes: int,
     latency_runs: int,
     cpu_device: str = CPU_DEVICE,
+    split: str = "validation",
 ) -> dict[str, Any]:
-    """Everything the module doc lists, for one policy, as plain data. The policy's measured
-    latency is kept in its ``latency_s`` (and the env bills it where it can)."""
-    obs, _ = env.reset(seed=held_out_seeds(1)[0])
+    """Everything the module doc lists, for one policy, as plain data, its days the first
+    ``episodes`` of ``split`` ("test" only for a report made after every choice). The
+    policy's measured latency is kept in its ``latency_s`` (and the env bills it where it
+    can)."""
+    obs, _ = env.reset(seed=validation_seeds(1)[0])
     assert env.world is not None
     intensity = float(np.mean(env.world.datacentre_g_per_kwh))
     pue = env.scenario.compute.pue
@@ -252,7 +258,7 @@ def measure_policy(
     }
     if episodes:
         summaries = []
-        for seed in held_out_seeds(episodes):
+        for seed in split_seeds(split, episodes):
             episode = run_episode(env, policy, seed)
             service = sum(i["cost_damage"] + i["cost_estimation"] for i in episode.infos)
             summaries.append({**episode.summary, "service_cost": float(service)})
@@ -285,7 +291,8 @@ def compress_checkpoint(
         "num_nodes": env.city.num_nodes,
         "method": options.method,
         "policy_file": str(policy_path),
-        "seeds": held_out_seeds(options.episodes),
+        "split": "validation",
+        "seeds": validation_seeds(options.episodes),
         "done": done,
         "original": original,
         "compressed": compressed,

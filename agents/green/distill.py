@@ -2,8 +2,8 @@
 
 Shapes: T collected observations, M minibatch, N nodes, F node features, G global features.
 
-Data. The teacher plays ``episodes`` days in the env (seeds ``seed + k``, all below
-`agents.training.evaluate.HELD_OUT_SEED_BASE`, so never an evaluation day); every observation is
+Data. The teacher plays ``episodes`` days in the env (seeds ``seed + k``, all in the training
+split of `agents.training.seeds`, so never a validation or test day); every observation is
 kept with the teacher's logits and per-slot values. A share ``explore_share`` of the days play
 actions sampled from the teacher's own logistic normal instead of its mean, so the student
 also sees states a slightly imperfect copy would reach.

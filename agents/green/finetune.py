@@ -4,7 +4,8 @@
 checkpoint's weights (``TrainConfig.init_from``; with ``freeze_encoder`` only the heads
 and the action std learn) and (b) a fresh policy of the same shape from the same seed.
 It then plays the checkpoint zero-shot, both results, and the uniform and risk
-heuristics on the same held-out seeds, and writes ``finetune.json`` (every KPI, mean and
+heuristics on the same test days (`agents.training.seeds.test_seeds`: the comparison is the
+report, nothing is chosen from it), and writes ``finetune.json`` (every KPI, mean and
 95% interval) and ``curves.png`` (mean episode reward against env steps for both runs).
 """
 
@@ -22,7 +23,8 @@ from agents.policies.baselines import make_baseline
 from agents.policies.checkpoint import TrainedPolicy, load_checkpoint
 from agents.policies.protocol import Policy
 from agents.training.config import TeacherConfig
-from agents.training.evaluate import compare_policies, held_out_seeds
+from agents.training.evaluate import compare_policies
+from agents.training.seeds import test_seeds
 from agents.training.train import TrainConfig, UpdateStats, train
 from simcity.config.scenario import Scenario, load_scenario
 from simcity.env import CityEnv
@@ -72,7 +74,8 @@ def finetune(
         policy.name = name
         players.append(policy)
     players += [make_baseline(name, env) for name in ("uniform", "risk")]
-    table = compare_policies(env, players, held_out_seeds(episodes))
+    seeds = test_seeds(episodes)
+    table = compare_policies(env, players, seeds)
     curves = {name: _curve(results[name].progress_path) for name in ("finetuned", "scratch")}
     doc: dict[str, Any] = {
         "checkpoint": str(checkpoint),
@@ -81,6 +84,8 @@ def finetune(
         "freeze_encoder": freeze_encoder,
         "seed": seed,
         "episodes": episodes,
+        "split": "test",
+        "seeds": seeds,
         "kpis": table,
         "curves": curves,
     }

@@ -145,7 +145,7 @@ def run_pareto(
     carbon_weights: Sequence[float] = (0.0, 1.0, 10.0),
     num_seeds: int = 3,
     *,
-    oracle: bool = False,
+    clairvoyant: bool = False,
     overrides: Sequence[tuple[str, Any]] = (),
     backend: Backend = "process",
     workers: int | None = None,
@@ -174,7 +174,7 @@ def run_pareto(
     base = override_scenario(load_scenario(source), fixed)
     city = build_city(base, file=source)
     check_axes(base, city, budgets, carbon_weights)
-    baselines = BASELINE_POINTS + (("oracle",) if oracle else ())
+    baselines = BASELINE_POINTS + (("clairvoyant",) if clairvoyant else ())
     sweep = Sweep(
         scenarios=(source,),
         policies=baselines,

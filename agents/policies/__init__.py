@@ -1,2 +1,3 @@
-"""What acts in the world: the `Policy` protocol, baselines, the oracle, the attention
+"""What acts in the world: the `Policy` protocol, baselines, the clairvoyant
+reference, the attention
 policy, the privileged teacher, and the files trained policies are stored in."""

@@ -1,11 +1,11 @@
 """Baseline policies behind the `Policy` protocol, and `make_baseline` to build one by name.
 
 N nodes, F node features (`simcity.env.NODE_FEATURES`), K = 3 incident kinds that arrive
-at random (accident, pollution, grid overload). Every policy but "oracle" reads only the
-observation, so it runs on a city of any size; "population" also keeps the city's
-resident counts, and "oracle" reads the env's true state (it is an upper bound, not a
-policy one could deploy). Only "random", and the paced rules under a compute budget, put
-weight on the unused slot.
+at random (accident, pollution, grid overload). Every policy but "clairvoyant" reads only
+the observation, so it runs on a city of any size; "population" also keeps the city's
+resident counts, and "clairvoyant" reads the env's true state (a reference point, not a
+policy one could deploy, and not a bound: it is myopic). Only "random", and the paced
+rules under a compute budget, put weight on the unused slot.
 
 - ``random``: Dirichlet(1) weights over the N + 1 slots from its own seeded generator.
 - ``uniform``: equal weight on every node.
@@ -26,15 +26,16 @@ weight on the unused slot.
   unseen under the past allocations (``unwatched``), and the evidence scales them by
   ``exp(ALARM_GAIN * S)`` (a likelihood ratio); the budget goes in proportion, as search
   theory spreads effort by the chance the target is there. Reads only the observation.
-- ``oracle``: clairvoyant and myopic (an upper bound on service, not a deployable policy).
+- ``clairvoyant``: the clairvoyant reference, myopic over one interval (a reference point,
+  neither deployable nor a bound on what a policy can reach over a day).
   It reads the true open, undetected incidents (node, damage rate, true end) and the true
   arrival rates of the coming interval (`simcity.monitoring.truth.true_state` of the last
   interval's traffic under the capacity cuts now in force, and the last interval's load),
-  and spends the budget in `agents.policies.oracle.ORACLE_CHUNKS` greedy chunks that minimise the
-  damage-rate-weighted time incidents stay undetected in the interval, under the env's own
-  detection model, spill from neighbours included (`agents.policies.oracle.OraclePolicy`). With
-  nothing open it follows the true arrival rates times their damage, and scheduled
-  incidents due in the interval.
+  and spends the budget in `agents.policies.clairvoyant.CLAIRVOYANT_CHUNKS` greedy chunks
+  that minimise the damage-rate-weighted time incidents stay undetected in the interval,
+  under the env's own detection model, spill from neighbours included
+  (`agents.policies.clairvoyant.ClairvoyantPolicy`). With nothing open it follows the true
+  arrival rates times their damage, and scheduled incidents due in the interval.
   On 20 downtown days it matched, within noise (paired damage -1.2% +- 2.7%), the simpler
   rule of budget in proportion to the damage rates of open undetected incidents.
 - ``paced`` and ``paced_carbon``: the posterior weights over the nodes, with units held
@@ -62,8 +63,8 @@ from collections.abc import Callable
 import numpy as np
 
 from agents.policies.actions import on_nodes
+from agents.policies.clairvoyant import ClairvoyantPolicy
 from agents.policies.classical import ClassicalPolicy, search_model
-from agents.policies.oracle import OraclePolicy
 from agents.policies.paced import Pacer, paced_action
 from agents.policies.protocol import Policy
 from agents.policies.tiers import TierRulePolicy
@@ -80,7 +81,7 @@ BASELINES: tuple[str, ...] = (
     "risk",
     "alarm",
     "posterior",
-    "oracle",
+    "clairvoyant",
     "paced",
     "paced_carbon",
     "search",
@@ -347,7 +348,7 @@ _FACTORIES: dict[str, Callable[[CityEnv, int], Policy]] = {
     "risk": lambda env, seed: RiskPolicy(incidents=env.scenario.incidents),
     "alarm": lambda env, seed: AlarmPolicy(env.scenario.incidents),
     "posterior": lambda env, seed: PosteriorPolicy(env.scenario.incidents),
-    "oracle": lambda env, seed: OraclePolicy(env),
+    "clairvoyant": lambda env, seed: ClairvoyantPolicy(env),
     "paced": lambda env, seed: PacedPolicy(False, env.scenario.incidents),
     "paced_carbon": lambda env, seed: PacedPolicy(True, env.scenario.incidents),
     "search": lambda env, seed: _classical("search", env),

@@ -25,10 +25,10 @@ validation day), and search on them cost $4.8k a day more than on the posterior 
 budget ``B`` with ``w_i exp(-b_i dt)`` (what the hazard ``b_i`` without units would find
 anyway is not the units' gain) and ``a_i = unit_per_min x up_i``, ``up_i`` the node's
 working-sensor share averaged over the kinds (as the env's ``unwatched`` belief averages
-it). Spill couples the nodes; it is handled by a documented fixed point like the oracle's:
-a first allocation without spill, then the spill each node receives from it joins ``b_i``
-and the budget is filled again; the spill a node gives is left out (a unit does 1 / spill
-= 4 times more at its own node than at a neighbour).
+it). Spill couples the nodes; it is handled by a documented fixed point like the
+clairvoyant reference's: a first allocation without spill, then the spill each node
+receives from it joins ``b_i`` and the budget is filled again; the spill a node gives is
+left out (a unit does 1 / spill = 4 times more at its own node than at a neighbour).
 
 ``whittle``: the Whittle index ``W_i = a_i (k0_i u_i) w_i`` per minute of a unit
 (`agents.policies.search.whittle_index`, ``k0_i`` the report and sensor hazard plus the

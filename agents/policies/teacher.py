@@ -2,16 +2,17 @@
 
 N nodes, K = 3 incident kinds that arrive at random, T collected observations.
 
-Teacher. `EvidenceSearch` is the oracle's greedy allocation (`agents.policies.oracle.OraclePolicy`)
-fed, instead of the true open incidents, what a Bayes search would expect of them if it
-knew the true arrival rates and hidden risk factors but saw the incidents only through
-the sensors: the expected undetected incidents ``b`` of a filter of the true rates under
-the allocations made (``b <- b exp(-k dt) + r (1 - exp(-k dt)) / k``, k the detection
-hazard plus the closing rate), weighed by the anomaly evidence ``S`` read as a likelihood
-ratio ``L = exp(gain S)``: ``b L / (1 + b (L - 1))`` (to first order; it saturates at one
-incident). It reads the env's true state (through the world's read-only view, never
-writing into it), so it is not a deployable policy; on downtown
-it closes about 53% of the uniform-to-oracle gap at gain 0.5 (`bench/belief_bound.py`).
+Teacher. `EvidenceSearch` is the clairvoyant reference's greedy allocation
+(`agents.policies.clairvoyant.ClairvoyantPolicy`) fed, instead of the true open incidents,
+what a Bayes search would expect of them if it knew the true arrival rates and hidden risk
+factors but saw the incidents only through the sensors: the expected undetected incidents
+``b`` of a filter of the true rates under the allocations made
+(``b <- b exp(-k dt) + r (1 - exp(-k dt)) / k``, k the detection hazard plus the closing
+rate), weighed by the anomaly evidence ``S`` read as a likelihood ratio ``L = exp(gain S)``:
+``b L / (1 + b (L - 1))`` (to first order; it saturates at one incident). It reads the env's
+true state (through the world's read-only view, never writing into it), so it is not a
+deployable policy; on downtown it closes about 53% of the uniform-to-clairvoyant gap at gain
+0.5 (`bench/belief_bound.py`).
 
 Budgets. Under a day's compute budget (``[compute] carbon_budget_kg_per_day`` or
 ``energy_budget_kwh_per_day``) the greedy allocation would spend every unit until the
@@ -38,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from agents.policies.actions import RANDOM_KINDS, on_nodes
-from agents.policies.oracle import OraclePolicy, greedy_allocation, true_rates_per_h
+from agents.policies.clairvoyant import ClairvoyantPolicy, greedy_allocation, true_rates_per_h
 from agents.policies.paced import Pacer, paced_action
 from simcity.env import GLOBAL_FEATURES, CityEnv
 from simcity.monitoring import incidents as inc
@@ -53,8 +54,9 @@ TEACHER_GAIN = 0.5
 on 60 downtown days, `bench/belief_bound.py`)."""
 
 
-class EvidenceSearch(OraclePolicy):
-    """The oracle's allocation fed expected undetected incidents, not true ones (module doc).
+class EvidenceSearch(ClairvoyantPolicy):
+    """The clairvoyant reference's allocation fed expected undetected incidents, not true
+    ones (module doc).
 
     ``gain`` 0 ignores the evidence (the belief of the rates alone); ``hotspots`` False
     hides the hidden per-node risk factors from it.
@@ -74,8 +76,8 @@ class EvidenceSearch(OraclePolicy):
         self.pacer.reset()
 
     def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        """The oracle's greedy allocation with the expected incidents in place of the true,
-        paced under a compute budget (module doc)."""
+        """The clairvoyant reference's greedy allocation with the expected incidents in
+        place of the true, paced under a compute budget (module doc)."""
         share = self.pacer.share(obs)
         view = self._view(obs)
         if view.traffic.snapshot is None:

@@ -22,7 +22,7 @@ extra share cost the other nodes (`agents.training.ppo_math.couple_budget`), whi
 the per-node policy gradients add up to the city's. Without it per-node credit is biased:
 every node is pulled up by its own marginal benefit and down by its own compute bill,
 whatever the others lose. On ``downtown`` (20k steps, 24 held-out days, 8 epochs, std
-e^-1) the coupling took the trained policy from 18% to 37% of the uniform-to-oracle gap;
+e^-1) the coupling took the trained policy from 18% to 37% of the uniform-to-clairvoyant gap;
 with 4 epochs and std e^-0.5 (the defaults) to 45%. ``TrainConfig.spill_credit`` also
 credits a node with the watch its units spill onto its neighbours (``monitoring.spill``);
 it is exact in the same sense (tests) but measured no gain there (44% vs 45%), so it is

@@ -123,16 +123,6 @@ def aggregate(summaries: Sequence[dict[str, float]]) -> dict[str, dict[str, floa
     return out
 
 
-HELD_OUT_SEED_BASE = 2**32
-"""Evaluation seeds start here: training episodes reset with 32-bit hashed seeds
-(`agents.training.train.episode_seed`), so these are never seen in training."""
-
-
-def held_out_seeds(num: int) -> list[int]:
-    """Seeds for evaluation episodes, disjoint from every training seed."""
-    return [HELD_OUT_SEED_BASE + k for k in range(num)]
-
-
 def compare_policies(
     env: CityEnv,
     policies: Sequence[Policy],

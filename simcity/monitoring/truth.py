@@ -1,7 +1,7 @@
 """The interval's true per-node quantities and incident rates, from traffic and load.
 
 Pure functions of the world's state: the monitoring draws its incidents from these
-rates, the oracle baseline reads them, and nothing here changes the world. N nodes,
+rates, the clairvoyant reference reads them, and nothing here changes the world. N nodes,
 L links, Q = 3 quantities per node (congestion, load ratio, emissions ratio).
 """
 

@@ -1,4 +1,4 @@
-"""Baselines: valid actions, their definitions, the oracle.
+"""Baselines: valid actions, their definitions, the clairvoyant reference.
 
 The env contract they rely on: `tests/simcity/test_env.py`.
 """
@@ -105,27 +105,27 @@ def test_traffic_risk_alarm_and_posterior_follow_the_features(tiny: CityEnv) -> 
     assert alarm[-1] == posterior[-1] == 0.0
 
 
-def test_oracle_goes_to_the_open_undetected_incident() -> None:
+def test_clairvoyant_goes_to_the_open_undetected_incident() -> None:
     env = CityEnv("tiny")
     obs, _ = env.reset(seed=0)
-    oracle = make_baseline("oracle", env)
-    obs, *_ = env.step(oracle.act(obs))
+    clairvoyant = make_baseline("clairvoyant", env)
+    obs, *_ = env.step(clairvoyant.act(obs))
     assert env.world is not None
     mon = env.world.monitoring
     env.world.intervene(
         open_incidents=inc.Incidents.concat(mon.open, overloads_at(10, 1, env.world.env.now, 1.0))
     )
-    action = oracle.act(obs)
+    action = clairvoyant.act(obs)
     assert np.argmax(action) == 10 and action[10] / action.sum() > 0.5
 
 
 def test_unknown_baseline_names_the_known_ones(tiny: CityEnv) -> None:
-    with pytest.raises(SimcityError, match="oracle") as err:
+    with pytest.raises(SimcityError, match="clairvoyant") as err:
         make_baseline("greedy", tiny)
     assert all(name in str(err.value) for name in BASELINES)
 
 
-def test_oracle_anticipates_a_scheduled_incident() -> None:
+def test_clairvoyant_anticipates_a_scheduled_incident() -> None:
     from simcity.config.monitoring import ScheduledIncident
 
     base = load_scenario("tiny")
@@ -142,10 +142,10 @@ def test_oracle_anticipates_a_scheduled_incident() -> None:
     )
     env = CityEnv(base.model_copy(update={"incidents": quiet}))
     obs, _ = env.reset(seed=0)
-    oracle = make_baseline("oracle", env)
+    clairvoyant = make_baseline("clairvoyant", env)
     for _ in range(41):  # to 10:15, the start of the interval in which the drill begins
-        obs, *_ = env.step(oracle.act(obs))
+        obs, *_ = env.step(clairvoyant.act(obs))
     assert env.world is not None
     site = int(np.argmin((env.city.lon + 97.7431) ** 2 + (env.city.lat - 30.2672) ** 2))
-    action = oracle.act(obs)
+    action = clairvoyant.act(obs)
     assert np.argmax(action) == site and action[site] / action.sum() > 0.5

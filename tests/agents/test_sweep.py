@@ -124,7 +124,7 @@ def test_a_sweep_expands_in_order_with_paths_relative_to_its_file(
     write(tmp_path / "sweeps" / "cities", f'base = "{tiny}"\nname = "tiny_copy"\n', "copy.toml")
     text = """
         scenarios = ["tiny", "cities/copy.toml"]
-        policies = ["risk", "oracle"]
+        policies = ["risk", "clairvoyant"]
         seeds = [7, 2, 9]
         episodes = 2
         [grid]
@@ -146,7 +146,7 @@ def test_a_sweep_expands_in_order_with_paths_relative_to_its_file(
     assert [dict(s.overrides)["reward.carbon_weight"] for s in specs[:6:3]] == [0, 1]
     assert [dict(s.overrides)["monitoring.budget_units"] for s in specs[:12:6]] == [10, 20.5]
     assert {dict(s.overrides)["time.num_steps"] for s in specs} == {8}
-    assert [s.policy for s in specs[:24:12]] == ["risk", "oracle"]
+    assert [s.policy for s in specs[:24:12]] == ["risk", "clairvoyant"]
     assert {s.episodes for s in specs} == {2}
     assert load_sweep(write(tmp_path, SMALL, "range.toml")).seeds == (3, 4)
 

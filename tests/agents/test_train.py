@@ -19,8 +19,9 @@ from agents.policies.checkpoint import (  # noqa: E402
     save_checkpoint,
 )
 from agents.policies.protocol import Policy  # noqa: E402
+from agents.training import seeds as splits  # noqa: E402
 from agents.training.config import TeacherConfig  # noqa: E402
-from agents.training.evaluate import held_out_seeds, run_episode  # noqa: E402
+from agents.training.evaluate import run_episode  # noqa: E402
 from agents.training.train import TrainConfig, UpdateStats, train  # noqa: E402
 from simcity.config.scenario import Scenario, load_scenario  # noqa: E402
 from simcity.env import CityEnv  # noqa: E402
@@ -197,13 +198,13 @@ def test_run_plays_a_trained_checkpoint_and_bills_its_flops(tmp_path: Path) -> N
 
 
 def test_eval_compares_with_every_baseline_on_held_out_seeds(tmp_path: Path) -> None:
+    """``simcity eval`` plays test days by default and validation days with ``--split``."""
     import json
 
     from typer.testing import CliRunner
 
     from agents.cli.main import app
     from agents.policies.baselines import BASELINES
-    from agents.training.evaluate import held_out_seeds
     from agents.training.train import episode_seed
 
     runner = CliRunner()
@@ -214,10 +215,23 @@ def test_eval_compares_with_every_baseline_on_held_out_seeds(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     table = json.loads((out / "eval.json").read_text())
     assert set(table["table"]) == {"trained", *BASELINES}
-    assert table["seeds"] == held_out_seeds(2)
+    assert table["split"] == "test"
+    assert table["seeds"] == splits.test_seeds(2) == [2**32, 2**32 + 1]
     # Training seeds are 32-bit hashes; evaluation seeds are all above them.
     assert max(episode_seed(0, i, k) for i in range(2) for k in range(50)) < min(table["seeds"])
     assert (out / "eval.csv").read_text().count("\n") == 1 + 1 + len(BASELINES)
+    # --split validation: the days every choice is made on, reported as such.
+    other = tmp_path / "validation"
+    result = runner.invoke(app, [*args, "--split", "validation", "--out", str(other)])
+    assert result.exit_code == 0, result.output
+    assert "2 validation days" in result.output
+    chosen = json.loads((other / "eval.json").read_text())
+    assert chosen["split"] == "validation"
+    assert chosen["seeds"] == splits.validation_seeds(2) == [2**33, 2**33 + 1]
+    assert chosen["table"]["uniform"] != table["table"]["uniform"]  # other days
+    # Training days are no split a user evaluates on.
+    result = runner.invoke(app, [*args, "--split", "training", "--out", str(other)])
+    assert result.exit_code == 2 and "training" in result.output
 
 
 def test_short_training_finds_the_one_hotspot(tmp_path: Path) -> None:
@@ -245,7 +259,7 @@ def test_short_training_finds_the_one_hotspot(tmp_path: Path) -> None:
             shares.append(action[9] / action.sum())
             return action
 
-    seeds = held_out_seeds(3)
+    seeds = splits.test_seeds(3)
     damage = {
         policy.name: np.mean([run_episode(env, policy, seed).summary["damage"] for seed in seeds])
         for policy in (Watched(), make_baseline("uniform", env), make_baseline("random", env))

@@ -1,4 +1,7 @@
-"""The clairvoyant oracle baseline (`OraclePolicy`): an upper bound on service.
+"""The clairvoyant reference (`ClairvoyantPolicy`): a myopic greedy allocation over one
+interval that reads the world's true incidents and rates. It is a reference point, not a
+bound: it plans one interval ahead, so a policy may do better over a day, and no deployable
+policy sees what it sees.
 
 See `agents.policies.baselines` for what it reads and how it allocates; this module holds its
 greedy allocation (`greedy_allocation`, a function of the world's read-only view and of the
@@ -18,8 +21,9 @@ from simcity.monitoring.monitor import SENSOR_FOR_INCIDENT
 from simcity.monitoring.truth import true_state
 from simcity.world import WorldView
 
-ORACLE_CHUNKS = 64
-"""Budget chunks of the oracle's greedy allocation (its resolution: budget / chunks)."""
+CLAIRVOYANT_CHUNKS = 64
+"""Budget chunks of the clairvoyant reference's greedy allocation (its resolution:
+budget / chunks)."""
 
 
 def _fixed_exposure_gain(hazard_per_min: np.ndarray, exposure_min: np.ndarray) -> np.ndarray:
@@ -77,11 +81,11 @@ def greedy_allocation(
     open_incidents: inc.Incidents,
     hotspot: np.ndarray,
     damage_per_min: np.ndarray,
-    chunks: int = ORACLE_CHUNKS,
+    chunks: int = CLAIRVOYANT_CHUNKS,
     min_gain: float | None = None,
 ) -> np.ndarray:
     """Units per node (N,): greedy chunks of the budget by marginal damage-weighted detection
-    time saved over the coming interval (`OraclePolicy`), for ``open_incidents`` and the
+    time saved over the coming interval (`ClairvoyantPolicy`), for ``open_incidents`` and the
     arrivals at the true rates under risk factors ``hotspot`` (N,); ``damage_per_min`` (K,)
     is the mean damage rate of a new incident of each random kind. With ``min_gain`` a
     chunk whose marginal gain is below it is not given (the units stay unused)."""
@@ -160,30 +164,31 @@ def greedy_allocation(
     return allocate(mon.neighbour_mean @ first_pass)
 
 
-class OraclePolicy:
+class ClairvoyantPolicy:
     """Clairvoyant myopic allocation from the env's true incidents and rates.
 
     Detecting an incident one minute sooner saves ``damage_per_min * (1 - response damage
     factor x response duration factor)`` while it is open (its damage rate drops and its
-    remaining time shrinks), so the oracle minimises the damage-rate-weighted expected time
+    remaining time shrinks), so the policy minimises the damage-rate-weighted expected time
     that incidents stay undetected during the coming interval: open undetected ones over
-    ``min(remaining, dt)``, and those arriving at the true rates over a uniform part of it.
+    ``min(remaining, dt)``, those arriving at the true rates over a uniform part of it, and
+    scheduled incidents due in the interval (sensed like accidents).
 
-    The budget goes out in `ORACLE_CHUNKS` equal chunks, greedily by marginal gain. The
+    The budget goes out in `CLAIRVOYANT_CHUNKS` equal chunks, greedily by marginal gain. The
     gain of a node's c-th chunk falls with c (the objective is concave), so greedy is the
     top chunks of the table of all nodes' marginal gains per chunk, found in one pass over
     the nodes whose first chunk could make the cut.
     A node's gains count the spill it receives from its neighbours' allocation of a first
     pass; the spill it gives is left out (a unit does at least 1 / spill = 4 times more at
-    its own node than at a neighbour). Scheduled incidents are not anticipated; before the
+    its own node than at a neighbour). Before the
     first interval (no traffic simulated yet) it splits by residents + jobs. It reads the
     world through its read-only view (`simcity.world.WorldView`) and never writes into it.
     """
 
-    name = "oracle"
+    name = "clairvoyant"
     flops_per_decision: float = 0.0
 
-    def __init__(self, env: CityEnv, chunks: int = ORACLE_CHUNKS) -> None:
+    def __init__(self, env: CityEnv, chunks: int = CLAIRVOYANT_CHUNKS) -> None:
         self.env = env
         self.chunks = chunks
         # Mean damage rate of a new incident of each kind (mean severity is 1) (K,).
