@@ -94,11 +94,13 @@ class MonitoringStreams(NamedTuple):
     key; an interval's numbers are the counters under it (`simcity.monitoring.streams`)."""
 
     key: np.ndarray  # (2,) uint64
+    scratch: np.random.Philox  # its whole state is set before each interval's draws
 
     @staticmethod
     def from_rng(rng: np.random.Generator) -> MonitoringStreams:
         """The streams keyed by two draws of ``rng``."""
-        return MonitoringStreams(rand.episode_key(rng))
+        key = rand.episode_key(rng)
+        return MonitoringStreams(key, np.random.Philox(key=key))
 
 
 @dataclass(frozen=True)
@@ -236,7 +238,7 @@ def step_monitoring(
     cfg, mon = scenario.incidents, scenario.monitoring
     t0_min, t1_min = inputs.t0_min, inputs.t1_min
     dt_min = t1_min - t0_min
-    words = rand.interval_words(streams.key, t0_min, layout(setup))
+    words = rand.interval_words(streams.key, t0_min, layout(setup), streams.scratch)
     # Sensors fail and get repaired.
     up = sensors.step_sensors(
         setup.installed,

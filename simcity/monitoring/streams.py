@@ -55,18 +55,34 @@ def episode_key(rng: np.random.Generator) -> np.ndarray:
     return rng.integers(2**63, size=2).astype(np.uint64)
 
 
-def interval_words(key: np.ndarray, t0_min: float, layout: Layout) -> IntervalWords:
+def interval_words(
+    key: np.ndarray, t0_min: float, layout: Layout, scratch: np.random.Philox | None = None
+) -> IntervalWords:
     """The words of the interval that starts at ``t0_min`` (counter: whole milliseconds).
+
+    ``scratch``, a Philox generator whose whole state this sets first, saves building one
+    (the words are the same with or without it).
 
     >>> key, layout = np.array([1, 2], np.uint64), Layout(2, 1, 4, 2)
     >>> a = interval_words(key, 15.0, layout)
-    >>> b = interval_words(key, 15.0, layout._replace(arrival=3))
+    >>> b = interval_words(key, 15.0, layout._replace(arrival=3), np.random.Philox(0))
     >>> c = interval_words(key, 30.0, layout)
     >>> bool((a.arrival == b.arrival[:2]).all()), bool((a.arrival == c.arrival).any())
     (True, False)
     """
     counter = np.array([0, round(t0_min * 1000.0), 0, 0], dtype=np.uint64)
-    block = np.random.Philox(key=key, counter=counter).random_raw(sum(layout))
+    if scratch is None:
+        scratch = np.random.Philox(key=key, counter=counter)
+    else:
+        scratch.state = {
+            "bit_generator": "Philox",
+            "state": {"counter": counter, "key": key},
+            "buffer": np.zeros(4, dtype=np.uint64),
+            "buffer_pos": 4,  # the buffer is spent: the next word comes from the counter
+            "has_uint32": 0,
+            "uinteger": 0,
+        }
+    block = scratch.random_raw(sum(layout))
     parts, start = [], 0
     for size in layout:
         parts.append(block[start : start + size])
