@@ -1,8 +1,8 @@
 """The incidents that arrive over one interval: Poisson at the true rates, plus planned ones.
 
-N nodes, L links, I new incidents. Arrivals draw from a generator of their own per
-interval (`interval_rng`), so policies facing the same seed meet the same incidents even
-after their histories part (`simcity.monitoring.incidents`, "Common random numbers").
+N nodes, L links, I new incidents. Every number comes from the interval's words, one per
+kind of draw and site (`simcity.monitoring.streams`), so policies facing the same seed
+meet the same incidents wherever their rates agree, even after their histories part.
 """
 
 from __future__ import annotations
@@ -14,16 +14,9 @@ import numpy as np
 from simcity.city.graph import City
 from simcity.config.scenario import Scenario
 from simcity.monitoring import incidents as inc
+from simcity.monitoring import streams
+from simcity.monitoring.streams import IntervalWords
 from simcity.monitoring.truth import TrueState
-
-
-def interval_rng(key: int, t0_min: float) -> np.random.Generator:
-    """The arrivals' generator of the interval that starts at ``t0_min``.
-
-    >>> float(interval_rng(7, 15.0).random()) == float(interval_rng(7, 15.0).random())
-    True
-    """
-    return np.random.default_rng([key, round(t0_min * 1000)])
 
 
 def arrivals(
@@ -33,31 +26,31 @@ def arrivals(
     t0_min: float,
     t1_min: float,
     scheduled: Sequence[tuple[int, float]],
-    rng: np.random.Generator,
+    words: IntervalWords,
 ) -> inc.Incidents:
     """New incidents over [t0, t1): accidents on links, pollution and overloads at nodes at
     the rates of ``truth``, then the ``scheduled`` ones due (index into the scenario's
     planned incidents, start minute). Accidents happen at their link's head node."""
     cfg = scenario.incidents
-    links, accident_t = inc.sample_arrivals(truth.accident_rate_per_h, t0_min, t1_min, rng)
-    polluted, pollution_t = inc.sample_arrivals(truth.pollution_rate_per_h, t0_min, t1_min, rng)
-    overloaded, overload_t = inc.sample_arrivals(truth.overload_rate_per_h, t0_min, t1_min, rng)
-    kind = np.concatenate(
-        [
-            np.full(len(links), inc.ACCIDENT),
-            np.full(len(polluted), inc.POLLUTION),
-            np.full(len(overloaded), inc.GRID_OVERLOAD),
-        ]
+    num_links, n = city.num_links, city.num_nodes
+    rates = (truth.accident_rate_per_h, truth.pollution_rate_per_h, truth.overload_rate_per_h)
+    site, start, draws = inc.sample_arrivals(np.concatenate(rates), t0_min, t1_min, words.arrival)
+    # Sites: the links (accidents), then the nodes for pollution, then for overloads; the
+    # block a site falls in is its kind (ACCIDENT, POLLUTION, GRID_OVERLOAD = 0, 1, 2).
+    kind = np.searchsorted(np.array([num_links, num_links + n]), site, side="right")
+    accident = kind == inc.ACCIDENT
+    node = np.where(
+        accident, city.link_head[np.minimum(site, num_links - 1)], (site - num_links) % n
     )
-    node = np.concatenate([city.link_head[links], polluted, overloaded])
-    link = np.concatenate([links, np.full(len(polluted) + len(overloaded), -1)])
-    start = np.concatenate([accident_t, pollution_t, overload_t])
+    link = np.where(accident, site, -1)
     sigma = cfg.severity_sigma
-    severity = (
-        rng.lognormal(-0.5 * sigma**2, sigma, size=len(kind)) if sigma else np.ones(len(kind))
+    severity = (  # lognormal of mean 1, by inversion
+        np.exp(sigma * (streams.normal(draws[:, streams.SEVERITY]) - 0.5 * sigma))
+        if sigma
+        else np.ones(len(kind))
     )
     mean_duration = np.asarray(cfg.mean_duration_min)[kind]
-    duration = rng.exponential(1.0, size=len(kind)) * mean_duration
+    duration = -np.log(draws[:, streams.DURATION]) * mean_duration
     damage_rate = np.asarray(cfg.damage_per_min)[kind] * severity
     new = inc.Incidents(
         kind=kind.astype(np.int64),
@@ -69,7 +62,7 @@ def arrivals(
         damage_per_min=damage_rate,
         detected_min=np.full(len(kind), np.nan),
         damage=np.zeros(len(kind)),
-        clock=rng.exponential(1.0, size=len(kind)),
+        clock=-np.log(draws[:, streams.CLOCK]),
     )
     if not scheduled:
         return new
@@ -87,6 +80,6 @@ def arrivals(
         damage_per_min=np.array([s.damage_per_min * s.severity for s in planned]),
         detected_min=np.full(len(planned), np.nan),
         damage=np.zeros(len(planned)),
-        clock=rng.exponential(1.0, size=len(planned)),
+        clock=-np.log(streams.unit(words.scheduled[[i for i, _ in scheduled]])),
     )
     return inc.Incidents.concat(new, extra)

@@ -76,7 +76,7 @@ def observe(
     anomaly: np.ndarray,
     allocation: np.ndarray,
     up_share: np.ndarray,
-    rng: np.random.Generator,
+    draws: np.ndarray,
     cfg: MonitoringConfig,
 ) -> Beliefs:
     """Update the estimates and the anomaly evidence from the interval's readings.
@@ -87,6 +87,7 @@ def observe(
     of the incidents already known, in the reading's own noise SDs, feeds a CUSUM per
     node and quantity (`simcity.monitoring.sensors.cusum`, slack ``alarm_snr / 2``).
     Without ``estimates`` (the first interval) the operator starts from city-wide means.
+    ``draws`` (N, Q) holds the readings' standard normal draws.
     """
     n = len(normal)
     noise_sd = cfg.noise_sd * np.maximum(normal.mean(axis=0), 1e-3)  # (Q,)
@@ -111,7 +112,7 @@ def observe(
         estimates,
         seeing,
         allocation,
-        rng,
+        draws,
         noise_sd=noise_sd,
         units_halving_noise=cfg.units_halving_noise,
     )

@@ -8,10 +8,10 @@ the incident's node and a little with its neighbours'; a detected incident is re
 to, which cuts its damage rate and its remaining duration.
 
 Common random numbers. Each incident draws its detection clock, an Exp(1) amount of
-integrated hazard, when it arrives, and counts are drawn by inversion from one uniform
-per site; so two runs of a world from the same seed under different allocations meet
-the same incidents with the same luck, and differ only by what the allocations did
-(paired policy comparisons and `agents.training.train`'s twin rollouts rely on this).
+integrated hazard, when it arrives, and every count and every arrival's numbers come from
+a substream of their own kind, site and interval (`simcity.monitoring.streams`); so two
+runs of a world from the same seed under different allocations meet the same incidents
+with the same luck, and differ only by what the allocations did.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from typing import NamedTuple
 import numpy as np
 
 from simcity.errors import SimcityError
+from simcity.monitoring import streams
 
 ACCIDENT, POLLUTION, GRID_OVERLOAD, SCHEDULED = 0, 1, 2, 3
 INCIDENT_TYPES: tuple[str, ...] = ("accident", "pollution", "grid_overload", "scheduled")
@@ -200,7 +201,7 @@ def overload_rate_per_h(
 
 
 MAX_ARRIVALS = 1_000_000
-"""Most expected arrivals of one kind in one interval over the city (each is a row in the
+"""Most expected arrivals in one interval over the city (each is a row in the
 open-incident table); a rate that reaches it is no city's."""
 LARGE_POISSON_MEAN = 30.0
 """Above this mean `poisson_by_inversion` asks SciPy (the term-by-term sum would crawl)."""
@@ -241,22 +242,32 @@ def poisson_by_inversion(mean: np.ndarray, uniform: np.ndarray) -> np.ndarray:
     return count
 
 
-def sample_arrivals(
-    rate_per_h: np.ndarray, t0_min: float, t1_min: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Poisson arrivals over [t0, t1) at constant rates: (site index, time) per arrival.
+class Arrivals(NamedTuple):
+    """One kind's arrivals over an interval, in site order (I rows)."""
 
-    Counts come by inversion from one uniform per site (`poisson_by_inversion`).
+    site: np.ndarray  # (I,) int site index
+    time: np.ndarray  # (I,) arrival minute
+    draws: np.ndarray  # (I, ARRIVAL_DRAWS) the arrival's uniforms (`streams.per_arrival`)
+
+
+def sample_arrivals(
+    rate_per_h: np.ndarray, t0_min: float, t1_min: float, words: np.ndarray
+) -> Arrivals:
+    """Poisson arrivals over [t0, t1) at constant rates, from one word per site (`streams`).
+
+    A site's count comes by inversion from its word's uniform (`poisson_by_inversion`);
+    its arrivals' times (uniform over the interval: exact given the count) and other
+    numbers from the sequence its word seeds, so no site's draws depend on another's.
     """
     mean = rate_per_h * (t1_min - t0_min) / 60.0
     expected = float(np.sum(mean))
     if not expected <= MAX_ARRIVALS:  # also NaN: the scenario's rates are beyond any city
         raise SimcityError(
-            f"the incident rates give {expected:.3g} arrivals of one kind in one step",
+            f"the incident rates give {expected:.3g} arrivals in one step",
             field="incidents",
             expected=f"at most {MAX_ARRIVALS:,}: lower rates or gains in [incidents]",
         )
-    counts = poisson_by_inversion(mean, rng.random(len(rate_per_h)))
+    counts = poisson_by_inversion(mean, streams.unit(words))
     site = np.repeat(np.arange(len(rate_per_h)), counts)
-    times = t0_min + (t1_min - t0_min) * rng.random(len(site))
-    return site, times
+    draws = streams.per_arrival(words, counts)
+    return Arrivals(site, t0_min + (t1_min - t0_min) * draws[:, streams.TIME], draws)

@@ -5,7 +5,9 @@ N nodes, L links, K = 3 sensor kinds, Q = 3 estimated quantities per node: conge
 over the reference. `start_monitoring` sets up an episode's `MonitoringState`;
 `step_monitoring` is its pure step over one interval (the world calls it after traffic
 and energy, with the interval's allocation): the state is a frozen value whose arrays are
-read-only, and each step returns a new one. The random streams are the caller's.
+read-only, and each step returns a new one. The random streams are the caller's: a key
+under which each interval's numbers are counters, one per kind of draw and site
+(`simcity.monitoring.streams`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from simcity.config.devices import DeviceProfile, device_profile
 from simcity.config.scenario import Scenario
 from simcity.monitoring import incidents as inc
 from simcity.monitoring import sensors
-from simcity.monitoring.arrivals import arrivals, interval_rng
+from simcity.monitoring import streams as rand
+from simcity.monitoring.arrivals import arrivals
 from simcity.monitoring.beliefs import observe, step_unwatched
 from simcity.monitoring.sensors import NUM_QUANTITIES as NUM_QUANTITIES
 from simcity.monitoring.sensors import QUANTITY_FOR_INCIDENT as QUANTITY_FOR_INCIDENT
@@ -78,7 +81,6 @@ class MonitoringSetup:
     hotspot: np.ndarray  # (N,) fixed risk factor, mean 1
     risk_history: np.ndarray  # (N,) records' estimate of the hotspot
     neighbour_mean: csr_matrix  # (N, N) row-normalised adjacency
-    arrival_key: int  # seeds each interval's arrivals (`interval_rng`)
     close_per_min: float  # rate at which an incident of mean duration closes by itself
 
     @property
@@ -88,10 +90,17 @@ class MonitoringSetup:
 
 
 class MonitoringStreams(NamedTuple):
-    """The random streams monitoring draws from, owned by the world."""
+    """The random streams monitoring draws from, owned by the world: the episode's Philox
+    key; an interval's numbers are the counters under it (`simcity.monitoring.streams`)."""
 
-    sensors: np.random.Generator  # failures and repairs
-    noise: np.random.Generator  # reading noise
+    key: np.ndarray  # (2,) uint64
+    scratch: np.random.Philox  # its whole state is set before each interval's draws
+
+    @staticmethod
+    def from_rng(rng: np.random.Generator) -> MonitoringStreams:
+        """The streams keyed by two draws of ``rng``."""
+        key = rand.episode_key(rng)
+        return MonitoringStreams(key, np.random.Philox(key=key))
 
 
 @dataclass(frozen=True)
@@ -175,13 +184,10 @@ def start_monitoring(
 ) -> tuple[MonitoringState, MonitoringStreams]:
     """An episode's monitoring before its first interval, and its random streams."""
     n, cfg = city.num_nodes, scenario.sensors
-    # Separate streams, so that policies facing the same seed meet the same arrivals.
-    streams = MonitoringStreams(*rng.spawn(2))
-    # Arrivals (and their detection clocks) draw from a generator per interval, so
-    # policies facing the same seed meet the same incidents even after their histories
-    # part (`simcity.monitoring.incidents`, "Common random numbers").
-    # Two draws, as when detections had a key of their own: the draws after it stay put.
-    arrival_key = int(rng.integers(2**63, size=2)[0])
+    # Every draw of the episode is a counter under this key, one substream per kind of
+    # draw, site and interval: policies facing the same seed meet the same incidents,
+    # failures and noise even after their histories part (`simcity.monitoring.streams`).
+    streams = MonitoringStreams.from_rng(rng)
     # Fixed per city: the same dangerous junctions and weak feeders every episode.
     sigma = scenario.incidents.hotspot_sigma
     city_rng = np.random.default_rng([scenario.seed, 0x40757])
@@ -203,7 +209,6 @@ def start_monitoring(
         hotspot=read_only(hotspot),
         risk_history=read_only(risk_history),
         neighbour_mean=neighbour_mean(city),
-        arrival_key=arrival_key,
         close_per_min=1.0 / float(np.mean(scenario.incidents.mean_duration_min)),
     )
     mon = scenario.monitoring
@@ -233,19 +238,19 @@ def step_monitoring(
     cfg, mon = scenario.incidents, scenario.monitoring
     t0_min, t1_min = inputs.t0_min, inputs.t1_min
     dt_min = t1_min - t0_min
+    words = rand.interval_words(streams.key, t0_min, layout(setup), streams.scratch)
     # Sensors fail and get repaired.
     up = sensors.step_sensors(
         setup.installed,
         state.up,
         dt_min,
-        streams.sensors,
+        rand.unit(words.sensor).reshape((2, *setup.installed.shape)),
         mtbf_h=scenario.sensors.mtbf_h,
         mttr_h=scenario.sensors.mttr_h,
     )
     up_share = sensors.up_share(setup.installed, up)
     # New incidents: Poisson arrivals at the interval's rates, plus scheduled ones.
-    rng = interval_rng(setup.arrival_key, t0_min)
-    new = arrivals(city, scenario, inputs.truth, t0_min, t1_min, inputs.scheduled, rng)
+    new = arrivals(city, scenario, inputs.truth, t0_min, t1_min, inputs.scheduled, words)
     open_ = inc.Incidents.concat(state.open, new)
     # Detection, response and damage (allocation: capacity, billed; the tiers' gains
     # turn it into what detection and readings see).
@@ -300,7 +305,7 @@ def step_monitoring(
         anomaly,
         read,
         up_share,
-        streams.noise,
+        rand.normal(rand.unit(words.noise)).reshape(len(setup.installed), NUM_QUANTITIES),
         mon,
     )
     units = float(allocation.sum())
@@ -341,6 +346,13 @@ def step_monitoring(
         damage_by_node=read_only(damage_by_node),
         error_by_node=read_only(beliefs.error_by_node),
     )
+
+
+def layout(setup: MonitoringSetup) -> rand.Layout:
+    """The sites of each kind of draw in an interval's block (fixed for the episode)."""
+    n, links = setup.city.num_nodes, setup.city.num_links
+    planned = len(setup.scenario.incidents.scheduled)
+    return rand.Layout(links + 2 * n, planned, 2 * setup.installed.size, n * NUM_QUANTITIES)
 
 
 def _cuts(

@@ -3,11 +3,15 @@
 N nodes, K sensor kinds (traffic counter, air quality, energy meter). Each sensor is a
 two-state Markov chain (up, down) with failure rate 1/MTBF and repair rate 1/MTTR; over
 an interval every sensor changes state with the chain's exact transition probability.
+The random numbers are the caller's: one uniform per node, kind and transition, and one
+normal per reading (`simcity.monitoring.streams`: no site's numbers depend on another's).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from simcity.monitoring.streams import binomial_by_inversion
 
 TRAFFIC_COUNTER, AIR_QUALITY, ENERGY_METER = 0, 1, 2
 SENSOR_KINDS: tuple[str, ...] = ("traffic_counter", "air_quality", "energy_meter")
@@ -42,7 +46,7 @@ def step_sensors(
     installed: np.ndarray,
     up: np.ndarray,
     dt_min: float,
-    rng: np.random.Generator,
+    uniforms: np.ndarray,
     *,
     mtbf_h: float,
     mttr_h: float,
@@ -50,11 +54,16 @@ def step_sensors(
     """Working sensors per node and kind after an interval (N, K) ints.
 
     Each working sensor fails and each broken one is repaired with the chain's exact
-    transition probabilities; counts are binomial draws.
+    transition probabilities; the counts are binomial, by inversion of ``uniforms``
+    (2, N, K) in (0, 1): failures, then repairs, one number per node, kind and transition.
+
+    >>> step_sensors(np.array([[4, 4]]), np.array([[4, 0]]), 60.0, np.full((2, 1, 2), 0.5),
+    ...              mtbf_h=1.0, mttr_h=1.0).tolist()
+    [[2, 2]]
     """
     p_fail, p_repair = transition_probabilities(dt_min, mtbf_h, mttr_h)
-    failed = rng.binomial(up, p_fail)
-    repaired = rng.binomial(installed - up, p_repair)
+    p = np.array([p_fail, p_repair]).reshape((2,) + (1,) * up.ndim)
+    failed, repaired = binomial_by_inversion(np.stack([up, installed - up]), p, uniforms)
     return up - failed + repaired
 
 
@@ -76,7 +85,7 @@ def observe(
     previous: np.ndarray,
     seeing: np.ndarray,
     allocation: np.ndarray,
-    rng: np.random.Generator,
+    normal: np.ndarray,
     *,
     noise_sd: np.ndarray | float,
     units_halving_noise: float,
@@ -86,14 +95,15 @@ def observe(
     Where a node's sensors see (``seeing`` true), the reading is the truth plus Gaussian
     noise whose spread ``noise_sd / sqrt(1 + 3 a / units_halving_noise)`` halves at
     ``units_halving_noise`` monitoring units (averaging more analysed streams); where all
-    its sensors are down there is no reading and the previous estimate stands.
+    its sensors are down there is no reading and the previous estimate stands. ``normal``
+    (the truth's shape) holds the readings' standard normal draws.
 
-    >>> rng = np.random.default_rng(0)
     >>> observe(np.ones((2, 1)), np.zeros((2, 1)), np.array([[True], [False]]),
-    ...         np.zeros(2), rng, noise_sd=0.0, units_halving_noise=1.0).tolist()
-    [[1.0], [0.0]]
+    ...         np.array([0.0, 3.0]), np.ones((2, 1)), noise_sd=0.5,
+    ...         units_halving_noise=1.0).tolist()
+    [[1.5], [0.0]]
     """
-    noise = rng.standard_normal(truth.shape) * reading_sd(allocation, noise_sd, units_halving_noise)
+    noise = normal * reading_sd(allocation, noise_sd, units_halving_noise)
     return np.where(seeing, np.maximum(truth + noise, 0.0), previous)
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from simcity.config.monitoring import ScheduledIncident
 from simcity.config.scenario import load_scenario
@@ -90,12 +91,20 @@ def test_detection_frequency_matches_the_probability() -> None:
 
 
 def test_arrivals_are_poisson_with_the_given_rates() -> None:
-    rng = np.random.default_rng(2)
-    site, times = inc.sample_arrivals(np.array([2.0, 0.0, 6.0]), 0.0, 600.0, rng)
-    counts = np.bincount(site, minlength=3)
-    assert counts[1] == 0
-    assert counts[0] == pytest.approx(20, abs=15) and counts[2] == pytest.approx(60, abs=25)
-    assert ((times >= 0) & (times < 600)).all()
+    # 3 x 4000 sites at 0.4, 0 and 6 arrivals per hour over 30 minutes.
+    rates = np.repeat([0.4, 0.0, 6.0], 4000)
+    words = np.random.default_rng(2).integers(0, 2**64, size=len(rates), dtype=np.uint64)
+    site, times, draws = inc.sample_arrivals(rates, 60.0, 90.0, words)
+    counts = np.bincount(site, minlength=len(rates)).reshape(3, -1)
+    assert (counts[1] == 0).all()
+    for mean, count in [(0.2, counts[0]), (3.0, counts[2])]:  # Poisson: variance = mean
+        assert count.mean() == pytest.approx(mean, rel=0.05)
+        assert count.var() == pytest.approx(mean, rel=0.1)
+    assert ((times >= 60) & (times < 90)).all() and np.diff(site).min() >= 0
+    # Times uniform over the interval, and the arrivals' other numbers uniform too.
+    assert stats.kstest((times - 60) / 30, "uniform").pvalue > 1e-3
+    for column in draws.T:
+        assert stats.kstest(column, "uniform").pvalue > 1e-3
 
 
 @settings(max_examples=50, deadline=None)
@@ -113,13 +122,16 @@ def test_sensor_chain_probabilities_are_valid(mtbf_h: float, mttr_h: float, dt_m
     assert p_fail_inf == pytest.approx(mttr_h / (mtbf_h + mttr_h))
 
 
-def test_sensor_fleet_settles_at_its_availability() -> None:
+@pytest.mark.parametrize("per_node", [1, 3])
+def test_sensor_fleet_settles_at_its_availability(per_node: int) -> None:
     rng = np.random.default_rng(3)
-    installed = np.full((20_000, 1), 1)
+    installed = np.full((20_000, 1), per_node)
     up = installed.copy()
     for _ in range(200):
-        up = sensors.step_sensors(installed, up, 60.0, rng, mtbf_h=30.0, mttr_h=10.0)
-    assert up.mean() == pytest.approx(0.75, abs=0.02)
+        uniforms = (rng.random(up.shape), rng.random(up.shape))
+        up = sensors.step_sensors(installed, up, 60.0, uniforms, mtbf_h=30.0, mttr_h=10.0)
+    assert ((up >= 0) & (up <= installed)).all()
+    assert up.mean() / per_node == pytest.approx(0.75, abs=0.02)
 
 
 def test_scheduled_incident_happens_where_and_when_planned() -> None:

@@ -226,7 +226,7 @@ def test_subsystem_steps_are_pure_functions_of_state_inputs_and_streams() -> Non
         truth, np.full(world.city.num_nodes, 0.2), t0, t0 + 15, (), PolicyCompute(), 300.0
     )
     (a, out_a), (b, out_b) = (
-        step_monitoring(state, inputs, MonitoringStreams(*np.random.default_rng(1).spawn(2)))
+        step_monitoring(state, inputs, MonitoringStreams.from_rng(np.random.default_rng(1)))
         for _ in range(2)
     )
     assert (out_a.damage, out_a.num_new, out_a.num_detected, out_a.estimation_error) == (
