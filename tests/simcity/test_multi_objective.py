@@ -26,22 +26,22 @@ def priced_tiny(num_steps: int = 96) -> Scenario:
 
 
 def test_cost_weights_by_hand() -> None:
-    assert cost_weights(load_scenario("tiny")).tolist() == [1.0, 1.0, 0.15, 100 / 1000 * 1.0]
+    assert cost_weights(load_scenario("tiny")).tolist() == [1.0, 1.0, 0.15, 100 / 1000 * 1.0, 0.0]
     # 0.31 per kWh; 80 per t = 0.08 per kg, weighed 2.5 times.
-    np.testing.assert_allclose(cost_weights(priced_tiny()), [1, 1, 0.31, 0.2], rtol=1e-15)
+    np.testing.assert_allclose(cost_weights(priced_tiny()), [1, 1, 0.31, 0.2, 0], rtol=1e-15)
 
 
 def test_vector_is_the_scalar_envs_terms_step_by_step() -> None:
     """A day of `tiny` in both envs on one seed and one set of actions."""
     scenario = priced_tiny()
     mo_env, env = CityMOEnv(scenario), CityEnv(scenario)
-    assert mo_env.reward_dim == len(REWARD_COMPONENTS) == 4
-    assert mo_env.reward_space.shape == (4,) and mo_env.reward_space.dtype == np.float32
+    assert mo_env.reward_dim == len(REWARD_COMPONENTS) == 5
+    assert mo_env.reward_space.shape == (5,) and mo_env.reward_space.dtype == np.float32
     obs_mo, _ = mo_env.reset(seed=0)
     obs, _ = env.reset(seed=0)
     actions = np.random.default_rng(0).dirichlet(np.ones(17), size=96)
     weights = cost_weights(scenario)
-    totals = np.zeros(4)
+    totals = np.zeros(5)
     for action in actions:
         obs_mo, vector, _, truncated_mo, info_mo = mo_env.step(action)
         obs, reward, _, truncated, info = env.step(action)
@@ -55,6 +55,7 @@ def test_vector_is_the_scalar_envs_terms_step_by_step() -> None:
             -info["cost_estimation"],
             -info["compute_kwh"],
             -info["compute_gco2"] / 1000,
+            -info["incident_delay_veh_h"],
         ]
         assert vector.tolist() == np.array(expected, dtype=np.float32).tolist()
         # The weighting gives back the money, to float32 rounding of each component.
@@ -62,12 +63,19 @@ def test_vector_is_the_scalar_envs_terms_step_by_step() -> None:
         assert vector @ weights * 0.01 == pytest.approx(reward, rel=1e-6, abs=1e-11)
         totals += vector
     assert truncated
-    assert np.all(totals < 0)  # every component was exercised: damage, error, kWh, kg
+    assert np.all(totals[:4] < 0)  # damage, error, kWh, kg exercised (tiny prices no delay)
+    assert totals[4] <= 0
 
 
 def test_reward_vector_reads_grams_as_kilograms() -> None:
-    info = {"cost_damage": 3.0, "cost_estimation": 2.0, "compute_kwh": 1.5, "compute_gco2": 750.0}
-    assert reward_vector(info).tolist() == [-3.0, -2.0, -1.5, -0.75]
+    info = {
+        "cost_damage": 3.0,
+        "cost_estimation": 2.0,
+        "compute_kwh": 1.5,
+        "compute_gco2": 750.0,
+        "incident_delay_veh_h": 0.5,
+    }
+    assert reward_vector(info).tolist() == [-3.0, -2.0, -1.5, -0.75, -0.5]
 
 
 def test_mo_gymnasium_linear_reward_gives_back_the_scalar_reward() -> None:
@@ -85,7 +93,7 @@ def test_mo_gymnasium_linear_reward_gives_back_the_scalar_reward() -> None:
         _, reward, _, _, info = env.step(action)
         _, expected, _, _, _ = scalar.step(action)
         assert reward == pytest.approx(expected, rel=1e-6, abs=1e-11)
-        assert info["vector_reward"].shape == (4,)
+        assert info["vector_reward"].shape == (5,)
 
 
 def test_mo_gymnasium_vector_env_stacks_reward_vectors() -> None:
@@ -96,7 +104,7 @@ def test_mo_gymnasium_vector_env_stacks_reward_vectors() -> None:
     envs = MOSyncVectorEnv([lambda: CityMOEnv(scenario)] * 2)
     envs.reset(seed=[0, 1])
     _, rewards, *_ = envs.step(np.ones((2, 17), dtype=np.float32))
-    assert rewards.shape == (2, 4) and rewards.dtype == np.float32
+    assert rewards.shape == (2, 5) and rewards.dtype == np.float32
     assert rewards[0, 2] == rewards[1, 2] < 0  # same units on both: same kWh
 
 
@@ -137,3 +145,19 @@ def test_make_passes_render_mode_to_the_scalar_envs_picture() -> None:
 def test_an_unknown_render_mode_is_a_user_error() -> None:
     with pytest.raises(SimcityError, match="render_mode"):
         CityMOEnv("tiny", render_mode="human")
+
+
+def test_the_weighting_gives_back_the_cost_with_a_delay_term() -> None:
+    """On a real city with the delay cost on, the fifth term carries it."""
+    scenario = load_scenario("helsinki")
+    scenario = scenario.model_copy(
+        update={"time": scenario.time.model_copy(update={"num_steps": 24})}
+    )
+    mo_env, weights = CityMOEnv(scenario), cost_weights(scenario)
+    assert weights[4] == scenario.reward.delay_cost_per_veh_h > 0
+    mo_env.reset(seed=3)
+    uniform = np.ones(mo_env.action_space.shape)
+    for _ in range(24):
+        _, vector, _, _, info = mo_env.step(uniform)
+        assert vector[4] == np.float32(-info["incident_delay_veh_h"])
+        np.testing.assert_allclose(vector @ weights, -info["cost_total"], rtol=1e-5, atol=1e-3)
