@@ -154,8 +154,9 @@ class NeighbourhoodAttention(nn.Module):
         v_nb = v.index_select(1, index).view(B, N, K, H, Dh)  # (B, N, K, H, Dh)
         # Products and sums, not einsum: K x H tiny matmuls per node run far slower.
         scores = (q.unsqueeze(2) * k_nb).sum(dim=-1) / math.sqrt(Dh)  # (B, N, K, H)
-        scores = scores + self.bias(distances)  # (N, K, H) broadcast over B
-        scores = scores.masked_fill(mask.unsqueeze(-1), float("-inf"))  # (N, K, 1) broadcast
+        # Padding masked in the (N, K, H) bias, once, not in the (B, N, K, H) scores: the same.
+        bias = self.bias(distances).masked_fill(mask.unsqueeze(-1), float("-inf"))  # (N, K, H)
+        scores = scores + bias  # broadcast over B
         attention = torch.softmax(scores, dim=2)  # (B, N, K, H), sums to 1 over K
         mixed = (self.dropout(attention).unsqueeze(-1) * v_nb).sum(dim=2)  # (B, N, H, Dh)
         return self.proj(mixed.reshape(B, N, H * Dh)), attention.permute(0, 3, 1, 2)  # (B, H, N, K)

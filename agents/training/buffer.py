@@ -27,8 +27,8 @@ class Rollout:
     log_probs: torch.Tensor  # (T, E, S)
     rewards: torch.Tensor  # (T, E, S)
     values: torch.Tensor  # (T, E, S)
-    dones: torch.Tensor  # (T, E) bool: the episode ended after step t
-    end_values: torch.Tensor  # (T, E, S) value of a truncated episode's final obs, else 0
+    dones: torch.Tensor  # (T, E) bool: the episode (a day) ended after step t
+    starts: torch.Tensor  # (T, E) bool: step t is the first of a day
     next_value: torch.Tensor  # (E, S) value of the observation after step T - 1
     finished: tuple[float, ...]  # returns of the episodes that ended in this rollout
 

@@ -11,6 +11,8 @@ from agents.policies.attention import AttentionConfig
 from agents.policies.teacher import TEACHER_GAIN
 from simcity.errors import SimcityError
 
+TWIN_BASELINES = ("first_step", "every_step")
+
 
 @dataclass(frozen=True)
 class TeacherConfig:
@@ -84,6 +86,12 @@ class TrainConfig:
     budget_coupling: bool = True  # with node_credit: what a node's share costs the others
     spill_credit: bool = False  # with budget_coupling: also what a node's units do nearby
     twins: bool = True  # env i + E/2 replays env i's day with mirrored noise (module doc)
+    twin_baseline: str = "every_step"
+    """Where a twin's advantage is taken less its pair's (`agents.training.credit`): on
+    ``"every_step"``, or on the ``"first_step"`` of each day only, where the twins share
+    their state and the baseline is exact. Later their states differ and the difference is
+    biased, but only to second order, and it removes most of the advantages' variance: on
+    ``tiny`` it trained the better policy (the measurement in `agents.training.credit`)."""
     async_envs: bool = False  # envs in worker processes (AsyncVectorEnv), same results
     init_from: str | None = None  # checkpoint whose weights start the run (no teacher then)
     freeze_encoder: bool = False  # train only the heads (and the action std)
@@ -123,6 +131,12 @@ class TrainConfig:
                 raise SimcityError(
                     f"has {weight}", field="train.carbon_weights", expected="numbers >= 0"
                 )
+        if self.twin_baseline not in TWIN_BASELINES:
+            raise SimcityError(
+                f"is {self.twin_baseline!r}",
+                field="train.twin_baseline",
+                expected=" or ".join(repr(b) for b in TWIN_BASELINES),
+            )
         if self.twins and self.num_envs % 2:
             raise SimcityError(
                 f"is {self.num_envs}", field="train.num_envs", expected="even with twins"

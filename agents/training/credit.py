@@ -34,7 +34,22 @@ coupling runs over all N * T slots, which share one GPU capacity (a larger weigh
 node i's VLM takes capacity from every other slot, node i's detector included).
 
 Twins. With ``TrainConfig.twins`` each env's advantage is less its twin's
-(`agents.training.ppo_math.mirrored_advantages`; `agents.training.rollout`).
+(`agents.training.ppo_math.mirrored_advantages`; `agents.training.rollout`). On a day's
+first step the twins share their state, and the pair's gradient is exactly the sum of its
+two score-function estimates with the shared incidents' luck taken out. Later the twins'
+states differ (their allocations did), and ``(A_e - A_twin) / 2`` credits env e's logits
+with ``(A_e noise_e + A_twin noise_twin) / 2``, an estimate at two states: its bias in the
+weights' gradient is ``(g_e - g_twin)' (J_twin - J_e) / 2`` (g the true gradients of the
+two states' logits, J their Jacobians in the weights), second order in how far the
+states drifted. ``bench/twin_bias.py`` measured it on ``tiny`` (a policy trained 20k
+steps; 4 days x 4 pairs): the Jacobians differ by 1-5% (``||(J_e - J_twin)' v|| /
+||J_e' v||``) while the twins' own advantages correlate at 0.79-1.00, which the
+difference takes out. Trained 20k steps from scratch (2 seeds, 16 validation days each),
+the twin difference on every step scored -0.32 a day, on first steps only (exact:
+``twin_baseline = "first_step"``) -0.34 (paired difference +0.02 ± 0.01), no twins -0.40;
+so every step is the default.
+
+The day's end is terminal (`agents.training.rollout`): GAE bootstraps nothing past it.
 """
 
 from __future__ import annotations
@@ -62,11 +77,13 @@ class Advantages(NamedTuple):
 
 @dataclass(frozen=True)
 class Returns:
-    """How returns are discounted: GAE's ``gamma`` and ``lam``; ``twins`` mirrors them."""
+    """How returns are discounted: GAE's ``gamma`` and ``lam``; ``twins`` mirrors the
+    advantages of every step, or of a day's first step only without ``every_step``."""
 
     gamma: float
     lam: float
     twins: bool
+    every_step: bool = True
 
 
 @dataclass(frozen=True)
@@ -94,8 +111,9 @@ def slot_rewards(
 
 
 def slot_advantages(rollout: Rollout, returns: Returns) -> Advantages:
-    """GAE of every slot over (T, E * S), every slot of an env sharing its dones; with
-    twins each env's advantage less its pair's mean, ``(A_e - A_twin) / 2``."""
+    """GAE of every slot over (T, E * S), every slot of an env sharing its dones, a day's
+    end terminal; with twins, on a day's first step (on every step with ``every_step``),
+    each env's advantage less its pair's mean, ``(A_e - A_twin) / 2``."""
     T, E, S = rollout.rewards.shape
     slot_dones = rollout.dones.repeat_interleave(S, dim=1)  # (T, E * S)
     advantages, targets = compute_gae(
@@ -106,11 +124,12 @@ def slot_advantages(rollout: Rollout, returns: Returns) -> Advantages:
         slot_dones[-1],
         gamma=returns.gamma,
         lam=returns.lam,
-        truncated_bootstrap=rollout.end_values.flatten(1),
-    )  # (T, E * S) each
+    )  # (T, E * S) each; truncated_bootstrap None: every episode end is terminal
     advantages = advantages.view(T, E, S)
     if returns.twins:
-        advantages = mirrored_advantages(advantages)
+        mirrored = mirrored_advantages(advantages)  # (T, E, S)
+        shared = rollout.starts.unsqueeze(-1)  # (T, E, 1): the twins' state is one
+        advantages = mirrored if returns.every_step else torch.where(shared, mirrored, advantages)
     return Advantages(advantages, targets.view(T, E, S))
 
 
@@ -195,7 +214,8 @@ Credit = NodeCredit | JointCredit
 
 def make_credit(config: TrainConfig, city: City, reward_scale: float, spill: float) -> Credit:
     """The credit ``config`` asks for, on ``city`` (``spill``: the scenario's monitoring spill)."""
-    returns = Returns(config.gamma, config.gae_lambda, config.twins)
+    every_step = config.twin_baseline == "every_step"
+    returns = Returns(config.gamma, config.gae_lambda, config.twins, every_step)
     num_tiers = config.model.num_tiers
     num_actions = city.num_nodes * num_tiers + 1
     if not config.node_credit:

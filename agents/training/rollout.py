@@ -9,13 +9,19 @@ same day (the same reset seed) and explore with opposite noise (log-weights
 incidents with the same detection luck (`simcity.monitoring.incidents`, "Common random
 numbers"), so the difference of the twins' advantages
 (`agents.training.ppo_math.mirrored_advantages`) keeps what the allocations did and drops
-which incidents happened: antithetic sampling, a baseline that cancels exactly in the
-gradient of the mean action. The exploration std is fixed (its gradient cancels over a
-pair too); the critic still learns, for GAE.
+which incidents happened: antithetic sampling with a baseline that cancels exactly in the
+gradient on a day's first step, where the twins see one observation. Later their states
+differ and the baseline is biased, to second order (measured in `agents.training.credit`,
+``TrainConfig.twin_baseline``). The exploration std is fixed (its gradient cancels over a
+pair); the critic still learns, for GAE.
 
-Every env's episodes have one length (`CityEnv` days truncate after ``time.num_steps``
-and never terminate), so all envs start their episodes together and the env step count
-says which episode each plays.
+The day's end. Every env's episodes have one length (`CityEnv` days truncate after
+``time.num_steps`` and never terminate), so all envs start their episodes together and the
+env step count says which episode each plays. The observation carries ``day_progress``,
+so the time limit is part of the task the policy sees: the trainer treats the day's end
+as terminal (`collect_rollout` bootstraps nothing past it, and the critic is never asked
+to value the final observation, a state it never trains on). With the short horizon
+(``gamma`` 0.8) this changes only the last few steps' targets.
 """
 
 from __future__ import annotations
@@ -142,7 +148,11 @@ def collect_rollout(
     value_std: float,
 ) -> tuple[Rollout, Episodes]:
     """Play ``num_steps`` steps in every env from ``episodes``; return what was collected
-    and the episodes under way after it. ``value_std`` turns critic outputs into money."""
+    and the episodes under way after it. ``value_std`` turns critic outputs into money.
+
+    A day's end is terminal (module doc): nothing is bootstrapped past it, so the final
+    observation of a day is never valued. The buffers are allocated once, and the network
+    runs under ``torch.inference_mode`` (its outputs are copied into them)."""
     T, E, S = num_steps, envs.num_envs, credit.num_slots
     model = learner.model
     obs, step = episodes.obs, episodes.step
@@ -154,37 +164,40 @@ def collect_rollout(
     mean_actions = torch.zeros(T, E, num_actions)  # (T, E, N + 1)
     log_probs, rewards, values = (torch.zeros(T, E, S) for _ in range(3))  # (T, E, S) each
     dones = torch.zeros(T, E, dtype=torch.bool)  # (T, E)
-    end_values = torch.zeros(T, E, S)  # (T, E, S)
-    episode_return, episode_actions = episodes.returns.copy(), episodes.actions
+    starts = torch.zeros(T, E, dtype=torch.bool)  # (T, E)
+    episode_return = episodes.returns.copy()
+    day_actions = torch.zeros(envs.day_len, E, num_actions)  # (day, E, N + 1) this day's
+    played = episodes.actions.shape[0]  # steps of the day played so far
+    day_actions[:played] = episodes.actions
     finished: list[float] = []
     for t in range(T):
-        nodes, globals_ = torch.as_tensor(obs["nodes"]), torch.as_tensor(obs["globals"])
-        with torch.no_grad():
-            output = learner(nodes, globals_)
+        starts[t] = played == 0
+        obs_nodes[t] = torch.as_tensor(obs["nodes"])
+        obs_globals[t] = torch.as_tensor(obs["globals"])
+        with torch.inference_mode():
+            output = learner(obs_nodes[t], obs_globals[t])
             dist = action_distribution(output.logits, model.log_std)
             action = sample_actions(output.logits, dist, envs.twins)  # (E, N + 1)
-        obs_nodes[t], obs_globals[t], actions[t] = nodes, globals_, action
-        mean_actions[t] = output.logits
-        log_probs[t] = credit.log_probs(dist.log_prob(action))
-        values[t] = credit.values(output.value) * value_std
-        obs, reward, terminated, truncated, info = envs.vector.step(to_weights(action).numpy())
+            actions[t], mean_actions[t] = action, output.logits
+            log_probs[t] = credit.log_probs(dist.log_prob(action))
+            values[t] = credit.values(output.value) * value_std
+            weights = to_weights(action).numpy()
+        obs, reward, terminated, truncated, info = envs.vector.step(weights)
         step += E
         rewards[t] = credit.rewards(reward, info["node_cost"])
         episode_return += reward
-        episode_actions = torch.cat([episode_actions, action.unsqueeze(0)])
+        day_actions[played] = actions[t]
+        played += 1
         ended = terminated | truncated  # (E,)
         dones[t] = torch.as_tensor(ended)
         if ended.any():
             if not ended.all():
                 raise RuntimeError("envs fell out of step; resume needs equal episode lengths")
-            with torch.no_grad():  # obs is the final observation: DISABLED autoreset
-                final = credit.values(learner.act(obs).value) * value_std  # (E, S)
-            end_values[t] = torch.where(torch.as_tensor(truncated)[:, None], final, 0.0)
             finished.extend(episode_return.tolist())
             episode_return[:] = 0.0
-            episode_actions = torch.zeros(0, E, num_actions)
+            played = 0
             obs = envs.reset(step, learner.flops_per_decision)
-    with torch.no_grad():
+    with torch.inference_mode():
         next_value = credit.values(learner.act(obs).value) * value_std  # (E, S)
     rollout = Rollout(
         obs_nodes,
@@ -196,8 +209,8 @@ def collect_rollout(
         rewards,
         values,
         dones,
-        end_values,
-        next_value,
+        starts,
+        next_value.clone(),  # a normal tensor: inference tensors cannot enter autograd
         tuple(finished),
     )
-    return rollout, Episodes(obs, step, episode_return, episode_actions)
+    return rollout, Episodes(obs, step, episode_return, day_actions[:played].clone())

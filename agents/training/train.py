@@ -15,7 +15,13 @@ running std of the returns (`agents.training.ppo_math.RunningStd`).
 Twin rollouts (`agents.training.rollout`). With ``TrainConfig.twins`` (the default) env i
 and env i + E/2 play the same day and explore with opposite noise, and each env's
 advantage is taken less its twin's: the incidents' luck cancels, what the allocations did
-stays.
+stays. The baseline is exact on a day's first step, where the twins share one state, and
+biased to second order after (``TrainConfig.twin_baseline``; measured, and ablated on
+validation days, in `agents.training.credit`).
+
+The day's end (`agents.training.rollout`). The observation carries ``day_progress``, so
+the day's end is part of the task: it is treated as terminal, and nothing is bootstrapped
+past it.
 
 Teacher (`agents.training.teacher`). With ``TrainConfig.teacher`` (days > 0) a fresh
 network (no ``init_from``) first learns the allocation of a privileged teacher, a Bayes

@@ -28,8 +28,12 @@ def rollout(
     actions: list[list[list[float]]] | None = None,
     mean_actions: list[list[list[float]]] | None = None,
     log_std: float = 0.0,
+    dones: list[list[bool]] | None = None,
+    starts: list[list[bool]] | None = None,
+    next_value: list[list[float]] | None = None,
 ) -> Rollout:
-    """A rollout (T, E, S) with no episode end, next values 0, one-feature observations."""
+    """A rollout (T, E, S), by default with no episode end or day start, next values 0,
+    one-feature observations."""
     r = torch.tensor(rewards)
     T, E, S = r.shape
     v = torch.zeros(T, E, S) if values is None else torch.tensor(values)
@@ -44,9 +48,9 @@ def rollout(
         log_probs=torch.zeros(T, E, S),
         rewards=r,
         values=v,
-        dones=torch.zeros(T, E, dtype=torch.bool),
-        end_values=torch.zeros(T, E, S),
-        next_value=torch.zeros(E, S),
+        dones=torch.zeros(T, E, dtype=torch.bool) if dones is None else torch.tensor(dones),
+        starts=torch.zeros(T, E, dtype=torch.bool) if starts is None else torch.tensor(starts),
+        next_value=torch.zeros(E, S) if next_value is None else torch.tensor(next_value),
         finished=(),
     )
 
@@ -60,10 +64,43 @@ def test_slot_advantages_run_gae_per_slot() -> None:
 
 
 def test_twins_take_each_advantage_less_its_pairs_mean_but_keep_the_returns() -> None:
-    # Envs 0, 1 twin envs 2, 3 (E = 4, one step, one slot): A = r, then (A_e - A_twin) / 2.
-    got = slot_advantages(rollout([[[1.0], [5.0], [3.0], [2.0]]]), Returns(0.9, 0.9, twins=True))
+    # Envs 0, 1 twin envs 2, 3 (E = 4, one step, a day's first, one slot): A = r, then
+    # (A_e - A_twin) / 2.
+    first = rollout([[[1.0], [5.0], [3.0], [2.0]]], starts=[[True] * 4])
+    got = slot_advantages(first, Returns(0.9, 0.9, twins=True))
     assert got.advantages.flatten().tolist() == [-1.0, 1.5, 1.0, -1.5]
     assert got.returns.flatten().tolist() == [1.0, 5.0, 3.0, 2.0]
+
+
+def test_twins_difference_every_step_or_only_a_days_first() -> None:
+    # Two steps (gamma = lam = 0: A = r), E = 2 twins, one slot; step 0 starts the day.
+    # Only there do the twins share a state: with first_step, step 1 keeps its own.
+    twins = rollout([[[4.0], [2.0]], [[6.0], [1.0]]], starts=[[True, True], [False, False]])
+    first = slot_advantages(twins, Returns(0.0, 0.0, twins=True, every_step=False))
+    assert first.advantages.flatten().tolist() == [1.0, -1.0, 6.0, 1.0]
+    every = slot_advantages(twins, Returns(0.0, 0.0, twins=True))
+    assert every.advantages.flatten().tolist() == [1.0, -1.0, 2.5, -2.5]
+
+
+def test_a_days_last_step_bootstraps_nothing() -> None:
+    # One env, one slot, gamma = lam = 1, values 1 and 2; the day ends after step 1 and
+    # the next observation (the next day's first) is worth 100. The day's end is terminal:
+    # A1 = 3 - 2 = 1, A0 = 1 + 2 - 1 + A1 = 3; the 100 enters neither.
+    day_end = rollout(
+        [[[1.0]], [[3.0]]],
+        values=[[[1.0]], [[2.0]]],
+        dones=[[False], [True]],
+        next_value=[[100.0]],
+    )
+    got = slot_advantages(day_end, Returns(1.0, 1.0, twins=False))
+    assert got.advantages.flatten().tolist() == [3.0, 1.0]
+    assert got.returns.flatten().tolist() == [4.0, 3.0]  # the day's rewards to go
+    # Mid-day (no done) the same rollout bootstraps from the next value.
+    mid_day = rollout([[[1.0]], [[3.0]]], values=[[[1.0]], [[2.0]]], next_value=[[100.0]])
+    assert slot_advantages(mid_day, Returns(1.0, 1.0, twins=False)).returns.flatten().tolist() == [
+        104.0,
+        103.0,
+    ]
 
 
 def test_joint_credit_advantages_are_the_gae_of_the_one_slot() -> None:
@@ -109,6 +146,9 @@ def test_make_credit_follows_the_config() -> None:
     assert isinstance(plain, NodeCredit) and plain.num_slots == n + 1 and plain.coupling is None
     coupled = make_credit(TrainConfig(), city, 1.0, 0.3)
     assert isinstance(coupled, NodeCredit) and coupled.coupling == Coupling(None, 0.0)
+    assert coupled.returns == Returns(0.8, 0.8, twins=True, every_step=True)
+    first = make_credit(TrainConfig(twin_baseline="first_step"), city, 1.0, 0.3)
+    assert not first.returns.every_step
     spill = make_credit(TrainConfig(spill_credit=True), city, 1.0, 0.3)
     assert isinstance(spill, NodeCredit) and spill.coupling is not None
     matrix = spill.coupling.neighbour_mean

@@ -88,8 +88,11 @@ def test_a_rollout_across_a_days_end(short_day: Scenario) -> None:
     rollout, after = collect_rollout(envs, learner, credit, episodes, num_steps=24, value_std=1.0)
     assert rollout.rewards.shape == rollout.values.shape == (24, 2, n + 1)
     assert rollout.dones.any(dim=1).nonzero().flatten().tolist() == [15]  # the day's last step
-    assert rollout.end_values[15].abs().sum() > 0  # truncated: the final obs is worth something
-    assert not rollout.end_values[:15].any() and not rollout.end_values[16:].any()
+    assert rollout.starts.all(dim=1).nonzero().flatten().tolist() == [0, 16]  # the days' first
+    assert torch.equal(rollout.starts.any(dim=1), rollout.starts.all(dim=1))
+    # The day's end is terminal: its last step's value target is its reward, nothing more.
+    # (Its advantage is then its reward less its value, before the twins' difference.)
+    torch.testing.assert_close(credit.advantages(rollout).returns[15], rollout.rewards[15])
     # Each node slot earns its own cost, scaled so that their mean is the city's reward.
     city_reward = rollout.rewards[..., -1]  # (T, E)
     torch.testing.assert_close(rollout.rewards[..., :-1].mean(-1), city_reward)
@@ -114,7 +117,6 @@ def test_values_are_collected_in_money(short_day: Scenario) -> None:
     assert torch.equal(one.actions, two.actions)
     assert torch.equal(2.0 * one.values, two.values)
     assert torch.equal(2.0 * one.next_value, two.next_value)
-    assert torch.equal(2.0 * one.end_values, two.end_values)
 
 
 def test_replay_rebuilds_the_episodes_under_way(short_day: Scenario) -> None:

@@ -350,3 +350,9 @@ def test_spill_credit_needs_the_budget_coupling() -> None:
         with pytest.raises(SimcityError, match=r"train\.spill_credit"):
             TrainConfig(spill_credit=True, **off)
     TrainConfig(spill_credit=True)
+
+
+def test_the_twin_baseline_is_one_of_two() -> None:
+    assert TrainConfig().twin_baseline == "every_step"  # bench/twin_bias.py's ablation
+    with pytest.raises(SimcityError, match="twin_baseline"):
+        TrainConfig(twin_baseline="sometimes")
