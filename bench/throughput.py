@@ -123,12 +123,14 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="simcity-throughput-"))
     results = {}
     for name in ("ours", "sb3_tuned"):
+        load = os.getloadavg()[0]  # other work on the machine skews the rates: say how much
         results[name] = in_fresh_process(name, args.scenario, args.steps, str(work / name))
         stats = results[name]
+        stats["load_avg_1min_before"] = load
         print(
             f"  {name:10s} {stats['steps']:7,d} steps in {stats['wall_s']:7.1f} s: "
             f"{stats['steps_per_s']:7.1f} steps/s end to end ({stats['own_steps_per_s']:.1f} "
-            f"by its own count)",
+            f"by its own count; load {load:.1f} before)",
             flush=True,
         )
     ratio = results["ours"]["steps_per_s"] / results["sb3_tuned"]["steps_per_s"]

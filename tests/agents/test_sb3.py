@@ -99,11 +99,12 @@ from agents.references.sb3 import (  # noqa: E402
     SB3Policy,
     SoftmaxActions,
     train_sb3,
+    tuned_sb3_config,
 )
 from agents.training.evaluate import run_episode  # noqa: E402
 from simcity.env import CityEnv  # noqa: E402
 
-TUNED_STEPS = 384  # one rollout: 4 envs x 96 steps
+TUNED_STEPS = 768  # two rollouts of 4 envs x 96 steps (after one, the linear rate is 0)
 
 
 def test_softmax_actions_maps_a_known_action_to_known_weights() -> None:
@@ -160,6 +161,7 @@ def test_tuned_run_saves_a_policy_that_replays_a_day_bit_for_bit(tmp_path) -> No
     train_sb3(short_tiny(), TUNED_STEPS, tmp_path / "b", tuned=True, seed=3)
     first, again = _parameters(tmp_path / "a"), _parameters(tmp_path / "b")
     assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.all(first["log_std"] == tuned_sb3_config().log_std_init)
     fresh = sb3.PPO.load(f"{tmp_path / 'a'}/{MODEL_NAME}", device="cpu")
     assert fresh.num_timesteps == TUNED_STEPS
 
