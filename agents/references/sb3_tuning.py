@@ -61,11 +61,14 @@ def main() -> None:
     from simcity.env import CityEnv
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("settings", nargs="*", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("settings", nargs="*", help=f"some of {', '.join(SETTINGS)} (all)")
     parser.add_argument("--scenario", default="downtown")
     parser.add_argument("--steps", type=int, default=10_240)
     parser.add_argument("--out", default=None)
     args = parser.parse_args()
+    unknown = [name for name in args.settings if name not in SETTINGS]
+    if unknown:
+        parser.error(f"unknown settings {unknown}; known: {', '.join(SETTINGS)}")
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
     out = Path(args.out or tempfile.mkdtemp(prefix="simcity-sb3-tuning-"))
@@ -79,7 +82,7 @@ def main() -> None:
     print(
         f"uniform     {mean_ci(uniform.tolist())[0]:10,.0f} +- {mean_ci(uniform.tolist())[1]:7,.0f}"
     )
-    for name in args.settings:
+    for name in args.settings or list(SETTINGS):
         run_dir = out / name
         stats = train_sb3(
             args.scenario,
