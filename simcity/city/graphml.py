@@ -48,6 +48,7 @@ _PARSE_ERRORS = (
     TypeError,
     IndexError,
     AttributeError,
+    LookupError,  # an XML declaration naming an unknown encoding
     RecursionError,
     OverflowError,
 )

@@ -52,7 +52,8 @@ class SensorConfig(Frozen):
 
     traffic_counters_per_node: Count100 = 2
     air_quality_share: Share = 0.4
-    """Share of nodes with one air-quality station (seeded choice)."""
+    """Share of nodes with one air-quality station (drawn from the scenario seed: the same
+    stations every episode of a city)."""
     energy_meters_per_node: Count100 = 1
     mtbf_h: Annotated[Real, Interval(ge=0.01, le=1e6)] = 720.0
     """Mean time between failures: 36 seconds to a century."""

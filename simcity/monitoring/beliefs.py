@@ -78,12 +78,15 @@ def observe(
     up_share: np.ndarray,
     draws: np.ndarray,
     cfg: MonitoringConfig,
+    predicted: np.ndarray | None = None,
 ) -> Beliefs:
     """Update the estimates and the anomaly evidence from the interval's readings.
 
-    The sensors read ``normal`` (N, Q) (the incident-free quantities, which the
-    operator's model of the city predicts) plus each open incident's disturbance
-    (`alarm_snr`). The residual of a reading against the prediction and the disturbance
+    The sensors read ``normal`` (N, Q) (the quantities without the incidents' own
+    disturbance) plus each open incident's disturbance (`alarm_snr`). The operator's
+    model predicts ``predicted`` (N, Q; None: ``normal``): the quantities under the
+    capacities it knows, so an undetected accident's congestion is part of its signature,
+    not of the prediction. The residual of a reading against the prediction and the disturbance
     of the incidents already known, in the reading's own noise SDs, feeds a CUSUM per
     node and quantity (`simcity.monitoring.sensors.cusum`, slack ``alarm_snr / 2``).
     Without ``estimates`` (the first interval) the operator starts from city-wide means.
@@ -118,6 +121,7 @@ def observe(
     )
     if cfg.alarm_snr > 0 and cfg.noise_sd > 0:
         spread = sensors.reading_sd(allocation, noise_sd, cfg.units_halving_noise)
-        unexplained = estimates - normal - known
+        expected = normal if predicted is None else predicted
+        unexplained = estimates - expected - known
         anomaly = sensors.cusum(anomaly, unexplained / spread, seeing, slack=0.5 * cfg.alarm_snr)
     return Beliefs(estimates, anomaly, np.abs(estimates - truth).mean(axis=1))

@@ -163,6 +163,7 @@ class MonitoringInputs(NamedTuple):
     intensity_g_per_kwh: float  # the data centre's grid now
     fleet_on: bool = True  # False: a compute budget switched the analytics fleet off
     tier_units: np.ndarray | None = None  # (N, T) units per analytics tier; None: T = 1
+    predicted: np.ndarray | None = None  # (N, Q) the operator's prediction; None: truth's
 
 
 def effective_units(
@@ -188,7 +189,8 @@ def start_monitoring(
     # draw, site and interval: policies facing the same seed meet the same incidents,
     # failures and noise even after their histories part (`simcity.monitoring.streams`).
     streams = MonitoringStreams.from_rng(rng)
-    # Fixed per city: the same dangerous junctions and weak feeders every episode.
+    # Fixed per city: the same dangerous junctions, weak feeders and air-quality stations
+    # every episode (the scenario's seed, not the episode's).
     sigma = scenario.incidents.hotspot_sigma
     city_rng = np.random.default_rng([scenario.seed, 0x40757])
     hotspot = city_rng.lognormal(-0.5 * sigma**2, sigma, size=n)
@@ -199,7 +201,8 @@ def start_monitoring(
     compute = scenario.compute
     installed = np.zeros((n, sensors.NUM_KINDS), dtype=np.int64)
     installed[:, sensors.TRAFFIC_COUNTER] = cfg.traffic_counters_per_node
-    installed[:, sensors.AIR_QUALITY] = rng.random(n) < cfg.air_quality_share
+    # Stations are installed per city, like its hotspots: the same ones every day.
+    installed[:, sensors.AIR_QUALITY] = city_rng.random(n) < cfg.air_quality_share
     installed[:, sensors.ENERGY_METER] = cfg.energy_meters_per_node
     setup = MonitoringSetup(
         city=city,
@@ -307,6 +310,7 @@ def step_monitoring(
         up_share,
         rand.normal(rand.unit(words.noise)).reshape(len(setup.installed), NUM_QUANTITIES),
         mon,
+        inputs.predicted,
     )
     units = float(allocation.sum())
     bill = bill_compute(

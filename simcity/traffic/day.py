@@ -276,6 +276,10 @@ class TrafficSnapshot(NamedTuple):
     """The same interval without accidents: the equilibrium under the external cuts alone
     (``assignment`` itself when no accident cut or re-routing is in force)."""
     cut_links: np.ndarray  # (K,) links open accidents cut in the interval
+    expected: Assignment | None = None
+    """What the operator's model predicts: the routed flows at the travel times of the
+    cuts it knows (None: ``assignment`` itself, no undetected accident slows a link)."""
+    expected_capacity_veh_h: np.ndarray | None = None  # (L,) the known cuts' capacities
 
 
 class TrafficState(NamedTuple):
@@ -321,7 +325,9 @@ def step_traffic(state: TrafficState, inputs: TrafficInputs, day: TrafficDay) ->
     if inputs.step % day.solve_every_steps == 0:
         routed = read_only(inputs.capacity_factor * inputs.known_cut_factor)
     result = day.solve(inputs.step, routed)
+    expected, expected_capacity = None, None
     if not np.array_equal(routed, actual):
+        expected, expected_capacity = result, read_only(network.capacity_veh_h * routed)
         times = bpr_time(
             result.flows_veh_h,
             network.free_flow_time_min,
@@ -337,7 +343,9 @@ def step_traffic(state: TrafficState, inputs: TrafficInputs, day: TrafficDay) ->
     clear = np.array_equal(routed, external) and np.array_equal(actual, external)
     reference = result if clear else day.solve(inputs.step, external)
     cut_links = read_only(np.flatnonzero(inputs.cut_factor != 1.0))
-    snapshot = TrafficSnapshot(day.od(inputs.step), result, capacity, reference, cut_links)
+    snapshot = TrafficSnapshot(
+        day.od(inputs.step), result, capacity, reference, cut_links, expected, expected_capacity
+    )
     return TrafficState(routed, result.flows_veh_h, result.times_min, snapshot)
 
 

@@ -332,6 +332,18 @@ class World:
             mon.hotspot,
         )
         truth = TrueState(*map(read_only, truth))
+        predicted = None  # the operator's model: routed flows under the cuts it knows
+        if snapshot.expected is not None and snapshot.expected_capacity_veh_h is not None:
+            predicted = true_state(
+                self.city,
+                self.scenario,
+                snapshot.expected.flows_veh_h,
+                snapshot.expected.times_min,
+                snapshot.expected_capacity_veh_h,
+                energy.node_load_kw,
+                self.feeder_kw,
+                mon.hotspot,
+            ).quantities
         due = tuple((i, t) for i, t in enumerate(self._planned) if t0 <= t < t1)
         intensity = float(self.datacentre_g_per_kwh[step])
         requested = self._allocation
@@ -351,7 +363,7 @@ class World:
         monitoring, outcome = step_monitoring(
             mon,
             MonitoringInputs(truth, self._allocation, t0, t1, due, self.policy, intensity)._replace(
-                fleet_on=cap.fleet_on, tier_units=self._tier_units
+                fleet_on=cap.fleet_on, tier_units=self._tier_units, predicted=predicted
             ),
             self._streams,
         )

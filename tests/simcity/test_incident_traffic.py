@@ -152,3 +152,45 @@ def test_reset_keeps_the_zone_times_of_its_city(monkeypatch: pytest.MonkeyPatch)
     assert demand.zone_free_flow_times(other.city) is not times
     assert calls in ([], [other.city])  # its own, searched once at most
     assert not times.flags.writeable
+
+
+def test_an_undetected_cut_is_not_in_the_operators_prediction() -> None:
+    """The operator predicts at the capacities it knows: an undetected accident's slowdown
+    is left out (so it shows as a residual), a detected one is in the routed traffic."""
+    day = _downtown_day()
+    link = int(np.argmax(_interval(day, 0, detected=True).assignment.flows_veh_h))
+    hidden = _interval(day, link, detected=False)
+    assert hidden.expected is not None and hidden.expected_capacity_veh_h is not None
+    assert hidden.expected_capacity_veh_h[link] == day.network.capacity_veh_h[link]
+    assert hidden.assignment.times_min[link] > hidden.expected.times_min[link]
+    np.testing.assert_array_equal(hidden.assignment.flows_veh_h, hidden.expected.flows_veh_h)
+    assert _interval(day, link, detected=True).expected is None  # all cuts known
+
+
+def test_a_residual_the_prediction_leaves_builds_evidence() -> None:
+    """Readings above the prediction at one node raise its CUSUM; none without it."""
+    from simcity.monitoring.beliefs import observe
+    from simcity.monitoring.incidents import Incidents
+
+    cfg = load_scenario("downtown").monitoring
+    n = 4
+    normal = np.ones((n, 3))
+    predicted = normal.copy()
+    predicted[2, 0] = 0.5  # the operator expects less congestion at node 2 than there is
+    args = (Incidents.empty(), normal.copy(), np.zeros((n, 3)), np.full(n, 5.0))
+    common = dict(up_share=np.ones((n, 3)), draws=np.zeros((n, 3)), cfg=cfg)
+    with_model = observe(normal, *args, **common, predicted=predicted)
+    without = observe(normal, *args, **common)
+    assert with_model.anomaly[2, 0] > 0 and np.count_nonzero(with_model.anomaly) == 1
+    assert not without.anomaly.any()
+
+
+def test_air_quality_stations_are_the_same_every_day_of_a_city() -> None:
+    env = CityEnv("downtown")
+    env.reset(seed=1)
+    assert env.world is not None
+    first = np.array(env.world.monitoring.installed)
+    env.reset(seed=2)
+    assert env.world is not None
+    np.testing.assert_array_equal(env.world.monitoring.installed, first)
+    assert 0 < first[:, 1].sum() < len(first)  # some nodes have a station, not all
