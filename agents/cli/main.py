@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from agents.cli import green as green_cli
 from agents.cli import pareto as pareto_cli
@@ -25,7 +24,15 @@ from agents.cli.common import (
     require_torch,
     user_errors,
 )
-from agents.cli.tables import console, number, print_compute_use, print_kpis, print_monitoring
+from agents.cli.tables import (
+    console,
+    eval_tables,
+    finetune_table,
+    print_compute_use,
+    print_kpis,
+    print_monitoring,
+    scenarios_table,
+)
 from simcity.errors import SimcityError
 
 if TYPE_CHECKING:
@@ -45,19 +52,12 @@ def scenarios_command() -> None:
     """List the bundled scenarios."""
     from simcity.config.scenario import bundled_scenarios, load_scenario
 
-    table = Table(title="Bundled scenarios")
-    table.add_column("name", no_wrap=True)
-    table.add_column("title")
-    table.add_column("city", no_wrap=True)
-    table.add_column("steps", no_wrap=True)
+    rows = []
     for name, path in bundled_scenarios().items():
         scenario = load_scenario(path)
-        table.add_row(
-            name,
-            scenario.title,
-            scenario.city.source,
-            f"{scenario.time.num_steps} x {scenario.time.dt_min:g} min",
-        )
+        steps = f"{scenario.time.num_steps} x {scenario.time.dt_min:g} min"
+        rows.append((name, scenario.title, scenario.city.source, steps))
+    table = scenarios_table(rows)
     console.print(table)
 
 
@@ -308,16 +308,7 @@ def finetune_command(
             episodes=episodes,
             progress=lambda name, stats: progress.update(task, advance=1, kpis=name),
         )
-    table = Table(title=f"{doc['scenario']}: total cost per day, {episodes} held-out days")
-    table.add_column("policy")
-    table.add_column("cost $ (mean +- 95%)", justify="right")
-    table.add_column("damage $", justify="right")
-    for name, kpis in doc["kpis"].items():
-        money, damage = kpis["money"], kpis["damage"]
-        table.add_row(
-            name, f"{money['mean']:,.0f} +- {money['ci95']:,.0f}", f"{damage['mean']:,.0f}"
-        )
-    console.print(table)
+    console.print(finetune_table(doc, episodes))
     console.print(f"wrote {out / 'finetune.json'} and {out / 'curves.png'}")
 
 
@@ -360,14 +351,9 @@ def eval_command(
     with progress_bar(quiet) as progress:
         task = progress.add_task("eval", total=len(policies) * episodes)
         table = compare_policies(env, policies, seeds, lambda: progress.advance(task))
-    view = Table(title=f"{env.scenario.name}: {episodes} {split.value} days, mean ± 95%")
-    view.add_column("policy", no_wrap=True)
-    for _, label in KPIS:
-        view.add_column(label, justify="right")
-    for name, stats in table.items():
-        cells = [f"{number(stats[k]['mean'])} ± {number(stats[k]['ci95'])}" for k, _ in KPIS]
-        view.add_row(name, *cells)
-    console.print(view)
+    title = f"{env.scenario.name}: {episodes} {split.value} days, mean ± 95%"
+    for view in eval_tables(title, table):
+        console.print(view)
     header = ["policy"] + [f"{k}_{part}" for k, _ in KPIS for part in ("mean", "ci95")]
     rows = [",".join(header)]
     for name, stats in table.items():
