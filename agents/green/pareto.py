@@ -103,7 +103,7 @@ def pareto_mask(values: np.ndarray, tolerance: np.ndarray | float = 0.0) -> np.n
         raise ValueError(f"tolerance {tolerance!r} is not a finite number >= 0")
     no_worse = (v[:, None, :] <= v[None, :, :] + tol).all(axis=-1)  # (n, n): [j, i] j <= i
     better = (v[:, None, :] < v[None, :, :] - tol).any(axis=-1)  # (n, n): [j, i] j < i somewhere
-    dominated = (no_worse & better).any(axis=0)
+    dominated = np.asarray((no_worse & better).any(axis=0))
     tied = no_worse & no_worse.T
     repeated = (np.triu(tied, k=1) & ~dominated[:, None]).any(axis=0)  # an earlier kept tie
     return np.logical_not(dominated | repeated)
@@ -236,8 +236,8 @@ def run_pareto(
     runs = run_sweep(specs, backend=backend, workers=workers, on_result=on_result)
     points = _points(runs, infos, city.num_nodes)
     candidates = [p for p in points if p["runs_ok"] == num_seeds]
-    values = np.array([[float(p[key]) for key in OBJECTIVES] for p in candidates])
-    ties = objective_tolerances(values) if candidates else np.zeros(len(OBJECTIVES))
+    vectors = np.array([[float(p[key]) for key in OBJECTIVES] for p in candidates])
+    ties = objective_tolerances(vectors) if candidates else np.zeros(len(OBJECTIVES))
     front = {id(p) for p in pareto_front(candidates, OBJECTIVES)}
     for point in points:
         point["pareto"] = id(point) in front
