@@ -16,10 +16,12 @@ from agents.cli import viz as viz_cli
 from agents.cli.common import (
     DEFAULT_POLICY,
     DEFAULT_SCENARIO,
+    QuietOption,
     ScenarioArgument,
     SplitChoice,
     SplitOption,
     check_out_dir,
+    policy_help,
     progress_bar,
     require_torch,
     user_errors,
@@ -87,13 +89,7 @@ def run_command(
     scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
     policy_name: Annotated[
         str,
-        typer.Option(
-            "--policy",
-            help="Baseline (random, uniform, population, traffic, risk, alarm, posterior, paced, "
-            "paced_carbon, search, whittle; clairvoyant: the reference that sees the true "
-            "incidents) or a trained checkpoint file (DIR/checkpoint.pt), whose FLOPs per "
-            "decision are billed.",
-        ),
+        typer.Option("--policy", help=policy_help()),
     ] = DEFAULT_POLICY,
     episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes (days).")] = 1,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first episode.")] = 0,
@@ -107,7 +103,7 @@ def run_command(
             "An earlier run there is replaced whole.",
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Simulate a scenario's day under a monitoring policy and print KPIs.
 
@@ -202,6 +198,7 @@ def train_command(
         bool,
         typer.Option(
             "--resume",
+            metavar="",
             help="Continue from OUT/checkpoint.pt (or, in the teacher stage, teacher.pt).",
         ),
     ] = False,
@@ -221,7 +218,7 @@ def train_command(
             "the scenario's weight.",
         ),
     ] = "",
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train the graph-attention policy with PPO on a scenario.
 
@@ -273,14 +270,14 @@ def finetune_command(
     scenario_name: ScenarioArgument,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Env steps for each run.")] = 20_000,
     freeze_encoder: Annotated[
-        bool, typer.Option("--freeze-encoder", help="Train only the heads.")
+        bool, typer.Option("--freeze-encoder", metavar="", help="Train only the heads.")
     ] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for both runs.")] = Path(
         "runs/finetune"
     ),
     episodes: Annotated[int, typer.Option("--episodes", min=2, help="Held-out days.")] = 10,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of both runs.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Adapt a trained policy to another city; compare with zero-shot and from scratch.
 
@@ -325,7 +322,7 @@ def eval_command(
             "--out", help="Folder for eval.json and eval.csv [default: beside CHECKPOINT]."
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Compare a trained policy with every baseline and the clairvoyant reference.
 

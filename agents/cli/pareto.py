@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agents.cli.common import QuietOption
 from agents.cli.sweep import BackendChoice
 from simcity.errors import SimcityError
 
@@ -64,6 +65,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--clairvoyant",
+                metavar="",
                 help="Add the clairvoyant reference's points (it sees the true incidents: "
                 "a reference, not a deployable policy or a bound).",
             ),
@@ -85,7 +87,7 @@ def register(app: typer.Typer) -> None:
                 "--out", help="Folder for points.csv, front.csv, front.png and pareto.json."
             ),
         ] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+        quiet: QuietOption = False,
     ) -> None:
         """Pareto front of service cost, compute kgCO2 and money.
 
