@@ -46,6 +46,47 @@ SplitOption = Annotated[
     ),
 ]
 
+QuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", metavar="", help="No progress bar (a flag: it takes no value)."),
+]
+"""``--quiet``, shown as the flag it is (no ``<bool>``, which reads as if it took a value)."""
+
+
+def policy_help() -> str:
+    """``--policy``'s help, its baselines from the registry (`agents.policies.baselines`)."""
+    from agents.policies.baselines import BASELINES
+
+    plain = ", ".join(name for name in BASELINES if name != "clairvoyant")
+    reference = "; clairvoyant: the reference that sees the true incidents" * (
+        "clairvoyant" in BASELINES
+    )
+    return (
+        f"Baseline ({plain}{reference}) or a trained checkpoint file (DIR/checkpoint.pt), "
+        "whose FLOPs per decision are billed."
+    )
+
+
+def parse_hour(text: str, field: str) -> int:
+    """A local hour of the day from ``"18"`` or ``"18:00"`` (``"18:30"``: the hour holding
+    it, 18), as `--at` and the map's ``#18:00`` write it; `SimcityError` otherwise.
+
+    >>> parse_hour("18:00", "--hour"), parse_hour("7", "--hour"), parse_hour("06:45", "--hour")
+    (18, 7, 6)
+    """
+    hour_text, sep, minute_text = text.strip().partition(":")
+    try:
+        hour = int(hour_text)
+        minute = int(minute_text) if sep else 0
+    except ValueError:
+        hour = minute = -1
+    if not (0 <= hour <= 23 and 0 <= minute <= 59 and (not sep or len(minute_text) == 2)):
+        raise SimcityError(
+            f"is {text!r}", field=field, expected="an hour 0-23 or a time HH:MM, e.g. 18 or 18:00"
+        )
+    return hour
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -14,6 +14,7 @@ from agents.cli.green_tables import (
     gpu_calibration_table,
     node_table,
 )
+from simcity.errors import SimcityError
 from simcity.safe_io import check_output_file
 
 CheckpointArgument = Annotated[
@@ -70,7 +71,8 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option("--layers", min=1, help="distill: student layers [half].")
         ] = None,
         finetune: Annotated[
-            bool, typer.Option("--finetune/--no-finetune", help="prune: distil afterwards.")
+            bool,
+            typer.Option("--finetune/--no-finetune", metavar="", help="prune: distil afterwards."),
         ] = True,
         rollouts: Annotated[
             int, typer.Option("--rollouts", min=1, help="distill: teacher days of data.")
@@ -94,6 +96,10 @@ def register(app: typer.Typer) -> None:
         its measured latency; float: on the scenario's policy device, time modelled) and on
         the CPU at the measured latency, and the service KPIs of held-out days in the env.
         """
+        if not method:
+            raise SimcityError(
+                "not given", field="--method", expected="one of int8 | prune | distill"
+            )
         require_torch("simcity compress")
         from agents.green.compress import CompressOptions, compress_checkpoint
         from agents.green.distill import DistillConfig
@@ -136,7 +142,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         no_map: Annotated[
-            bool, typer.Option("--no-map", help="Write no explain.html to --out.")
+            bool, typer.Option("--no-map", metavar="", help="Write no explain.html to --out.")
         ] = False,
     ) -> None:
         """Explain one decision: whom the top nodes attended to, which features drove it.

@@ -7,11 +7,18 @@ from typing import Any
 from rich.table import Table
 
 
+def _fit(table: Table) -> Table:
+    """``table`` sized for the console so that no number is folded (`keep_words`)."""
+    from agents.cli.tables import console, keep_words
+
+    return keep_words(table, console.width)
+
+
 def gpu_calibration_table(result: Any) -> Table:
     """NVML's whole-board joules per policy decision and per analytics call."""
     table = Table(title=f"{result.gpu_name}: measured with NVML", title_justify="left")
     for column in ("call", "FLOP", "J per call", "s per call", "board W"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
     for label, measured, flop in (
         ("policy decision", result.policy, result.policy_flop),
         ("perception call", result.perception, result.perception_flop),
@@ -23,7 +30,7 @@ def gpu_calibration_table(result: Any) -> Table:
             f"{measured.seconds_per_call:.4g}",
             f"{measured.power_w:.4g}",
         )
-    return table
+    return _fit(table)
 
 
 def cpu_calibration_table(cpu: Any) -> Table:
@@ -35,7 +42,7 @@ def cpu_calibration_table(cpu: Any) -> Table:
         caption_justify="left",
     )
     for column in ("call", "threads", "FLOP", "median ms", "runs", "W above idle", "J per call"):
-        table.add_column(column, justify="right")
+        table.add_column(column, justify="right", overflow="fold")
     for label, threads, latency, flop, energy in (
         ("policy decision", 1, cpu.policy, cpu.policy_flop, cpu.policy_energy),
         ("analytics call", cpu.threads, cpu.perception, cpu.perception_flop, cpu.perception_energy),
@@ -49,7 +56,7 @@ def cpu_calibration_table(cpu: Any) -> Table:
             f"{energy.power_w:.4g}",
             f"{energy.joules:.4g}",
         )
-    return table
+    return _fit(table)
 
 
 def compression_table(report: dict[str, Any]) -> Table:
@@ -63,7 +70,7 @@ def compression_table(report: dict[str, Any]) -> Table:
         title_justify="left",
     )
     for column in ("", "original", report["method"], "ratio"):
-        table.add_column(column, justify="right" if column else "left")
+        table.add_column(column, justify="right" if column else "left", overflow="fold")
     rows: list[tuple[str, float, float]] = [
         ("parameters", original["num_params"], compressed["num_params"]),
         ("stored weights KB", original["weight_bytes"] / 1e3, compressed["weight_bytes"] / 1e3),
@@ -103,16 +110,19 @@ def compression_table(report: dict[str, Any]) -> Table:
     for label, a, b in rows:
         ratio = f"{b / a:.3f}" if a else "–"
         table.add_row(label, number(a), number(b), ratio)
-    return table
+    return _fit(table)
 
 
 def energy_table(report: dict[str, Any]) -> Table:
     """Energy and carbon of one decision as time x power: where each policy runs, and on the
     CPU at its measured latency; how each time was found and the figures' provenance."""
+    from agents.cli.tables import number
+
     table = Table(title="per decision: time x power x PUE", title_justify="left")
     columns = ("policy", "device", "time", "ms", "W", "µJ", "µgCO2", "provenance")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("policy", "device") else "right")
+        left = column in ("policy", "device")
+        table.add_column(column, justify="left" if left else "right", overflow="fold")
     seen = set()
     for label in ("original", "compressed"):
         facts = report[label]
@@ -122,16 +132,16 @@ def energy_table(report: dict[str, Any]) -> Table:
                 facts["name"],
                 energy["device"],
                 energy["latency"],
-                f"{energy['seconds'] * 1e3:.4g}",
-                f"{energy['power_w']:.4g}",
-                f"{energy['joules'] * 1e6:.4g}",
-                f"{energy['gco2'] * 1e6:.4g}",
+                number(energy["seconds"] * 1e3),
+                number(energy["power_w"]),
+                number(energy["joules"] * 1e6),
+                number(energy["gco2"] * 1e6),
                 energy["provenance"],
             )
             if row not in seen:  # int8: where it runs is the CPU
                 seen.add(row)
                 table.add_row(*row)
-    return table
+    return _fit(table)
 
 
 def node_table(node: Any, time_local: str) -> Table:
@@ -144,7 +154,8 @@ def node_table(node: Any, time_local: str) -> Table:
     )
     columns = ("attends to", "weight", "min away", "feature", "IG", "IG at node", "ablation")
     for column in columns:
-        table.add_column(column, justify="left" if column in ("attends to", "feature") else "right")
+        left = column in ("attends to", "feature")
+        table.add_column(column, justify="left" if left else "right", overflow="fold")
     links, features = node.attention[:8], node.features[:8]
     for k in range(max(len(links), len(features))):
         link = links[k] if k < len(links) else None
@@ -160,4 +171,4 @@ def node_table(node: Any, time_local: str) -> Table:
             f"{feature.own:+.3g}" if feature and feature.kind == "node" else "",
             f"{feature.ablation:+.3g}" if feature else "",
         )
-    return table
+    return _fit(table)

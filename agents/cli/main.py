@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
 from agents.cli import green as green_cli
 from agents.cli import pareto as pareto_cli
@@ -17,15 +16,25 @@ from agents.cli import viz as viz_cli
 from agents.cli.common import (
     DEFAULT_POLICY,
     DEFAULT_SCENARIO,
+    QuietOption,
     ScenarioArgument,
     SplitChoice,
     SplitOption,
     check_out_dir,
+    policy_help,
     progress_bar,
     require_torch,
     user_errors,
 )
-from agents.cli.tables import console, number, print_compute_use, print_kpis, print_monitoring
+from agents.cli.tables import (
+    console,
+    eval_tables,
+    finetune_table,
+    print_compute_use,
+    print_kpis,
+    print_monitoring,
+    scenarios_table,
+)
 from simcity.errors import SimcityError
 
 if TYPE_CHECKING:
@@ -45,19 +54,12 @@ def scenarios_command() -> None:
     """List the bundled scenarios."""
     from simcity.config.scenario import bundled_scenarios, load_scenario
 
-    table = Table(title="Bundled scenarios")
-    table.add_column("name", no_wrap=True)
-    table.add_column("title")
-    table.add_column("city", no_wrap=True)
-    table.add_column("steps", no_wrap=True)
+    rows = []
     for name, path in bundled_scenarios().items():
         scenario = load_scenario(path)
-        table.add_row(
-            name,
-            scenario.title,
-            scenario.city.source,
-            f"{scenario.time.num_steps} x {scenario.time.dt_min:g} min",
-        )
+        steps = f"{scenario.time.num_steps} x {scenario.time.dt_min:g} min"
+        rows.append((name, scenario.title, scenario.city.source, steps))
+    table = scenarios_table(rows)
     console.print(table)
 
 
@@ -87,13 +89,7 @@ def run_command(
     scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
     policy_name: Annotated[
         str,
-        typer.Option(
-            "--policy",
-            help="Baseline (random, uniform, population, traffic, risk, alarm, posterior, paced, "
-            "paced_carbon, search, whittle; clairvoyant: the reference that sees the true "
-            "incidents) or a trained checkpoint file (DIR/checkpoint.pt), whose FLOPs per "
-            "decision are billed.",
-        ),
+        typer.Option("--policy", help=policy_help()),
     ] = DEFAULT_POLICY,
     episodes: Annotated[int, typer.Option("--episodes", min=1, help="Episodes (days).")] = 1,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of the first episode.")] = 0,
@@ -107,7 +103,7 @@ def run_command(
             "An earlier run there is replaced whole.",
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Simulate a scenario's day under a monitoring policy and print KPIs.
 
@@ -202,6 +198,7 @@ def train_command(
         bool,
         typer.Option(
             "--resume",
+            metavar="",
             help="Continue from OUT/checkpoint.pt (or, in the teacher stage, teacher.pt).",
         ),
     ] = False,
@@ -221,7 +218,7 @@ def train_command(
             "the scenario's weight.",
         ),
     ] = "",
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Train the graph-attention policy with PPO on a scenario.
 
@@ -273,14 +270,14 @@ def finetune_command(
     scenario_name: ScenarioArgument,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Env steps for each run.")] = 20_000,
     freeze_encoder: Annotated[
-        bool, typer.Option("--freeze-encoder", help="Train only the heads.")
+        bool, typer.Option("--freeze-encoder", metavar="", help="Train only the heads.")
     ] = False,
     out: Annotated[Path, typer.Option("--out", help="Folder for both runs.")] = Path(
         "runs/finetune"
     ),
     episodes: Annotated[int, typer.Option("--episodes", min=2, help="Held-out days.")] = 10,
     seed: Annotated[int, typer.Option("--seed", min=0, help="Seed of both runs.")] = 0,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Adapt a trained policy to another city; compare with zero-shot and from scratch.
 
@@ -308,16 +305,7 @@ def finetune_command(
             episodes=episodes,
             progress=lambda name, stats: progress.update(task, advance=1, kpis=name),
         )
-    table = Table(title=f"{doc['scenario']}: total cost per day, {episodes} held-out days")
-    table.add_column("policy")
-    table.add_column("cost $ (mean +- 95%)", justify="right")
-    table.add_column("damage $", justify="right")
-    for name, kpis in doc["kpis"].items():
-        money, damage = kpis["money"], kpis["damage"]
-        table.add_row(
-            name, f"{money['mean']:,.0f} +- {money['ci95']:,.0f}", f"{damage['mean']:,.0f}"
-        )
-    console.print(table)
+    console.print(finetune_table(doc, episodes))
     console.print(f"wrote {out / 'finetune.json'} and {out / 'curves.png'}")
 
 
@@ -334,7 +322,7 @@ def eval_command(
             "--out", help="Folder for eval.json and eval.csv [default: beside CHECKPOINT]."
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Compare a trained policy with every baseline and the clairvoyant reference.
 
@@ -360,14 +348,9 @@ def eval_command(
     with progress_bar(quiet) as progress:
         task = progress.add_task("eval", total=len(policies) * episodes)
         table = compare_policies(env, policies, seeds, lambda: progress.advance(task))
-    view = Table(title=f"{env.scenario.name}: {episodes} {split.value} days, mean ± 95%")
-    view.add_column("policy", no_wrap=True)
-    for _, label in KPIS:
-        view.add_column(label, justify="right")
-    for name, stats in table.items():
-        cells = [f"{number(stats[k]['mean'])} ± {number(stats[k]['ci95'])}" for k, _ in KPIS]
-        view.add_row(name, *cells)
-    console.print(view)
+    title = f"{env.scenario.name}: {episodes} {split.value} days, mean ± 95%"
+    for view in eval_tables(title, table):
+        console.print(view)
     header = ["policy"] + [f"{k}_{part}" for k, _ in KPIS for part in ("mean", "ci95")]
     rows = [",".join(header)]
     for name, stats in table.items():

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from agents.cli.common import QuietOption
 from agents.cli.sweep import BackendChoice
 from simcity.errors import SimcityError
 
@@ -64,6 +65,7 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--clairvoyant",
+                metavar="",
                 help="Add the clairvoyant reference's points (it sees the true incidents: "
                 "a reference, not a deployable policy or a bound).",
             ),
@@ -81,22 +83,26 @@ def register(app: typer.Typer) -> None:
         ] = None,
         out: Annotated[
             Path | None,
-            typer.Option("--out", help="Folder for points.csv, front.csv and front.png."),
+            typer.Option(
+                "--out", help="Folder for points.csv, front.csv, front.png and pareto.json."
+            ),
         ] = None,
-        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+        quiet: QuietOption = False,
     ) -> None:
         """Pareto front of service cost, compute kgCO2 and money.
 
         Plays every baseline (uniform, risk, traffic, population; --clairvoyant too) and each
         --checkpoint at every carbon weight and budget, on seeds 0..SEEDS-1. Writes
         OUT/points.csv (every point, mean over seeds, with a pareto column), OUT/front.csv
-        (the non-dominated points) and OUT/front.png. It evaluates the checkpoints given;
-        training a point is `simcity train` on the scenario with the same overrides.
+        (the non-dominated points), OUT/front.png and OUT/pareto.json (the objectives and the
+        tolerance below which two points tie: 1e-6 of each objective's largest value). It
+        evaluates the checkpoints given; training a point is `simcity train` on the scenario
+        with the same overrides.
         """
         if checkpoints:
             require_torch("simcity pareto --checkpoint")
         from agents.cli.tables import console, number
-        from agents.green.pareto import parse_numbers, run_pareto, write_pareto
+        from agents.green.pareto import parse_numbers, run_pareto, tolerance_text, write_pareto
         from agents.sweeps.sweep import RunResult
 
         budget_values = parse_numbers(budgets, "--budgets")
@@ -104,7 +110,7 @@ def register(app: typer.Typer) -> None:
         overrides = parse_set(set_ or [])
         stem = Path(scenario_name).stem if scenario_name.endswith(".toml") else scenario_name
         out_dir = out if out is not None else Path("runs") / "pareto" / stem
-        check_out_dir(out_dir, ("points.csv", "front.csv", "front.png"))
+        check_out_dir(out_dir, ("points.csv", "front.csv", "front.png", "pareto.json"))
         started = time.perf_counter()
         with progress_bar(quiet, "last") as progress:
             task = progress.add_task(f"pareto {stem}", total=None, last="")
@@ -131,7 +137,9 @@ def register(app: typer.Typer) -> None:
         front = result.front
         console.print(
             f"{len(result.points)} points ({len(result.runs)} runs) in {wall_s:.1f} s; "
-            f"{len(front)} on the front of service cost, kgCO2 and money:"
+            f"{len(front)} on the front of service cost, kgCO2 and money "
+            f"({tolerance_text(result.tolerance)}):",
+            highlight=False,
         )
         for point in front:
             console.print(
@@ -140,7 +148,7 @@ def register(app: typer.Typer) -> None:
                 f"{number(point['compute_kgco2'])} kgCO2, ${number(point['money'])}",
                 highlight=False,
             )
-        console.print(f"wrote points.csv, front.csv and front.png to {out_dir}")
+        console.print(f"wrote points.csv, front.csv, front.png and pareto.json to {out_dir}")
         failed = [r for r in result.runs if r.status != "ok"]
         if failed:
             from agents.cli.sweep import _print_failures

@@ -17,6 +17,12 @@ SizeOption = Annotated[
 ]
 
 
+BASEMAP_WARNING = (
+    "--basemap {}: the page loads its street tiles and map library from the internet when "
+    "opened; offline it shows no streets and no map (leave out --basemap for an offline map)"
+)
+
+
 def parse_size(text: str) -> tuple[int, int]:
     """``"1200x800"`` as (1200, 800); `SimcityError` otherwise."""
     try:
@@ -69,7 +75,7 @@ def _same(a: Path, b: Path) -> bool:
 
 def register(app: typer.Typer) -> None:
     """Add the ``map`` and ``report`` commands to ``app``."""
-    from agents.cli.common import user_errors
+    from agents.cli.common import parse_hour, print_error, user_errors
     from agents.cli.tables import console
 
     @app.command("map")
@@ -86,13 +92,13 @@ def register(app: typer.Typer) -> None:
             Path | None,
             typer.Option("--png", help="Also (or only) write a static map, PNG (matplotlib)."),
         ] = None,
-        hour: Annotated[
-            int | None,
+        hour_text: Annotated[
+            str | None,
             typer.Option(
                 "--hour",
-                min=0,
-                max=23,
-                help="Local hour the HTML map opens on and the PNG shows [default: the day].",
+                metavar="HH[:MM]",
+                help="Local hour the HTML map opens on and the PNG shows, 18 or 18:00 (as "
+                "map.html#18:00 writes it); by default the whole day.",
             ),
         ] = None,
         basemap: Annotated[
@@ -124,6 +130,7 @@ def register(app: typer.Typer) -> None:
             raise SimcityError(
                 f"unknown basemap {basemap!r}", field="--basemap", expected=" | ".join(BASEMAPS)
             )
+        hour = parse_hour(hour_text, "--hour") if hour_text is not None else None
         width, height = parse_size(size)
         if out is None and png is None:
             out = run_dir / "map.html"
@@ -143,6 +150,8 @@ def register(app: typer.Typer) -> None:
             if out is not None:
                 write_atomic(out, page)
                 wrote.append(f"{out} ({len(page.encode()) / 1e6:.1f} MB)")
+                if basemap is not None:
+                    print_error("warning:", BASEMAP_WARNING.format(basemap), style="yellow")
             if screenshot is not None:
                 from agents.viz.screenshot import fixed_size, run_chromium
 
@@ -173,7 +182,9 @@ def register(app: typer.Typer) -> None:
         ] = None,
         interactive: Annotated[
             bool,
-            typer.Option("--map/--no-map", help="Embed the interactive map (about 4 MB and up)."),
+            typer.Option(
+                "--map/--no-map", metavar="", help="Embed the interactive map (about 4 MB and up)."
+            ),
         ] = True,
         compare: Annotated[
             list[Path] | None,

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from agents.green.pareto_plot import front_png
 from agents.sweeps.run import run_sweep
 from agents.sweeps.sweep import Backend, RunResult, Sweep, expand
 from simcity.city.build import build_city
@@ -59,34 +60,62 @@ KPI_COLUMNS: tuple[str, ...] = (
 )
 
 
-def pareto_mask(values: np.ndarray) -> np.ndarray:
+PARETO_RTOL = 1e-6
+"""A point beats another on an objective only by more than this fraction of the largest
+magnitude of that objective over the points (`objective_tolerances`): figures that differ
+by float noise (a policy that leaves 1e-7 of its budget unused) are ties, not trade-offs."""
+
+
+def objective_tolerances(values: np.ndarray, rtol: float = PARETO_RTOL) -> np.ndarray:
+    """(k,) ties of ``values`` (n, k): ``rtol`` times each column's largest magnitude.
+
+    >>> objective_tolerances(np.array([[4.0, -0.5], [1.0, 0.25]])).tolist()
+    [4e-06, 5e-07]
+    """
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return np.zeros(v.shape[-1] if v.ndim == 2 else 0)
+    return rtol * np.abs(v).max(axis=0)
+
+
+def pareto_mask(values: np.ndarray, tolerance: np.ndarray | float = 0.0) -> np.ndarray:
     """Which rows of ``values`` (n, k) are non-dominated, every column minimised.
 
-    Row j dominates row i when it is no worse in every column and better in one. Rows
-    equal in every column do not dominate each other; of such duplicates only the first
-    is kept, so the front holds each objective vector once and does not depend on how
-    many times a point was listed. O(n^2 k) memory and time.
+    Row j dominates row i when it is no worse in every column and better in one, where
+    "worse" and "better" mean by more than ``tolerance`` (a number, or one per column;
+    0: exact). Rows within the tolerance in every column are ties and do not dominate each
+    other; of such ties only the first that is not dominated is kept, so the front holds
+    each objective vector once and does not depend on how many times a point was listed.
+    O(n^2 k) memory and time.
 
     >>> pareto_mask(np.array([[1.0, 2.0], [2.0, 1.0], [2.0, 2.0], [1.0, 2.0]])).tolist()
     [True, True, False, False]
+    >>> pareto_mask(np.array([[1.0, 2.0 + 1e-9], [1.5, 2.0]]), tolerance=1e-6).tolist()
+    [True, False]
     """
     v = np.asarray(values, dtype=np.float64)
     if v.ndim != 2:
         raise ValueError(f"values have shape {v.shape}; expected (points, objectives)")
     if not np.isfinite(v).all():
         raise ValueError("values contain NaN or infinite numbers")
-    no_worse = (v[:, None, :] <= v[None, :, :]).all(axis=-1)  # (n, n): [j, i] j <= i
-    better = (v[:, None, :] < v[None, :, :]).any(axis=-1)  # (n, n): [j, i] j < i somewhere
-    dominated = (no_worse & better).any(axis=0)
-    equal = no_worse & no_worse.T
-    repeated = np.triu(equal, k=1).any(axis=0)  # an earlier row is the same vector
+    tol = np.broadcast_to(np.asarray(tolerance, dtype=np.float64), v.shape[1:])
+    if (tol < 0).any() or not np.isfinite(tol).all():
+        raise ValueError(f"tolerance {tolerance!r} is not a finite number >= 0")
+    no_worse = (v[:, None, :] <= v[None, :, :] + tol).all(axis=-1)  # (n, n): [j, i] j <= i
+    better = (v[:, None, :] < v[None, :, :] - tol).any(axis=-1)  # (n, n): [j, i] j < i somewhere
+    dominated = np.asarray((no_worse & better).any(axis=0))
+    tied = no_worse & no_worse.T
+    repeated = (np.triu(tied, k=1) & ~dominated[:, None]).any(axis=0)  # an earlier kept tie
     return np.logical_not(dominated | repeated)
 
 
 def pareto_front(
-    points: Sequence[dict[str, Any]], objectives: Sequence[str] = OBJECTIVES
+    points: Sequence[dict[str, Any]],
+    objectives: Sequence[str] = OBJECTIVES,
+    rtol: float = PARETO_RTOL,
 ) -> list[dict[str, Any]]:
-    """The non-dominated points (all ``objectives`` minimised), in their input order.
+    """The non-dominated points (all ``objectives`` minimised, ties within ``rtol`` of each
+    objective's largest magnitude, `objective_tolerances`), in their input order.
 
     >>> pts = [{"a": 1, "b": 3}, {"a": 2, "b": 2}, {"a": 2, "b": 3}, {"a": 1, "b": 3}]
     >>> pareto_front(pts, ["a", "b"])
@@ -95,7 +124,8 @@ def pareto_front(
     if not points:
         return []
     values = np.array([[float(p[key]) for key in objectives] for p in points])
-    return [p for p, keep in zip(points, pareto_mask(values), strict=True) if keep]
+    mask = pareto_mask(values, objective_tolerances(values, rtol))
+    return [p for p, keep in zip(points, mask, strict=True) if keep]
 
 
 @dataclass(frozen=True)
@@ -118,6 +148,8 @@ class ParetoResult:
 
     points: list[dict[str, Any]]
     runs: list[RunResult]
+    tolerance: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Per objective, the difference below which two points tie (`objective_tolerances`)."""
 
     @property
     def front(self) -> list[dict[str, Any]]:
@@ -204,10 +236,12 @@ def run_pareto(
     runs = run_sweep(specs, backend=backend, workers=workers, on_result=on_result)
     points = _points(runs, infos, city.num_nodes)
     candidates = [p for p in points if p["runs_ok"] == num_seeds]
+    vectors = np.array([[float(p[key]) for key in OBJECTIVES] for p in candidates])
+    ties = objective_tolerances(vectors) if candidates else np.zeros(len(OBJECTIVES))
     front = {id(p) for p in pareto_front(candidates, OBJECTIVES)}
     for point in points:
         point["pareto"] = id(point) in front
-    return ParetoResult(points, runs)
+    return ParetoResult(points, runs, dict(zip(OBJECTIVES, map(float, ties), strict=True)))
 
 
 def check_axes(
@@ -347,71 +381,39 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def front_png(points: Sequence[dict[str, Any]], title: str) -> bytes:
-    """Service cost against compute kgCO2 for every point; the front ringed and joined."""
-    import matplotlib
+def tolerance_text(tolerance: dict[str, float]) -> str:
+    """How the front breaks ties, in one line, for the command's output and the plot.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7.5, 5.0), dpi=120)
-    try:
-        markers = "osD^vP*Xh<>"
-        policies = list(dict.fromkeys(p["policy"] for p in points))
-        for k, policy in enumerate(policies):
-            mine = [p for p in points if p["policy"] == policy and p["runs_ok"]]
-            if not mine:
-                continue
-            kind = mine[0]["kind"]
-            ax.scatter(
-                [p["service_cost"] for p in mine],
-                [p["compute_kgco2"] for p in mine],
-                marker=markers[k % len(markers)],
-                s=36 if kind == "baseline" else 64,
-                alpha=0.75,
-                label=f"{policy} ({kind})",
-            )
-        front = sorted(
-            (p for p in points if p["pareto"]),
-            key=lambda p: (p["service_cost"], p["compute_kgco2"]),
-        )
-        ax.scatter(
-            [p["service_cost"] for p in front],
-            [p["compute_kgco2"] for p in front],
-            s=150,
-            facecolors="none",
-            edgecolors="black",
-            linewidths=1.4,
-            label="Pareto front (cost, kgCO2, money)",
-        )
-        ax.plot(
-            [p["service_cost"] for p in front],
-            [p["compute_kgco2"] for p in front],
-            color="black",
-            linewidth=0.6,
-            linestyle=":",
-        )
-        ax.set_xlabel("service cost per day (damage + estimation error), $")
-        ax.set_ylabel("compute kgCO2 per day")
-        ax.set_title(title, fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="best")
-        fig.tight_layout()
-        buffer = io.BytesIO()
-        fig.savefig(buffer, format="png")
-        return buffer.getvalue()
-    finally:
-        plt.close(fig)
+    >>> print(tolerance_text({"service_cost": 0.0123, "compute_kgco2": 2.5e-07}))
+    ties within 1e-06 of each objective's largest value: service_cost 0.0123, compute_kgco2 2.5e-07
+    """
+    each = ", ".join(f"{key} {value:.3g}" for key, value in tolerance.items())
+    return f"ties within {PARETO_RTOL:g} of each objective's largest value: {each}"
 
 
-def write_pareto(out_dir: Path, result: ParetoResult, title: str) -> tuple[Path, Path, Path]:
-    """Write ``points.csv``, ``front.csv`` and ``front.png`` to ``out_dir``, atomically."""
+def write_pareto(out_dir: Path, result: ParetoResult, title: str) -> tuple[Path, Path, Path, Path]:
+    """Write ``points.csv``, ``front.csv``, ``front.png`` and ``pareto.json`` (objectives
+    and the tolerance of the front) to ``out_dir``, atomically."""
+    import json
+
     from simcity.records.files import write_atomic, write_atomic_bytes
 
     if out_dir.exists() and not out_dir.is_dir():
         raise SimcityError("exists and is not a folder", file=out_dir, field="--out")
-    paths = (out_dir / "points.csv", out_dir / "front.csv", out_dir / "front.png")
+    names = ("points.csv", "front.csv", "front.png", "pareto.json")
+    paths = (out_dir / names[0], out_dir / names[1], out_dir / names[2], out_dir / names[3])
     write_atomic(paths[0], points_csv(result.points))
     write_atomic(paths[1], points_csv(result.front))
     write_atomic_bytes(paths[2], front_png(result.points, title))
+    doc = {
+        "objectives": list(OBJECTIVES),
+        "minimised": True,
+        "relative_tolerance": PARETO_RTOL,
+        "tolerance": result.tolerance,
+        "rule": "a point dominates another when no worse on every objective and better on "
+        "one, each by more than that objective's tolerance",
+        "num_points": len(result.points),
+        "num_front": len(result.front),
+    }
+    write_atomic(paths[3], json.dumps(doc, indent=2) + "\n")
     return paths

@@ -34,8 +34,8 @@ def gradient(stops: Any) -> str:
 def panel(day: DayLog, frames: Frames, start: int, title: str, subtitle: str) -> str:
     """The legend and time control; every text from the run is escaped here."""
     esc = html.escape
-    detected = int(day.detected.sum())
-    missed = len(day.detected) - detected
+    detected, missed = incident_counts(day, frames, start)
+    when = "of the day" if start == 0 else f"open at {frames.label[start]}"
     ring = "display:inline-block;width:10px;height:10px;border-radius:50%;border:2px solid"
     return f"""<div id="simcity-panel">
 <div class="simcity-title">{esc(title)}</div>
@@ -53,10 +53,20 @@ def panel(day: DayLog, frames: Frames, start: int, title: str, subtitle: str) ->
 <div class="simcity-bar" style="{gradient(RISK_STOPS)}"></div>
 <div class="simcity-ticks"><span>0</span><span>{frames.risk_scale:.2g}+</span></div>
 <div class="simcity-key">Dot area: monitoring units (largest {frames.units_scale:.3g})</div>
-<div class="simcity-key">Incidents of the day:
-<span style="{ring} rgb{DETECTED_RGB}"></span> {detected} detected,
-<span style="{ring} rgb{MISSED_RGB}"></span> {missed} missed</div>
+<div class="simcity-key">Incidents <span id="simcity-inc-when">{esc(when)}</span>:
+<span style="{ring} rgb{DETECTED_RGB}"></span> <span id="simcity-detected">{detected}</span>
+ detected,
+<span style="{ring} rgb{MISSED_RGB}"></span> <span id="simcity-missed">{missed}</span>
+ missed</div>
 </div>"""
+
+
+def incident_counts(day: DayLog, frames: Frames, frame: int) -> tuple[int, int]:
+    """(detected, missed) incidents open in ``frame`` (frame 0: all of the day), as the
+    legend shows them when the slider is there."""
+    active = frames.active(frame, day.incidents["start_min"])
+    detected = int((day.detected & active).sum())
+    return detected, int(active.sum()) - detected
 
 
 PANEL_CSS = f"""<style>
@@ -79,6 +89,9 @@ PAGE_SCRIPT = """<script>
   const slider = document.getElementById("simcity-frame");
   const label = document.getElementById("simcity-frame-label");
   const play = document.getElementById("simcity-play");
+  const incWhen = document.getElementById("simcity-inc-when");
+  const incDetected = document.getElementById("simcity-detected");
+  const incMissed = document.getElementById("simcity-missed");
   const pick = (lut, x, scale) => {
     const k = lut.length - 1;
     return lut[Math.max(0, Math.min(k, Math.round((x / scale) * k)))];
@@ -109,12 +122,25 @@ PAGE_SCRIPT = """<script>
     }
     return {text, style: {whiteSpace: "pre-line", fontSize: "12px", maxWidth: "360px"}};
   };
+  // The legend counts the incidents open in the frame shown (incident_counts in Python).
+  const isOpen = (d, f) => f === 0 || (d.s < D.t1[f] && d.e > D.t0[f]);
+  const counts = (f) => {
+    let open = 0, found = 0;
+    D.incS.forEach((s, k) => {
+      if (isOpen({s, e: D.incE[k]}, f)) { open += 1; found += D.incD[k]; }
+    });
+    return [found, open - found];
+  };
   const show = (f) => {
     frame = f;
     slider.value = String(f);
     label.textContent = D.labels[f];
+    const [found, lost] = counts(f);
+    incWhen.textContent = f === 0 ? "of the day" : `open at ${D.labels[f]}`;
+    incDetected.textContent = String(found);
+    incMissed.textContent = String(lost);
     if (!deck) return;
-    const u = D.units[f], r = D.risk[f], v = D.vc[f], t0 = D.t0[f], t1 = D.t1[f];
+    const u = D.units[f], r = D.risk[f], v = D.vc[f];
     const layers = deck.props.layers.map((layer) => {
       if (layer.id === "nodes") {
         return layer.clone({
@@ -130,7 +156,7 @@ PAGE_SCRIPT = """<script>
         });
       }
       if (layer.id === "incidents") {
-        const open = incidents.filter((d) => f === 0 || (d.s < t1 && d.e > t0));
+        const open = incidents.filter((d) => isOpen(d, f));
         const ring = D.ringPx * Math.sqrt(D.ringCount / Math.max(open.length, 1));
         const r = Math.max(D.ringMinPx, Math.min(D.ringPx, ring));
         return layer.clone({data: open, getRadius: r, updateTriggers: {getRadius: f}});

@@ -280,6 +280,10 @@ def _page_data(day: DayLog, frames: Frames, start: int) -> dict[str, Any]:
         "vc": [_quantised(row, VC_QUANTUM) for row in frames.road_vc],
         "quantum": QUANTUM,
         "vcQuantum": VC_QUANTUM,
+        # Incidents' start, end (minutes) and detection, for the legend's counts by frame.
+        "incS": day.incidents["start_min"].round(1).tolist(),
+        "incE": frames.incident_end_min.round(1).tolist(),
+        "incD": day.detected.astype(int).tolist(),
         "names": day.node_name,
         "roadTail": frames.road_tail.tolist(),
         "roadHead": frames.road_head.tolist(),

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from agents.viz.maps import map_html
+from agents.viz.numbers import mean_ci_parts, number
 from agents.viz.report_figures import (
     STEP_COLUMNS,
     capacity_figure,
@@ -177,9 +178,12 @@ def _png(fig: Any) -> str:
 
 
 def _number(value: float) -> str:
-    if not math.isfinite(value):
-        return "–"
-    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+    return number(value)
+
+
+def _mean_ci(mean: float, half: float, several: bool) -> tuple[str, str]:
+    """A key figure and its interval rounded to what they mean; no interval for one day."""
+    return mean_ci_parts(mean, half) if several else (number(mean), "–")
 
 
 def _incident_rows(day: DayLog) -> list[dict[str, str]]:
@@ -254,7 +258,7 @@ def report_html(
     kpis = summary.get("kpis", {})
     several = int(summary.get("episodes", 1)) > 1
     rows = [
-        (label, _number(kpis[key]["mean"]), _number(kpis[key]["ci95"]) if several else "–")
+        (label, *_mean_ci(kpis[key]["mean"], kpis[key]["ci95"], several))
         for key, label in KPI_ROWS
         if isinstance(kpis.get(key), dict) and {"mean", "ci95"} <= set(kpis[key])
     ]

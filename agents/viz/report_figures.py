@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agents.viz.numbers import number
 from agents.viz.static_map import mpl_text
 from simcity.records.daylog import DayLog
 from simcity.records.results import clock
@@ -70,6 +71,29 @@ def _clock_axis(ax: Axes) -> None:
     ax.grid(alpha=0.3)
 
 
+FLAT_RELATIVE = 1e-9
+"""A series whose spread is below this fraction of its size (at least 1) is a constant
+drawn with float noise: `steady_axis` draws it flat."""
+
+
+def steady_axis(ax: Axes, values: np.ndarray) -> bool:
+    """Where ``values`` are one constant up to float noise, an axis of ±10% around it with
+    one tick at the value, so noise of 1e-16 is not drawn as a curve. True if it did so."""
+    from matplotlib.ticker import FixedLocator
+
+    finite = values[np.isfinite(values)]
+    if finite.size == 0:
+        return False
+    level = float(finite.mean())
+    if float(np.ptp(finite)) > FLAT_RELATIVE * max(1.0, abs(level)):
+        return False
+    pad = 0.1 * abs(level) if level != 0.0 else 1.0
+    ax.set_ylim(level - pad, level + pad)
+    ax.yaxis.set_major_locator(FixedLocator([level]))
+    ax.yaxis.set_major_formatter(lambda _y, _pos: f"{number(level)} (constant)")
+    return True
+
+
 def kpi_figure(steps: Mapping[str, np.ndarray], dt_min: float, budget_units: float) -> Figure:
     """Damage, incidents, compute energy and carbon, and carbon intensity vs capacity used.
 
@@ -105,15 +129,18 @@ def kpi_figure(steps: Mapping[str, np.ndarray], dt_min: float, budget_units: flo
     _, gco2, _, _ = _per_hour(steps, "compute_gco2", dt_min)
     axes[2].step(hours, kwh * per_h, where="post", color="C0")
     axes[2].set_ylabel("compute kWh/h", color="C0")
+    steady_axis(axes[2], kwh * per_h)
     twin = axes[2].twinx()
     twin.step(hours, gco2 * per_h / 1000.0, where="post", color="C1", ls="--")
     twin.set_ylabel("compute kgCO2/h", color="C1")
+    steady_axis(twin, gco2 * per_h / 1000.0)
     axes[2].set_title("Compute bill", loc="left", fontsize=10)
     # Grid carbon intensity against the capacity used.
     _, intensity, _, _ = _per_hour(steps, "datacentre_g_per_kwh", dt_min)
     _, units, _, _ = _per_hour(steps, "units_used", dt_min)
     axes[3].step(hours, intensity, where="post", color="#6b7280")
     axes[3].set_ylabel("grid gCO2/kWh", color="#6b7280")
+    steady_axis(axes[3], intensity)
     used = axes[3].twinx()
     used.step(hours, 100.0 * units / max(budget_units, 1e-9), where="post", color="C2")
     used.set_ylabel("capacity used, %", color="C2")

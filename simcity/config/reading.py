@@ -12,7 +12,9 @@ a pydantic error into the dotted field and a message that quotes at most a short
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -230,6 +232,50 @@ def describe_error(error: ErrorDetails) -> tuple[str, str]:
     if not isinstance(cause, ValueError) and not isinstance(got, dict):
         text += f" (got {quote(got)})"
     return field, text
+
+
+def describe_errors(errors: Sequence[ErrorDetails]) -> tuple[str, str]:
+    """The dotted field and one-line message of the error to show of pydantic's ``errors``,
+    with a count of the others. A typo of a key (an unknown key close to a key missing
+    beside it) comes first, with its fix; else the first error, naming an unknown key too
+    when there is one (a typo also makes the key it meant "missing").
+
+    >>> describe_errors([
+    ...     {"type": "missing", "loc": ("city", "rows"), "msg": "", "input": {}},
+    ...     {"type": "extra_forbidden", "loc": ("city", "rowz"), "msg": "", "input": 3},
+    ... ])
+    ('city.rowz', 'unknown key (did you mean rows?) (+1 more)')
+    >>> describe_errors([
+    ...     {"type": "missing", "loc": ("city", "rows"), "msg": "", "input": {}},
+    ...     {"type": "extra_forbidden", "loc": ("city", "banana"), "msg": "", "input": 3},
+    ... ])
+    ('city.rows', 'missing required key; unknown key city.banana (+1 more)')
+    """
+    unknown = [e for e in errors if e["type"] == "extra_forbidden"]
+    typos = [(e, fix) for e in unknown if (fix := _close_missing(e, errors))]
+    if typos:
+        first, fix = typos[0]
+        field, text = describe_error(first)
+        text += f" (did you mean {' or '.join(fix)}?)"
+    else:
+        first = errors[0]
+        field, text = describe_error(first)
+        if unknown and first["type"] != "extra_forbidden":
+            text += f"; unknown key {describe_error(unknown[0])[0]}"
+    if len(errors) > 1:
+        text += f" (+{len(errors) - 1} more)"
+    return field, text
+
+
+def _close_missing(unknown: ErrorDetails, errors: Sequence[ErrorDetails]) -> list[str]:
+    """The keys missing beside an unknown key that are close to its name (difflib)."""
+    parent, name = unknown["loc"][:-1], str(unknown["loc"][-1]) if unknown["loc"] else ""
+    missing = [
+        str(e["loc"][-1])
+        for e in errors
+        if e["type"] == "missing" and e["loc"] and e["loc"][:-1] == parent
+    ]
+    return difflib.get_close_matches(name, missing, n=3) if name else []
 
 
 def _key(part: str) -> str:

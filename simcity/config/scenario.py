@@ -54,7 +54,7 @@ from simcity.config.monitoring import (
 from simcity.config.reading import (
     Origins,
     bundled_scenarios,
-    describe_error,
+    describe_errors,
     origin,
     read_chain,
 )
@@ -340,11 +340,9 @@ def parse_scenario(
     try:
         return Scenario.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as err:
-        errors = err.errors()
-        field, text = describe_error(errors[0])
-        more = f" (+{len(errors) - 1} more)" if len(errors) > 1 else ""
+        field, text = describe_errors(err.errors())
         culprit = origin(field, origins or {}, Path(file))
-        raise SimcityError(text + more, file=culprit, field=field) from None
+        raise SimcityError(text, file=culprit, field=field) from None
 
 
 def load_scenario(name_or_path: str | Path) -> Scenario:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from agents.cli.main import app
-from agents.green.pareto import OBJECTIVES, pareto_front, pareto_mask, parse_numbers
+from agents.green.pareto import (
+    OBJECTIVES,
+    PARETO_RTOL,
+    objective_tolerances,
+    pareto_front,
+    pareto_mask,
+    parse_numbers,
+)
 from simcity.errors import SimcityError
 
 runner = CliRunner()
@@ -52,6 +60,31 @@ def test_the_filter_agrees_with_a_loop_on_random_points_with_ties() -> None:
         first = not any((values[j] == row).all() for j in range(i))
         assert keep[i] == (not dominated and first)
     assert keep.any()
+
+
+def test_float_noise_is_a_tie_not_a_trade_off() -> None:
+    # The case: a point worse on service and money stays on an exact front
+    # because its kgCO2 is lower by 5e-7 (a policy leaving 1e-7 of its budget unused).
+    trained = {"name": "trained", "service_cost": 100.0, "compute_kgco2": 3.2, "money": 500.0}
+    noise = {"name": "risk", "service_cost": 140.0, "compute_kgco2": 3.2 - 5e-7, "money": 560.0}
+    clean = {"name": "uniform", "service_cost": 300.0, "compute_kgco2": 1.0, "money": 900.0}
+    points = [trained, noise, clean]
+    exact = pareto_front(points, OBJECTIVES, rtol=0.0)
+    assert [p["name"] for p in exact] == ["trained", "risk", "uniform"]
+    assert [p["name"] for p in pareto_front(points)] == ["trained", "uniform"]
+    values = np.array([[p[k] for k in OBJECTIVES] for p in points])
+    assert objective_tolerances(values).tolist() == pytest.approx([3e-4, 3.2e-6, 9e-4])
+    # a real difference, above the tolerance, is still a trade-off
+    noise["compute_kgco2"] = 3.2 - 1e-3
+    assert [p["name"] for p in pareto_front(points)] == ["trained", "risk", "uniform"]
+
+
+def test_a_tie_that_is_dominated_does_not_hide_the_next_tie() -> None:
+    # b ties a within the tolerance; c beats a by more than it, but not b: b is kept
+    values = np.array([[1.0, 1.0], [1.0, 0.95], [0.85, 1.08]])
+    assert pareto_mask(values, tolerance=0.1).tolist() == [False, True, True]
+    with pytest.raises(ValueError, match="tolerance"):
+        pareto_mask(values, tolerance=-1.0)
 
 
 def test_the_filter_refuses_nan_and_takes_nothing() -> None:
@@ -115,9 +148,14 @@ def test_pareto_command_writes_points_front_and_plot(tmp_path: Path) -> None:
     assert front == on_front and front
     key = [*OBJECTIVES]
     vectors = np.array([[float(p[k]) for k in key] for p in points])
+    doc = json.loads((out / "pareto.json").read_text())
+    tol = np.array([doc["tolerance"][k] for k in key])
+    assert doc["objectives"] == key and doc["relative_tolerance"] == PARETO_RTOL
+    assert tol == pytest.approx(PARETO_RTOL * np.abs(vectors).max(axis=0))
+    assert "ties within 1e-06 of each objective's largest value" in result.output
     for p in front:
         v = np.array([float(p[k]) for k in key])
-        assert not ((vectors <= v).all(axis=1) & (vectors < v).any(axis=1)).any()
+        assert not ((vectors <= v + tol).all(axis=1) & (vectors < v - tol).any(axis=1)).any()
     for p in points:  # service cost is damage plus estimation cost
         assert float(p["service_cost"]) == pytest.approx(
             float(p["damage"]) + float(p["estimation_cost"])

@@ -17,6 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from agents.cli.main import app
+from agents.viz.numbers import mean_ci_parts
 from agents.viz.report import find_progress, read_progress
 from agents.viz.report_figures import capacity_figure, heatmap_figure, training_figure
 from agents.viz.report_sections import read_capacity
@@ -89,8 +90,9 @@ def test_report_has_every_section(run_dir: Path, tmp_path: Path) -> None:
         assert f"<h2>{heading}</h2>" in page
     assert "<h2>Training</h2>" not in page and "<h2>Pareto front</h2>" not in page
     summary = json.loads((run_dir / "summary.json").read_text())
-    damage = summary["kpis"]["damage"]["mean"]
-    assert re.search(rf"<td>damage \$</td><td>{damage:,.0f}</td>", page)
+    damage = summary["kpis"]["damage"]
+    mean, half = mean_ci_parts(damage["mean"], damage["ci95"])  # rounded to what they mean
+    assert f"<td>damage $</td><td>{mean}</td><td>{half}</td>" in page
     figures = images(page)
     assert len(figures) == 4 and all(im.size[0] > 600 for im in figures)
     frames = [a for t, a in Tags(page).tags if t == "iframe"]

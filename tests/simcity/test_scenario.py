@@ -149,3 +149,25 @@ def test_a_missing_base_names_the_field_and_the_choices(tmp_path: Path) -> None:
     with pytest.raises(SimcityError, match="no bundled scenario") as info:
         load_scenario(path)
     assert info.value.field == "base" and "downtown" in (info.value.expected or "")
+
+
+def test_a_typo_of_a_required_key_is_named_with_its_fix(tmp_path: Path) -> None:
+    """`rowz` for `rows` makes `rows` missing too; the message names the typo first."""
+    assert "rows = " in GOOD
+    path = write(tmp_path, GOOD.replace("rows = ", "rowz = "), "typo.toml")
+    with pytest.raises(SimcityError) as info:
+        load_scenario(path)
+    assert info.value.field == "city.rowz"
+    assert str(info.value).endswith("city.rowz: unknown key (did you mean rows?) (+1 more)")
+
+
+def test_an_unknown_key_far_from_any_name_gets_no_guess(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("rows = ", "banana = 1\nrows = "), "extra.toml")
+    with pytest.raises(SimcityError, match=r"city\.banana: unknown key$"):
+        load_scenario(path)
+    path = write(tmp_path, GOOD.replace("rows = 3", "banana = 3"), "both.toml")
+    with pytest.raises(SimcityError) as info:
+        load_scenario(path)  # rows is missing, banana unknown: both are named
+    assert str(info.value).endswith(
+        "city.rows: missing required key; unknown key city.banana (+1 more)"
+    )
