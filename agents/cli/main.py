@@ -303,10 +303,10 @@ def finetune_command(
     require_torch("simcity finetune")
     from agents.data import pretrained_checkpoint
     from agents.green.finetune import finetune
+    from agents.training.train import TrainConfig
 
     if scenario_name is None:  # one argument: the scenario, from the shipped generalist
         checkpoint, scenario_name = str(pretrained_checkpoint()), checkpoint
-    from agents.training.train import TrainConfig
 
     check_out_dir(out, ("finetune.json", "curves.png"))
     if (out / "finetuned" / "checkpoint.pt").exists():
