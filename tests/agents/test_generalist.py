@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -160,3 +162,37 @@ def test_cli_trains_a_generalist(tmp_path: Path) -> None:
     load_checkpoint(out / "checkpoint.pt")
     again = runner.invoke(app, args)
     assert again.exit_code == 2 and "already holds a checkpoint" in again.output
+
+
+NO_TORCH = """
+import importlib.abc, sys
+
+class NoTorch(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname, path, target=None):
+        if fullname.split(".")[0] == "torch":
+            raise ModuleNotFoundError(f"No module named {fullname!r}", name=fullname)
+        return None
+
+sys.meta_path.insert(0, NoTorch())
+"""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("run", "tiny", "--policy", "pretrained", "--quiet"), ("train-generalist", "--out", "g")],
+)
+def test_without_torch_the_generalist_commands_say_so_in_one_line(
+    args: tuple[str, ...], tmp_path: Path
+) -> None:
+    """As `tests/agents/test_light_install.py` checks for the other commands."""
+    root = Path(__file__).resolve().parents[2]
+    code = (
+        f"{NO_TORCH}\nsys.path.insert(0, {str(root)!r})\nfrom agents.cli.main import app\n"
+        f"sys.argv = ['simcity', *{list(args)!r}]\napp()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "needs torch" in lines[0], result.stderr
