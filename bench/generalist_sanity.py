@@ -9,8 +9,8 @@ Cities are drawn by `agents.training.generalist.sample_city` from generators see
 the script checks their names against the checkpoint's sidecar ``generalist.json`` when
 there is one), and every policy plays the same validation days ``2**33 + k``, k < --days
 (never training days, which are 32-bit hashes, nor the held-out test days ``2**32 + k``).
-Prints each policy's total cost a day (mean and 95% interval) and the share of the
-uniform-to-posterior gap the generalist closes (negative: worse than uniform).
+Prints each policy's total cost a day (mean and 95% interval over the days) and the
+generalist's cost as a ratio to uniform's and to posterior's (below 1: cheaper).
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ def main() -> None:
         trained_on = {c["scenario"] for c in json.loads(sidecar.read_text())["cities"]}
     days = [VALIDATION_BASE + k for k in range(args.days)]
     base = load_scenario("tiny")
+    ratios: dict[str, list[float]] = {"uniform": [], "posterior": []}
     for j in range(args.cities):
         scenario = sample_city(
             np.random.default_rng(VALIDATION_BASE + j), base, max_nodes=args.max_nodes
@@ -60,9 +61,13 @@ def main() -> None:
         print(f"{scenario.name} ({env.city.num_nodes} nodes, {scenario.carbon.source} carbon)")
         for name, stats in money.items():
             print(f"  {name:10s} ${stats['mean']:>12,.0f} +- {stats['ci95']:,.0f} a day")
-        gap = money["uniform"]["mean"] - money["posterior"]["mean"]
-        closed = (money["uniform"]["mean"] - money["pretrained"]["mean"]) / gap if gap else 0.0
-        print(f"  pretrained closes {100 * closed:.1f}% of the uniform-to-posterior gap")
+        pre = money["pretrained"]["mean"]
+        for name in ("uniform", "posterior"):
+            ratios[name].append(pre / money[name]["mean"])
+            print(f"  pretrained / {name}: {ratios[name][-1]:.3f}")
+    for name, values in ratios.items():
+        mean = float(np.exp(np.mean(np.log(values))))
+        print(f"pretrained / {name}, geometric mean over {args.cities} cities: {mean:.3f}")
 
 
 if __name__ == "__main__":

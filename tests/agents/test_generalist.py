@@ -196,3 +196,17 @@ def test_without_torch_the_generalist_commands_say_so_in_one_line(
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "needs torch" in lines[0], result.stderr
+
+
+def test_the_shipped_generalist_plays_any_city_and_says_how_it_was_made() -> None:
+    path = agents.data.pretrained_checkpoint()
+    checkpoint = load_checkpoint(path)
+    assert checkpoint.model_config == AttentionConfig()  # the default network, 1 tier
+    assert path.stat().st_size < 1_000_000
+    doc = json.loads(path.with_suffix(".json").read_text())
+    assert doc["command"].startswith("simcity train-generalist") and len(doc["commit"]) == 40
+    assert len(doc["cities"]) == doc["cities_planned"] and doc["steps"] == checkpoint.step
+    trained_on = {c["scenario"] for c in doc["cities"]}
+    assert not trained_on & set(bundled_scenarios())
+    result = runner.invoke(app, ["run", "tiny", "--policy", "pretrained", "--quiet"])
+    assert result.exit_code == 0, result.output
