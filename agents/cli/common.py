@@ -62,8 +62,9 @@ def policy_help() -> str:
         "clairvoyant" in BASELINES
     )
     return (
-        f"Baseline ({plain}{reference}) or a trained checkpoint file (DIR/checkpoint.pt), "
-        "whose FLOPs per decision are billed."
+        f"Baseline ({plain}{reference}), a trained checkpoint file (DIR/checkpoint.pt), or "
+        "pretrained (the shipped generalist, any city); a trained policy's FLOPs per "
+        "decision are billed."
     )
 
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agents.cli import generalist as generalist_cli
 from agents.cli import green as green_cli
 from agents.cli import pareto as pareto_cli
 from agents.cli import sweep as sweep_cli
@@ -266,8 +267,20 @@ def train_command(
 @app.command("finetune")
 @user_errors
 def finetune_command(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint trained on another city.")],
-    scenario_name: ScenarioArgument,
+    checkpoint: Annotated[
+        str,
+        typer.Argument(
+            metavar="[CHECKPOINT]",
+            help="A checkpoint trained on another city; left out (SCENARIO alone): the "
+            "shipped generalist.",
+        ),
+    ],
+    scenario_name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SCENARIO", help="Bundled scenario name or TOML file.", show_default=False
+        ),
+    ] = None,
     steps: Annotated[int, typer.Option("--steps", min=1, help="Env steps for each run.")] = 20_000,
     freeze_encoder: Annotated[
         bool, typer.Option("--freeze-encoder", metavar="", help="Train only the heads.")
@@ -283,11 +296,16 @@ def finetune_command(
 
     Trains the checkpoint's weights and a fresh policy of the same shape for --steps env
     steps each on SCENARIO, plays the checkpoint zero-shot, both runs, uniform and risk on
-    the same held-out days, and writes OUT/finetune.json and OUT/curves.png.
+    the same held-out days, and writes OUT/finetune.json and OUT/curves.png. With SCENARIO
+    alone it starts from the shipped generalist (`simcity train-generalist`).
     """
     require_torch("simcity finetune")
+    from agents.data import pretrained_checkpoint
     from agents.green.finetune import finetune
     from agents.training.train import TrainConfig
+
+    if scenario_name is None:  # one argument: the scenario, from the shipped generalist
+        checkpoint, scenario_name = str(pretrained_checkpoint()), checkpoint
 
     check_out_dir(out, ("finetune.json", "curves.png"))
     if (out / "finetuned" / "checkpoint.pt").exists():
@@ -368,6 +386,12 @@ def _make_policy(name: str, env: Any, seed: int) -> Policy:
     from agents.policies.baselines import make_baseline
 
     path = Path(name)
+    if name == "pretrained" and not path.exists():  # the shipped generalist
+        require_torch("--policy pretrained")
+        from agents.data import pretrained_checkpoint
+        from agents.policies.compressed import load_policy
+
+        return load_policy(pretrained_checkpoint(), env, name="pretrained")
     if path.suffix == ".pt" or path.is_file():
         require_torch(f"--policy {name} (a trained checkpoint)")
         from agents.policies.compressed import load_policy
@@ -377,6 +401,7 @@ def _make_policy(name: str, env: Any, seed: int) -> Policy:
 
 
 sweep_cli.register(app)
+generalist_cli.register(app)
 pareto_cli.register(app)
 green_cli.register(app)
 viz_cli.register(app)

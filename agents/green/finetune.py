@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agents.data import pretrained_checkpoint
 from agents.policies.baselines import make_baseline
 from agents.policies.checkpoint import TrainedPolicy, load_checkpoint
 from agents.policies.protocol import Policy
@@ -34,7 +35,7 @@ RUNS = ("zero_shot", "finetuned", "scratch")
 
 
 def finetune(
-    checkpoint: str | Path,
+    checkpoint: str | Path | None,
     scenario: str | Path | Scenario,
     out_dir: str | Path,
     *,
@@ -44,7 +45,10 @@ def finetune(
     episodes: int = 10,
     progress: Callable[[str, UpdateStats], None] | None = None,
 ) -> dict[str, Any]:
-    """Fine-tune ``checkpoint`` on ``scenario`` and compare (module doc); returns the doc."""
+    """Fine-tune ``checkpoint`` (None: the shipped generalist, `agents.data`) on
+    ``scenario`` and compare (module doc); returns the doc."""
+    if checkpoint is None:
+        checkpoint = pretrained_checkpoint()
     checkpoint, out_dir = Path(checkpoint), Path(out_dir)
     scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     model_config = load_checkpoint(checkpoint).model_config
