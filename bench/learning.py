@@ -1,40 +1,48 @@
-"""Does PPO training pay? The attention policy against every baseline, zero-shot and SB3.
+"""Does the learned policy win honestly, and carry to other cities? Issue 19's report.
 
-Not a test: trains, evaluates and prints a report. Run from the repository root (after
-``pip install -e '.[dev]'``):
+Not a test: trains, evaluates on one seed split and writes a report. Run from the
+repository root (after ``pip install -e '.[dev]'``):
 
-    python bench/learning.py [--scenario downtown] [--steps 20480] [--seeds 60]
-                             [--transfer ringtown] [--transfer-seeds 30] [--out DIR]
+    python bench/learning.py --out runs/learning [--split test] [--steps 20480]
+                             [--finetune-city helsinki] [--finetune-steps 10240]
+                             [--seeds downtown=30,ringtown=30,metro=10,helsinki=30,coquimbo=20]
 
-What it does, on 2 CPU cores (one process per core):
+Every stage writes into ``--out`` and a rerun skips what is there (a killed run resumes).
 
-1. Trains the attention policy with `agents.training.train.train` (default `TrainConfig`) for
-   ``--steps`` env steps on ``--scenario``, and, at the same time in a second process,
-   Stable-Baselines3 PPO (``MultiInputPolicy``, its default MLP) for the same number of
-   env steps on the same env, so both trainers share the machine alike. Each reports its
-   training throughput (env steps per second, wall time including its env; ours also
-   includes learning from the teacher first, `TrainConfig.teacher`, about 3 minutes).
-2. Evaluates, on held-out seeds (`agents.training.evaluate.held_out_seeds`, never used in
-   training) and with common random numbers, the trained policy, SB3's, every heuristic
-   and the oracle: total cost (money: damage + estimation + compute energy + carbon)
-   with the mean and Student-t 95% interval, and the paired difference to the best
-   heuristic. Both learned policies are billed for their own FLOPs per decision.
-3. Reports the share of the uniform-to-oracle gap the policy closes,
-   ``(uniform - policy) / (uniform - oracle)``, and whether its interval lies below
-   every heuristic's (the targets of issue 4).
-4. Runs the trained policy zero-shot on ``--transfer`` (a city of another size).
+1. Training, two jobs at a time on the 2 cores (one process each, torch threads 1):
+   - ``attention``: `agents.training.train.train` with the default `TrainConfig` on
+     downtown for ``--steps`` env steps (the teacher stage included); its wall time is the
+     "training the downtown policy" figure (measured with another job on the other core);
+   - ``sb3_tuned`` and ``sb3_defaults``: Stable-Baselines3 PPO for the same steps on the same
+     env (`agents.references.sb3`: RL-Zoo-style settings with ``VecNormalize`` and softmax
+     actions, labelled "tuned"; SB3's defaults, labelled "defaults");
+   - ``finetuned`` and ``scratch`` on ``--finetune-city``, a city the generalist never saw:
+     PPO alone for ``--finetune-steps`` steps each, from the shipped generalist
+     (``agents/data/generalist.pt``) and from a fresh network with the same seed.
+2. Evaluation on ``--split`` days (`agents.training.seeds`; ``test`` for the report, read
+   once; ``validation`` for any choice), with common random numbers: every classical
+   baseline (the heuristics, ``search``, ``whittle``), the clairvoyant reference and the
+   pretrained generalist (zero-shot) on every city, plus the jobs of stage 1 on their city.
+   Each policy is billed its own compute per decision.
+3. Report per city: total cost per day ($, mean and Student-t 95% interval), the share of
+   the uniform-to-clairvoyant gap each policy closes, and paired 95% intervals (over the
+   same days) in points of that gap: the trained policy against the best classical
+   baseline, the generalist against it, fine-tuned against scratch; then issue 19's
+   targets, each met or not. ``results.json`` holds it all with the command and commit.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import tempfile
+import subprocess
+import sys
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -42,198 +50,360 @@ import numpy as np
 
 warnings.filterwarnings("ignore", message=".*blank value")
 
-HEURISTICS = ("uniform", "population", "traffic", "risk", "alarm", "posterior")
+CLASSICAL = ("uniform", "population", "traffic", "risk", "alarm", "posterior", "search", "whittle")
+REFERENCE = "clairvoyant"
+GENERALIST = "generalist"
+CITIES = {"downtown": 30, "ringtown": 30, "metro": 10, "helsinki": 30, "coquimbo": 20}
+TARGET_GAP = 0.60  # downtown: share of the uniform-to-clairvoyant gap closed
+TARGET_LEAD = 0.05  # downtown: lead over the best classical baseline, in gap points
+TARGET_TRAIN_MIN = 30.0
 
 
-def train_ours(scenario: str, steps: int, out_dir: str) -> dict[str, Any]:
-    """Train the attention policy; return its throughput."""
-    import torch
+def _commit() -> str:
+    """HEAD's commit, ``-dirty`` when tracked files differ from it."""
 
-    from agents.training.train import TrainConfig, train
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
 
-    torch.set_num_threads(1)
-    config = TrainConfig(total_steps=steps)
-    started = time.perf_counter()
-    result = train(scenario, config, out_dir)
-    wall = time.perf_counter() - started
-    return {"steps": result.step, "wall_s": wall, "steps_per_s": result.step / wall}
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "HEAD") + "-dirty" * bool(dirty)
 
 
-def train_sb3(scenario: str, steps: int, out_dir: str, queue: Any) -> None:
-    """Train SB3 PPO (MultiInputPolicy, defaults) in this process; put its throughput."""
+# -- stage 1: training ----------------------------------------------------------------------
+
+
+def _threads() -> None:
     os.environ["OMP_NUM_THREADS"] = "1"
     warnings.filterwarnings("ignore")
-    import stable_baselines3 as sb3
     import torch
 
-    from simcity.env import CityEnv
-
     torch.set_num_threads(1)
-    env = CityEnv(scenario)
-    model = sb3.PPO("MultiInputPolicy", env, seed=0, device="cpu", verbose=0)
+
+
+def train_job(job: tuple[str, str, int, str]) -> dict[str, Any]:
+    """Run one training job ``(kind, scenario, steps, out_dir)``; return its timing."""
+    _threads()
+    kind, scenario, steps, out = job
+    out_dir = Path(out)
     started = time.perf_counter()
-    model.learn(total_timesteps=steps)
+    if kind == "attention":
+        from agents.training.train import TrainConfig, train
+
+        result = train(scenario, TrainConfig(total_steps=steps), out_dir)
+        done = result.step
+    elif kind in ("sb3_tuned", "sb3_defaults"):
+        from agents.references.sb3 import train_sb3
+
+        done = train_sb3(scenario, steps, out_dir, tuned=kind == "sb3_tuned")["steps"]
+    elif kind in ("finetuned", "scratch"):
+        from agents.data import pretrained_checkpoint
+        from agents.training.config import TeacherConfig
+        from agents.training.train import TrainConfig, train
+
+        # As `simcity finetune` runs them: PPO alone, the same seed, the same steps.
+        config = TrainConfig(total_steps=steps, teacher=TeacherConfig(days=0))
+        if kind == "finetuned":
+            config = TrainConfig(
+                total_steps=steps,
+                teacher=TeacherConfig(days=0),
+                init_from=str(pretrained_checkpoint()),
+            )
+        done = train(scenario, config, out_dir).step
+    else:
+        raise ValueError(f"unknown training job {kind!r}")
     wall = time.perf_counter() - started
-    model.save(Path(out_dir) / "sb3_ppo.zip")
-    queue.put({"steps": steps, "wall_s": wall, "steps_per_s": steps / wall})
+    doc = {"kind": kind, "scenario": scenario, "steps": done, "wall_s": wall, "commit": _commit()}
+    doc["steps_per_s"] = done / wall
+    (out_dir / "timing.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return doc
 
 
-class SB3Policy:
-    """An SB3 model behind the `agents.policies.protocol.Policy` protocol (deterministic)."""
+def run_training(jobs: Sequence[tuple[str, str, int, str]]) -> dict[str, dict[str, Any]]:
+    """Every job not yet done, two at a time; the timings of all."""
+    todo = [job for job in jobs if not (Path(job[3]) / "timing.json").is_file()]
+    for job in todo:
+        Path(job[3]).mkdir(parents=True, exist_ok=True)
+    if todo:
+        with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool:
+            for doc in pool.map(train_job, todo):
+                print(f"  trained {doc['kind']} on {doc['scenario']}: {doc['wall_s'] / 60:.1f} min")
+    return {job[0]: json.loads((Path(job[3]) / "timing.json").read_text()) for job in jobs}
 
-    name = "sb3_ppo"
 
-    def __init__(self, path: Path, example_obs: dict[str, np.ndarray]) -> None:
-        import stable_baselines3 as sb3
-
-        self.model = sb3.PPO.load(path, device="cpu")
-        self.flops_per_decision = self._count_flops(example_obs)
-
-    def reset(self, seed: int | None) -> None:
-        """Nothing to reset."""
-
-    def act(self, obs: dict[str, np.ndarray]) -> np.ndarray:
-        action, _ = self.model.predict(obs, deterministic=True)
-        return np.asarray(action, dtype=np.float64)
-
-    def _count_flops(self, obs: dict[str, np.ndarray]) -> int:
-        """FLOPs of one forward pass of the SB3 policy, counted like ours."""
-        import torch
-        from torch.utils.flop_counter import FlopCounterMode
-
-        policy = self.model.policy
-        tensor_obs, _ = policy.obs_to_tensor(obs)
-        counter = FlopCounterMode(display=False)
-        with torch.no_grad(), counter:
-            policy(tensor_obs, deterministic=True)
-        return int(counter.get_total_flops())
-
+# -- stage 2: evaluation --------------------------------------------------------------------
 
 _ENVS: dict[str, Any] = {}
 
 
-def evaluate_job(job: tuple[str, str, str, int]) -> tuple[str, str, int, float, float]:
-    """One episode ``(scenario, policy, run_dir, seed)`` -> total cost and damage."""
-    import torch
-
+def make_policy(name: str, env: Any, out_dir: Path) -> Any:
+    """The policy called ``name`` on ``env`` (a baseline, the generalist or a trained job)."""
     from agents.policies.baselines import make_baseline
     from agents.policies.checkpoint import TrainedPolicy
+
+    if name == GENERALIST:
+        from agents.data import pretrained_checkpoint
+
+        policy = TrainedPolicy.from_checkpoint(pretrained_checkpoint(), env)
+    elif name in ("attention", "finetuned", "scratch"):
+        policy = TrainedPolicy.from_checkpoint(out_dir / name / "checkpoint.pt", env)
+    elif name in ("sb3_tuned", "sb3_defaults"):
+        from agents.references.sb3 import SB3Policy
+
+        return SB3Policy(out_dir / name, env)
+    else:
+        return make_baseline(name, env)
+    policy.name = name
+    return policy
+
+
+def episode_job(job: tuple[str, str, int, str]) -> dict[str, Any]:
+    """One day ``(scenario, policy, seed, out_dir)`` -> its total cost and damage."""
+    _threads()
     from agents.training.evaluate import run_episode
     from simcity.env import CityEnv
 
-    torch.set_num_threads(1)
-    warnings.filterwarnings("ignore")
-    scenario, name, run_dir, seed = job
+    scenario, name, seed, out = job
     env = _ENVS.get(scenario)
     if env is None:
         env = _ENVS[scenario] = CityEnv(scenario)
-    policy: Any
-    if name == "attention":
-        policy = TrainedPolicy.from_checkpoint(Path(run_dir) / "checkpoint.pt", env)
-    elif name == "sb3_ppo":
-        policy = SB3Policy(Path(run_dir) / "sb3_ppo.zip", env.reset(seed=0)[0])
-    else:
-        policy = make_baseline(name, env)
-    summary = run_episode(env, policy, seed).summary
-    return scenario, name, seed, summary["money"], summary["damage"]
+    summary = run_episode(env, make_policy(name, env, Path(out)), seed).summary
+    return {"city": scenario, "policy": name, "seed": seed, "money": summary["money"]}
 
 
-def table(
-    results: Sequence[tuple[str, str, int, float, float]], scenario: str
-) -> dict[str, np.ndarray]:
-    """Total cost per policy (seeds in order) on one scenario."""
-    costs: dict[str, list[tuple[int, float]]] = {}
-    for scen, name, seed, money, _ in results:
-        if scen == scenario:
-            costs.setdefault(name, []).append((seed, money))
-    return {name: np.array([m for _, m in sorted(rows)]) for name, rows in costs.items()}
+def run_episodes(jobs: Sequence[tuple[str, str, int, str]], log: Path) -> list[dict[str, Any]]:
+    """Every day not yet in ``log`` (one JSON line per day, appended as they finish)."""
+    done = []
+    if log.is_file():
+        done = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    have = {(d["city"], d["policy"], d["seed"]) for d in done}
+    todo = [job for job in jobs if job[:3] not in have]
+    started, count = time.perf_counter(), 0
+    if todo:
+        with ProcessPoolExecutor(2, mp_context=get_context("spawn")) as pool, log.open("a") as f:
+            for row in pool.map(episode_job, todo, chunksize=1):
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                done.append(row)
+                count += 1
+                if count % 20 == 0 or count == len(todo):
+                    minutes = (time.perf_counter() - started) / 60
+                    print(f"  {count}/{len(todo)} days ({minutes:.1f} min)", flush=True)
+    return done
 
 
-def report(costs: dict[str, np.ndarray], title: str) -> dict[str, Any]:
-    """Print mean +- 95% interval per policy and the gap closed; return the figures."""
+# -- stage 3: report ------------------------------------------------------------------------
+
+
+def costs_of(rows: Sequence[dict[str, Any]], city: str, seeds: Sequence[int]) -> dict[str, Any]:
+    """Cost per day per policy on ``city``, in the order of ``seeds`` (complete ones only)."""
+    by: dict[str, dict[int, float]] = {}
+    for row in rows:
+        if row["city"] == city:
+            by.setdefault(row["policy"], {})[row["seed"]] = row["money"]
+    return {
+        name: np.array([days[s] for s in seeds])
+        for name, days in by.items()
+        if all(s in days for s in seeds)
+    }
+
+
+def paired(a: np.ndarray, b: np.ndarray, scale: float) -> dict[str, float]:
+    """Mean and 95% half-width of ``(b - a) / scale`` over the same days: positive when
+    ``a`` costs less than ``b``, in units of ``scale``."""
     from agents.training.evaluate import mean_ci
 
-    print(f"\n{title}: total cost per day ($), mean +- 95% interval, {len(costs['uniform'])} seeds")
-    stats = {name: mean_ci(values.tolist()) for name, values in costs.items()}
-    for name, (mean, ci) in sorted(stats.items(), key=lambda item: item[1][0]):
-        print(f"  {name:12s} {mean:12,.0f} +- {ci:9,.0f}")
-    uniform, oracle = stats["uniform"][0], stats["oracle"][0]
-    out: dict[str, Any] = {"stats": {k: {"mean": m, "ci95": c} for k, (m, c) in stats.items()}}
-    best = min((h for h in HEURISTICS if h in stats), key=lambda h: stats[h][0])
-    for name in ("attention", "sb3_ppo"):
-        if name not in stats:
-            continue
-        mean, ci = stats[name]
-        gap = (uniform - mean) / (uniform - oracle)
-        paired = mean_ci((costs[name] - costs[best]).tolist())
-        below_all = all(mean + ci < stats[h][0] - stats[h][1] for h in HEURISTICS if h in stats)
+    mean, half = mean_ci(((b - a) / scale).tolist())
+    return {"mean": mean, "ci95": half, "low": mean - half, "high": mean + half}
+
+
+def city_report(city: str, costs: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Print and return one city's table and paired comparisons."""
+    from agents.training.evaluate import mean_ci
+
+    num_days = len(costs["uniform"])
+    uniform, reference = costs["uniform"].mean(), costs[REFERENCE].mean()
+    gap = uniform - reference
+    print(f"\n{city}: total cost per day ($), {num_days} days; gap = uniform - {REFERENCE}")
+    stats = {}
+    for name, values in sorted(costs.items(), key=lambda item: item[1].mean()):
+        mean, half = mean_ci(values.tolist())
+        share = (uniform - mean) / gap
+        stats[name] = {"mean": mean, "ci95": half, "gap_closed": share}
+        print(f"  {name:14s} {mean:12,.0f} ± {half:8,.0f}   {share:7.1%} of the gap")
+    classical = [name for name in CLASSICAL if name in costs]
+    best = min(classical, key=lambda name: costs[name].mean())
+    out: dict[str, Any] = {"days": num_days, "gap": gap, "best_classical": best, "stats": stats}
+    comparisons = [(name, best) for name in ("attention", GENERALIST, "finetuned") if name in costs]
+    if "finetuned" in costs and "scratch" in costs:
+        comparisons.append(("finetuned", "scratch"))
+    for name, rival in comparisons:
+        lead = paired(costs[name], costs[rival], gap)
+        out[f"{name}_vs_{rival}"] = lead
         print(
-            f"  {name}: closes {gap:.1%} of the uniform-to-oracle gap; vs best heuristic "
-            f"({best}) paired {paired[0]:+,.0f} +- {paired[1]:,.0f}; interval below every "
-            f"heuristic's: {below_all}"
+            f"  {name} vs {rival}: {lead['mean']:+.1%} of the gap (paired 95%: "
+            f"{lead['low']:+.1%} to {lead['high']:+.1%})"
         )
-        out[name] = {"gap_closed": gap, "paired_vs_best": paired, "best": best, "below": below_all}
+    return out
+
+
+def targets(
+    reports: dict[str, dict[str, Any]],
+    timings: dict[str, dict[str, Any]],
+    home: str,
+    tune_city: str,
+) -> list[dict[str, Any]]:
+    """Issue 19's targets, each with its figure and whether it is met (``home``: the city
+    the policy trained on, downtown in the issue)."""
+    rows = []
+    down = reports.get(home, {})
+    if "attention" in down.get("stats", {}):
+        closed = down["stats"]["attention"]["gap_closed"]
+        rows.append(
+            {
+                "target": f"{home}: trained closes >= 60% of the gap",
+                "figure": closed,
+                "met": closed >= TARGET_GAP,
+            }
+        )
+        lead = down[f"attention_vs_{down['best_classical']}"]
+        rows.append(
+            {
+                "target": f"{home}: trained leads {down['best_classical']} by >= 5 points, "
+                "paired interval excluding 0",
+                "figure": lead,
+                "met": lead["mean"] >= TARGET_LEAD and lead["low"] > 0,
+            }
+        )
+    for city, rep in reports.items():
+        key = f"{GENERALIST}_vs_{rep['best_classical']}"
+        if key in rep:
+            lead = rep[key]
+            rows.append(
+                {
+                    "target": f"{city}: generalist zero-shot at least as good as "
+                    f"{rep['best_classical']} (paired interval)",
+                    "figure": lead,
+                    "met": lead["high"] >= 0,
+                }  # not worse: the interval reaches 0 or above
+            )
+    tune = reports.get(tune_city, {})
+    if "finetuned_vs_scratch" in tune:
+        lead = tune["finetuned_vs_scratch"]
+        rows.append(
+            {
+                "target": f"{tune_city}: fine-tuned beats scratch at equal steps, paired "
+                "interval excluding 0",
+                "figure": lead,
+                "met": lead["low"] > 0,
+            }
+        )
+    if "attention" in timings:
+        minutes = timings["attention"]["wall_s"] / 60
+        rows.append(
+            {
+                "target": f"training the {home} policy <= 30 min on 2 cores",
+                "figure": minutes,
+                "met": minutes <= TARGET_TRAIN_MIN,
+            }
+        )
+    measured = Path(__file__).parent / "results" / "throughput.json"
+    if measured.is_file():  # bench/throughput.py: PPO collect + update, one after the other
+        ratio = json.loads(measured.read_text()).get("ratio_ours_over_sb3")
+        if ratio is not None:
+            rows.append(
+                {
+                    "target": "throughput >= 1x tuned SB3 (bench/results/throughput.json)",
+                    "figure": ratio,
+                    "met": ratio >= 1.0,
+                }
+            )
+    print("\ntargets:")
+    for row in rows:
+        figure = row["figure"]
+        if isinstance(figure, dict):
+            shown = f"{figure['mean']:+.1%} [{figure['low']:+.1%}, {figure['high']:+.1%}]"
+        elif "min" in row["target"]:
+            shown = f"{figure:.1f} min"
+        elif "throughput" in row["target"]:
+            shown = f"{figure:.2f}x"
+        else:
+            shown = f"{figure:.1%}"
+        print(f"  {'MET    ' if row['met'] else 'NOT MET'} {row['target']}: {shown}")
+    return rows
+
+
+def parse_seeds(text: str) -> dict[str, int]:
+    """``"downtown=30,metro=6"`` -> days per city."""
+    out = {}
+    for part in text.split(","):
+        city, _, count = part.partition("=")
+        out[city.strip()] = int(count)
     return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="downtown")
+    parser.add_argument("--out", required=True, help="Folder for runs, days and results.json")
+    parser.add_argument("--split", choices=("validation", "test"), default="test")
+    parser.add_argument("--scenario", default="downtown", help="The city the policy trains on")
     parser.add_argument("--steps", type=int, default=20_480)
-    parser.add_argument("--seeds", type=int, default=60)
-    parser.add_argument("--transfer", default="ringtown")
-    parser.add_argument("--transfer-seeds", type=int, default=30)
-    parser.add_argument("--out", default=None, help="Folder for checkpoints and results.json")
+    parser.add_argument("--finetune-city", default="helsinki")
+    parser.add_argument("--finetune-steps", type=int, default=10_240)
+    parser.add_argument("--seeds", default=",".join(f"{c}={n}" for c, n in CITIES.items()))
+    parser.add_argument("--no-sb3", action="store_true", help="Skip both SB3 references")
+    parser.add_argument("--skip-finetune", action="store_true", help="No fine-tuning jobs")
+    parser.add_argument("--train-only", action="store_true", help="Stop after training")
     args = parser.parse_args()
-    out_dir = Path(args.out or tempfile.mkdtemp(prefix="simcity-learning-"))
+    out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    from agents.training import seeds as splits
 
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    sb3 = context.Process(target=train_sb3, args=(args.scenario, args.steps, str(out_dir), queue))
-    sb3.start()
-    ours = train_ours(args.scenario, args.steps, str(out_dir))
-    sb3_stats = queue.get()
-    sb3.join()
-    train_wall = time.perf_counter() - started
-    print(f"training, {args.steps:,} env steps each, side by side on one core each:")
-    print(f"  attention PPO  {ours['steps_per_s']:8.1f} steps/s  ({ours['wall_s'] / 60:.1f} min)")
-    print(
-        f"  SB3 PPO (MLP)  {sb3_stats['steps_per_s']:8.1f} steps/s  "
-        f"({sb3_stats['wall_s'] / 60:.1f} min); ratio ours/SB3 "
-        f"{ours['steps_per_s'] / sb3_stats['steps_per_s']:.2f}"
-    )
+    days_per_city = parse_seeds(args.seeds)
+    seeds_of = {
+        city: (splits.test_seeds if args.split == "test" else splits.validation_seeds)(num)
+        for city, num in days_per_city.items()
+    }
 
-    from agents.training.evaluate import held_out_seeds
+    print("training (two jobs at a time):")
+    jobs = [("attention", args.scenario, args.steps, str(out_dir / "attention"))]
+    if not args.no_sb3:
+        jobs += [
+            (k, args.scenario, args.steps, str(out_dir / k)) for k in ("sb3_tuned", "sb3_defaults")
+        ]
+    if not args.skip_finetune:
+        jobs += [
+            (k, args.finetune_city, args.finetune_steps, str(out_dir / k))
+            for k in ("finetuned", "scratch")
+        ]
+    timings = run_training(jobs)
+    if args.train_only:
+        return
 
-    policies = ("attention", "sb3_ppo", "random", *HEURISTICS, "oracle")
-    jobs = [
-        (args.scenario, p, str(out_dir), s) for p in policies for s in held_out_seeds(args.seeds)
-    ]
-    transfer = ("attention", "random", *HEURISTICS, "oracle")
-    jobs += [
-        (args.transfer, p, str(out_dir), s)
-        for p in transfer
-        for s in held_out_seeds(args.transfer_seeds)
-    ]
-    with context.Pool(2) as pool:
-        results = pool.map(evaluate_job, jobs, chunksize=4)
-    main_report = report(table(results, args.scenario), f"{args.scenario} (trained here)")
-    transfer_report = report(table(results, args.transfer), f"{args.transfer} (zero-shot)")
-    wall = time.perf_counter() - started
-    print(
-        f"\nwall: training {train_wall / 60:.1f} min, all {wall / 60:.1f} min; files in {out_dir}"
-    )
+    print(f"\nevaluating on the {args.split} split:")
+    episode_jobs = []
+    for city, seeds in seeds_of.items():
+        names = [*CLASSICAL, REFERENCE, GENERALIST]
+        names += [job[0] for job in jobs if job[1] == city]
+        episode_jobs += [(city, name, seed, str(out_dir)) for name in names for seed in seeds]
+    rows = run_episodes(episode_jobs, out_dir / f"days_{args.split}.jsonl")
+
+    reports = {
+        city: city_report(city, costs_of(rows, city, seeds)) for city, seeds in seeds_of.items()
+    }
+    met = targets(reports, timings, args.scenario, args.finetune_city)
+    commit = _commit()
     doc = {
-        "scenario": args.scenario,
-        "steps": args.steps,
-        "train": {"attention": ours, "sb3_ppo": sb3_stats},
-        "main": main_report,
-        "transfer": {"scenario": args.transfer, **transfer_report},
-        "wall_s": wall,
+        "command": "python " + " ".join(sys.argv),
+        "commit": commit,
+        "split": args.split,
+        "training": timings,
+        "cities": reports,
+        "targets": met,
+        "wall_s": time.perf_counter() - started,
     }
     (out_dir / "results.json").write_text(json.dumps(doc, indent=2, default=float) + "\n")
+    print(f"\nwall {doc['wall_s'] / 60:.1f} min; {out_dir / 'results.json'}")
 
 
 if __name__ == "__main__":
