@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 import warnings
 from collections.abc import Callable
 from enum import StrEnum
@@ -13,7 +15,14 @@ from typing import Annotated, Any, TypeVar
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from simcity.errors import SimcityError
 from simcity.safe_io import check_output_dir, check_output_file
@@ -134,19 +143,125 @@ def check_out_dir(folder: Path, files: tuple[str, ...] = ()) -> Path:
     return folder
 
 
+LINE_EVERY_S = 30.0
+"""Off a terminal, the longest a task goes without a progress line."""
+
+
 def progress_bar(quiet: bool, field: str | None = None) -> Progress:
-    """A progress bar on stderr (off when quiet or not a terminal), with one live field."""
+    """Progress on stderr with one live field: a rich bar in a terminal; otherwise
+    (output to a file or pipe) one line per stage, per 10% and at least every
+    `LINE_EVERY_S` seconds (`LineProgress`); nothing when quiet."""
     extra = [TextColumn(f"{{task.fields[{field}]}}")] if field else []
-    return Progress(
+    terminal = sys.stderr.isatty()
+    return LineProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         *extra,
         TimeElapsedColumn(),
         console=err_console,
-        disable=quiet or not sys.stderr.isatty(),
+        disable=quiet or not terminal,
         transient=True,
+        lines=not quiet and not terminal,
+        field=field,
     )
+
+
+class LineProgress(Progress):
+    """A rich `Progress` that, with ``lines``, prints plain progress lines instead of a bar:
+
+    ``tiny / teacher days: 3/24 (12%), 0:00:41 elapsed``
+
+    one when a task starts or its description (the stage) changes, one per 10% done, and
+    one every `LINE_EVERY_S` seconds while a task runs, from a timer thread, so a long
+    step between updates still shows the run is alive.
+    """
+
+    def __init__(self, *columns: Any, lines: bool, field: str | None, **kwargs: Any) -> None:
+        super().__init__(*columns, **kwargs)
+        self.lines, self.field = lines, field
+        self._said: dict[TaskID, tuple[str, int, float]] = {}  # description, tenth, when
+        self._say_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    def start(self) -> None:
+        super().start()
+        if self.lines and self._timer is None:
+            self._timer = threading.Thread(target=self._beat, daemon=True)
+            self._timer.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        if self._timer is not None:
+            self._timer.join()
+            self._timer = None
+        super().stop()
+
+    def add_task(self, description: str, *args: Any, **kwargs: Any) -> TaskID:
+        task_id = super().add_task(description, *args, **kwargs)
+        self.say(task_id)
+        return task_id
+
+    def update(self, task_id: TaskID, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self.say(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self.say(task_id)
+
+    def reset(self, task_id: TaskID, **kwargs: Any) -> None:
+        super().reset(task_id, **kwargs)
+        self._said.pop(task_id, None)
+        self.say(task_id)
+
+    def say(self, task_id: TaskID) -> None:
+        """Print ``task_id``'s line if its stage changed, a tenth more is done, or
+        `LINE_EVERY_S` passed since its last line."""
+        if not self.lines:
+            return
+        with self._say_lock:
+            task = self._tasks[task_id]
+            now = time.monotonic()
+            tenth = int(10 * task.completed / task.total) if task.total else -1
+            said = self._said.get(task_id)
+            if (
+                said is not None
+                and said[0] == task.description
+                and tenth <= said[1]
+                and now - said[2] < LINE_EVERY_S
+            ):
+                return
+            self._said[task_id] = (task.description, tenth, now)
+            self.console.print(
+                progress_line(task.description, task.completed, task.total, task.elapsed)
+                + (f"  {task.fields.get(self.field, '')}".rstrip() if self.field else ""),
+                markup=False,
+                highlight=False,
+                emoji=False,
+                soft_wrap=True,
+            )
+
+    def _beat(self) -> None:
+        while not self._stopped.wait(min(1.0, LINE_EVERY_S / 4)):
+            for task in self.tasks:
+                if not task.finished:
+                    self.say(task.id)
+
+
+def progress_line(stage: str, done: float, total: float | None, elapsed_s: float | None) -> str:
+    """One progress line of `LineProgress`.
+
+    >>> progress_line("tiny / teacher days", 3, 24, 41.2)
+    'tiny / teacher days: 3/24 (12%), 0:00:41 elapsed'
+    >>> progress_line("compress / prune", 0, None, 75)
+    'compress / prune: 0:01:15 elapsed'
+    """
+    clock = time.strftime("%H:%M:%S", time.gmtime(int(elapsed_s or 0))).removeprefix("0")
+    if not total:
+        return f"{one_line(stage)}: {clock} elapsed"
+    return f"{one_line(stage)}: {done:g}/{total:g} ({100 * done / total:.0f}%), {clock} elapsed"
 
 
 def print_error(label: str, message: str, *, style: str = "bold red") -> None:

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from agents.cli.common import QuietOption
 from simcity.errors import SimcityError
 
 
@@ -28,7 +29,7 @@ def _commit() -> str | None:
 
 def register(app: typer.Typer) -> None:
     """Add the ``train-generalist`` command to ``app``."""
-    from agents.cli.common import check_out_dir, require_torch, user_errors
+    from agents.cli.common import check_out_dir, progress_bar, require_torch, user_errors
     from agents.cli.tables import console
 
     @app.command("train-generalist")
@@ -67,6 +68,7 @@ def register(app: typer.Typer) -> None:
         out: Annotated[
             Path, typer.Option("--out", help="Folder for checkpoint.pt and generalist.json.")
         ] = Path("runs/generalist"),
+        quiet: QuietOption = False,
     ) -> None:
         """Train one policy over generated cities (grid, ring-radial, random geometric;
         50 to --max-nodes nodes; budgets, hotspots, sensors, carbon and prices drawn per
@@ -110,6 +112,7 @@ def register(app: typer.Typer) -> None:
             write_atomic(out / "generalist.json", json.dumps(doc, indent=2) + "\n")
 
         def tick(stats: CityStats) -> None:
+            progress.update(city, completed=stats.index + 1)
             done.append(stats)
             record(stats.step, (stats.index + 1) * updates)
             reward = stats.mean_episode_reward
@@ -121,15 +124,18 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
 
-        result = train_generalist(
-            config,
-            out,
-            num_cities=cities,
-            updates_per_city=updates,
-            base=load_scenario("tiny"),
-            max_nodes=max_nodes,
-            large_share=large_share,
-            progress=tick,
-        )
+        # Lines between the per-city ones: the cities done and the time, every LINE_EVERY_S.
+        with progress_bar(quiet) as progress:
+            city = progress.add_task("generalist / cities (teacher + ppo each)", total=cities)
+            result = train_generalist(
+                config,
+                out,
+                num_cities=cities,
+                updates_per_city=updates,
+                base=load_scenario("tiny"),
+                max_nodes=max_nodes,
+                large_share=large_share,
+                progress=tick,
+            )
         record(result.step, result.update)
         console.print(f"[green]ok[/] {result.step:,} steps; wrote {result.checkpoint_path}")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from agents.cli.common import QuietOption
 from agents.cli.green_tables import (
     compression_table,
     cpu_calibration_table,
@@ -35,7 +36,7 @@ def _out_dir(out: Path | None, default: Path, files: tuple[str, ...]) -> Path:
 
 def register(app: typer.Typer) -> None:
     """Add the ``compress``, ``explain`` and ``calibrate`` commands to ``app``."""
-    from agents.cli.common import DEFAULT_SCENARIO, require_torch, user_errors
+    from agents.cli.common import DEFAULT_SCENARIO, progress_bar, require_torch, user_errors
     from agents.cli.tables import console
 
     @app.command("compress")
@@ -88,6 +89,7 @@ def register(app: typer.Typer) -> None:
             ),
         ] = "epyc_9654_2s",
         seed: SeedOption = 0,
+        quiet: QuietOption = False,
     ) -> None:
         """Make a cheaper policy (int8, pruned or distilled) and compare it with the original.
 
@@ -119,7 +121,13 @@ def register(app: typer.Typer) -> None:
         )
         out_dir = _out_dir(out, checkpoint.parent / method, ("policy.pt", "compress.json"))
         env = CityEnv(load_scenario(scenario_name))
-        report = compress_checkpoint(checkpoint, env, options, out_dir)
+        # No counts from inside (compress.py reports none yet): the stage and the time it
+        # has run, as a bar in a terminal and every LINE_EVERY_S seconds otherwise.
+        stage = f"compress / {method}" + (" + distil" if method == "prune" and finetune else "")
+        with progress_bar(quiet) as progress:
+            task = progress.add_task(f"{stage}, then measure", total=None)
+            report = compress_checkpoint(checkpoint, env, options, out_dir)
+            progress.update(task, total=1, completed=1)
         console.print(compression_table(report))
         console.print(energy_table(report))
         console.print(f"wrote {report['policy_file']} and {out_dir / 'compress.json'}")

@@ -23,6 +23,7 @@ from agents.cli.common import (
     SplitOption,
     check_out_dir,
     policy_help,
+    print_error,
     progress_bar,
     require_torch,
     user_errors,
@@ -190,8 +191,15 @@ def run_command(
 def train_command(
     scenario_name: ScenarioArgument = DEFAULT_SCENARIO,
     steps: Annotated[
-        int, typer.Option("--steps", min=1, help="Env steps in all, over all envs.")
-    ] = 20_480,
+        int | None,
+        typer.Option(
+            "--steps",
+            min=1,
+            help="Env steps in all, over all envs, rounded up to whole rollouts [20,480; "
+            "with --resume: the checkpoint's plan].",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[
         Path, typer.Option("--out", help="Folder for checkpoint.pt and progress.csv.")
     ] = Path("runs/train"),
@@ -223,18 +231,23 @@ def train_command(
 ) -> None:
     """Train the graph-attention policy with PPO on a scenario.
 
-    Writes OUT/checkpoint.pt (atomically, every few updates and at the end) and
-    OUT/progress.csv. With --resume and the same settings, the result is identical to
-    an uninterrupted run.
+    Says first what the run will do (teacher days, warm-up and PPO updates, the steps
+    rounded up to whole rollouts) and warns when it is too short to change the policy.
+    Writes OUT/checkpoint.pt (atomically, after the first update, every few updates and at
+    the end) and OUT/progress.csv. --resume continues the checkpoint's planned run and ends
+    identical to an uninterrupted one; a --steps other than the plan is a new plan.
     """
     require_torch("simcity train")
     from agents.green.pareto import parse_numbers
     from agents.training.config import TeacherConfig
+    from agents.training.resume import planned_steps
     from agents.training.train import TrainConfig, UpdateStats, train
+    from agents.training.train_io import describe_plan, describe_resume
     from simcity.config.scenario import load_scenario
 
     check_out_dir(out, ("checkpoint.pt", "progress.csv"))
-    if not resume and any((out / name).exists() for name in ("checkpoint.pt", "teacher.pt")):
+    saved = [out / name for name in ("checkpoint.pt", "teacher.pt") if (out / name).exists()]
+    if not resume and saved:
         raise SimcityError(
             "already holds a checkpoint",
             file=out,
@@ -244,17 +257,33 @@ def train_command(
     scenario = load_scenario(scenario_name)
     teacher = TeacherConfig(days=teacher_days)
     weights = parse_numbers(carbon_weights, "--carbon-weights") if carbon_weights else ()
-    config = TrainConfig(total_steps=steps, seed=seed, teacher=teacher, carbon_weights=weights)
-    first = "learning from the teacher" if teacher.enabled and not resume else ""
+    planned = planned_steps(saved[0]) if resume and saved else None
+    asked = steps if steps is not None else planned if planned is not None else 20_480
+    config = TrainConfig(total_steps=asked, seed=seed, teacher=teacher, carbon_weights=weights)
+    plan, too_short = describe_plan(config, asked)
+    console.print(plan, highlight=False, soft_wrap=True)
+    if planned is not None:
+        said, same = describe_resume(config, planned, saved[0].name)
+        if same:
+            console.print(f"resume: {said}", highlight=False, soft_wrap=True)
+        else:
+            print_error("note:", said, style="yellow")
+    if too_short is not None:
+        print_error("warning:", too_short, style="yellow")
     with progress_bar(quiet, "kpis") as progress:
-        task = progress.add_task(f"{scenario.name} / ppo", total=config.num_updates, kpis=first)
+        task = progress.add_task(f"{scenario.name} / start", total=None, kpis="")
+
+        def moved(name: str, done: int, total: int) -> None:
+            progress.update(
+                task, description=f"{scenario.name} / {name}", completed=done, total=total
+            )
 
         def tick(stats: UpdateStats) -> None:
             reward = f"episode reward {stats.mean_episode_reward:.4g}  " if stats.episodes else ""
             kpis = f"{reward}kl {stats.approx_kl:.3g}  {stats.steps_per_s:,.0f} steps/s"
             progress.update(task, completed=stats.update, kpis=kpis)
 
-        result = train(scenario, config, out, resume=resume, progress=tick)
+        result = train(scenario, config, out, resume=resume, progress=tick, stage=moved)
     last = result.last
     summary = f"{result.update} updates, {result.step:,} steps"
     if last is not None and last.episodes:

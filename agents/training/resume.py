@@ -8,9 +8,10 @@ episodes under way. Env state is not pickled: every episode starts from
 ``reset(seed=episode_seed(seed, env, k))`` and `CityEnv` is deterministic given its seed
 and its actions, so a resumed run rebuilds the envs by resetting them with the same seeds
 and replaying those actions (`replay_episodes`); this relies on all envs starting their
-episodes together (`agents.training.rollout`). A resume with a larger ``total_steps`` keeps
-going but anneals the learning rate over the new length, so it is no longer identical to
-any uninterrupted run.
+episodes together (`agents.training.rollout`). A resume with another ``total_steps`` (more
+updates) is a new plan: it keeps going but anneals the learning rate over the new length,
+so it is no longer identical to any uninterrupted run; `planned_steps` reads the plan a
+checkpoint holds, so that ``simcity train --resume`` without ``--steps`` keeps it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 
 from agents.policies.attention import to_weights
 from agents.policies.checkpoint import load_checkpoint, save_checkpoint
+from agents.policies.checks import read_torch_file
 from agents.training.config import TrainConfig
 from agents.training.learner import Learner
 from agents.training.ppo_math import RunningStd
@@ -45,6 +47,19 @@ class RunStart:
     step: int  # env steps done, over all envs
     episode_actions: torch.Tensor  # (steps, E, N + 1) of the episodes under way
     returns_std: RunningStd
+
+
+def planned_steps(path: Path) -> int | None:
+    """The ``total_steps`` the run that wrote checkpoint (or teacher checkpoint) ``path``
+    planned; None where the file holds none (the resume that reads it says what is wrong)."""
+    try:
+        raw = read_torch_file(path, expected="a checkpoint", kind="checkpoint")
+    except SimcityError:
+        return None
+    extra = raw.get("extra", raw) if isinstance(raw, dict) else None
+    saved = extra.get("train_config") if isinstance(extra, dict) else None
+    steps = saved.get("total_steps") if isinstance(saved, dict) else None
+    return steps if isinstance(steps, int) and steps > 0 else None
 
 
 def fresh_start(num_envs: int, num_actions: int) -> RunStart:

@@ -70,6 +70,26 @@ def teacher_rounds(config: TeacherConfig) -> list[tuple[int, int]]:
     return rounds + [(config.dagger_days, max(1, config.epochs // 2))] * config.dagger_rounds
 
 
+def teacher_stage(config: TeacherConfig, progress: TeacherProgress) -> tuple[str, int, int]:
+    """(stage, done, total) of the teacher stage at ``progress``, for progress reports:
+    days labelled of the round under way, or epochs of its fit, or the stage done.
+
+    >>> teacher_stage(TeacherConfig(days=24), TeacherProgress(round=0, days_done=3))
+    ('teacher days', 3, 24)
+    >>> teacher_stage(TeacherConfig(days=24), TeacherProgress(round=1, days_done=16))
+    ('teacher fit 2/2', 0, 10)
+    """
+    rounds = teacher_rounds(config)
+    if progress.round >= len(rounds):
+        return "teacher done", 1, 1
+    days, epochs = rounds[progress.round]
+    dagger = f" {progress.round}/{config.dagger_rounds}" * (config.dagger_rounds > 1)
+    name = "teacher days" if progress.round == 0 else f"teacher DAgger days{dagger}"
+    if progress.days_done < days:
+        return name, progress.days_done, days
+    return f"teacher fit {progress.round + 1}/{len(rounds)}", progress.epochs_done, epochs
+
+
 def teacher_seeds(config: TrainConfig) -> list[int]:
     """The training days the teacher stage of run ``config`` plays, in order."""
     plan = config.teacher

@@ -60,7 +60,12 @@ from agents.training.learner import make_learner, set_learning_rate
 from agents.training.ppo_math import linear_schedule
 from agents.training.resume import fresh_start, replay_episodes, restore_run, save_run
 from agents.training.rollout import TEACHER_ENV_INDEX, collect_rollout, episode_seed, make_envs
-from agents.training.teacher import learn_from_teacher, teacher_rounds
+from agents.training.teacher import (
+    TeacherProgress,
+    learn_from_teacher,
+    teacher_rounds,
+    teacher_stage,
+)
 from agents.training.teacher_checkpoint import (
     TEACHER_CHECKPOINT_S,
     TEACHER_NAME,
@@ -111,12 +116,17 @@ def train(
     *,
     resume: bool = False,
     progress: Callable[[UpdateStats], None] | None = None,
+    stage: Callable[[str, int, int], None] | None = None,
     teacher_checkpoint_s: float = TEACHER_CHECKPOINT_S,
 ) -> TrainResult:
-    """Train an `AttentionPolicy` with PPO; write ``checkpoint.pt`` and ``progress.csv``
-    (and, during the teacher stage, ``teacher.pt`` every ``teacher_checkpoint_s`` seconds).
+    """Train an `AttentionPolicy` with PPO; write ``checkpoint.pt`` (after the first
+    update, every ``checkpoint_every`` and at the end) and ``progress.csv`` (and, during
+    the teacher stage, ``teacher.pt`` after its first day and every
+    ``teacher_checkpoint_s`` seconds).
 
-    ``progress`` is called after every update. See the module doc for ``resume``.
+    ``progress`` is called after every update; ``stage(name, done, total)`` whenever the
+    run moves on (`teacher_stage` in the teacher stage; ``"ppo"`` or ``"ppo critic
+    warm-up"`` with the updates done before each update). See the module doc for ``resume``.
     """
     torch.set_num_threads(1)  # small matrices: threads cost more than they give, and vary results
     out_dir = Path(out_dir)
@@ -158,8 +168,18 @@ def train(
         saver = TeacherCheckpoints(
             teacher_path, model, config, scenario.name, city.num_nodes, teacher_checkpoint_s
         )
+
+        def save(done: TeacherProgress, generator: torch.Generator, end: bool = False) -> None:
+            saver(done, generator, end)
+            if not teacher_path.exists():  # a Ctrl-C from the first day on can resume
+                saver.write(done, generator)
+            if stage is not None:
+                stage(*teacher_stage(config.teacher, done))
+
         if taught is None or taught.round < len(teacher_rounds(config.teacher)):
-            learn_from_teacher(model, envs.first, config, start=taught, save=saver)
+            if stage is not None:
+                stage(*teacher_stage(config.teacher, taught or TeacherProgress()))
+            learn_from_teacher(model, envs.first, config, start=taught, save=save)
     learner = make_learner(model, config, city)
 
     # Start afresh, or where the checkpoint stopped, replaying the episodes under way.
@@ -175,6 +195,9 @@ def train(
 
     last: UpdateStats | None = None
     while update < config.num_updates:
+        critic_only = config.learns_from_teacher and update < config.teacher.critic_updates
+        if stage is not None:
+            stage("ppo critic warm-up" if critic_only else "ppo", update, config.num_updates)
         started = time.perf_counter()
         lr = linear_schedule(config.ppo_lr, 0.0, update / config.num_updates)
         set_learning_rate(learner.optimizer, lr)
@@ -195,11 +218,11 @@ def train(
 
         # Update: epochs of shuffled minibatches of the flattened (T * E) batch.
         batch = Batch.of(rollout, advantages, returns, returns_std.std)
-        critic_only = config.learns_from_teacher and update < config.teacher.critic_updates
         loss = ppo_update(learner, batch, credit, config, critic_only=critic_only)
         update += 1
 
-        # Log (the last minibatch's losses, as CleanRL does); checkpoint every K and at the end.
+        # Log (the last minibatch's losses, as CleanRL does); checkpoint after the first
+        # update (a Ctrl-C from then on can resume), every K and at the end.
         finished = rollout.finished
         last = UpdateStats(
             update=update,
@@ -217,7 +240,7 @@ def train(
             steps_per_s=config.batch_size / (time.perf_counter() - started),
         )
         log_update(progress_path, board, last)
-        if update % config.checkpoint_every == 0 or update == config.num_updates:
+        if update == 1 or update % config.checkpoint_every == 0 or update == config.num_updates:
             save_run(checkpoint_path, config, scenario.name, learner, update, episodes, returns_std)
             if teacher_path.is_file():  # the PPO checkpoint now holds the teacher's lesson
                 teacher_path.unlink()

@@ -201,3 +201,81 @@ def log_update(path: Path, board: Any, stats: UpdateStats) -> None:
     if board is not None:
         for name, value in dataclasses.asdict(stats).items():
             board.add_scalar(f"train/{name}", value, stats.step)
+
+
+def describe_plan(config: TrainConfig, asked_steps: int) -> tuple[str, str | None]:
+    r"""What a run of ``config`` will do, in one line, and a warning when it is too short to
+    change the policy (every PPO update a critic-only warm-up after the teacher).
+
+    >>> from agents.training.config import TrainConfig
+    >>> plan, warning = describe_plan(TrainConfig(total_steps=2048), 2048)
+    >>> print(plan.replace(" (", "\n(").replace("; ", ";\n"))
+    plan: 24 teacher days
+    (+16 DAgger), then 6 PPO updates of 384 steps = 2,304 env steps
+    (asked 2,048, rounded up to whole rollouts);
+    the first 10 updates train only the critic
+    >>> print(warning.replace(", so", ",\nso").replace("; ", ";\n"))
+    too short: all 6 PPO updates are the critic-only warm-up,
+    so the policy stays the teacher's;
+    use --steps above 3,840 (11 updates or more)
+    """
+    teacher = config.teacher
+    steps = config.num_updates * config.batch_size
+    parts = ["plan: "]
+    if config.learns_from_teacher:
+        dagger = teacher.dagger_rounds * teacher.dagger_days
+        parts.append(f"{teacher.days} teacher days" + (f" (+{dagger} DAgger)" if dagger else ""))
+        parts.append(", then ")
+    parts.append(
+        f"{config.num_updates} PPO updates of {config.batch_size:,} steps = {steps:,} env steps"
+    )
+    if steps != asked_steps:
+        parts.append(f" (asked {asked_steps:,}, rounded up to whole rollouts)")
+    warm_up = teacher.critic_updates if config.learns_from_teacher else 0
+    if warm_up:
+        parts.append(f"; the first {warm_up} updates train only the critic")
+    warning = None
+    if config.num_updates <= warm_up:
+        warning = (
+            f"too short: all {config.num_updates} PPO updates are the critic-only warm-up, so "
+            f"the policy stays the teacher's; use --steps above {warm_up * config.batch_size:,} "
+            f"({warm_up + 1} updates or more)"
+        )
+    return "".join(parts), warning
+
+
+def describe_resume(config: TrainConfig, planned_steps: int, file_name: str) -> tuple[str, bool]:
+    r"""What resuming ``file_name`` (planned for ``planned_steps``) with ``config`` does, and
+    whether that is the run an uninterrupted ``config`` would make.
+
+    >>> from agents.training.config import TrainConfig
+    >>> describe_resume(TrainConfig(total_steps=2048), 2048, "checkpoint.pt")[1]
+    True
+    >>> text, same = describe_resume(TrainConfig(total_steps=4096), 2048, "checkpoint.pt")
+    >>> same
+    False
+    >>> print(text.replace("; ", ";\n").replace(", so", ",\nso"))
+    a new plan: the checkpoint planned 6 updates (2,048 steps);
+    the learning-rate schedule is re-planned over 11 updates,
+    so this is not the same as an uninterrupted run
+    """
+    planned = dataclasses.replace(config, total_steps=planned_steps).num_updates
+    if planned == config.num_updates:
+        return (
+            f"continues the planned run of {planned} updates from {file_name}, exactly as "
+            "if uninterrupted",
+            True,
+        )
+    if file_name != "checkpoint.pt":  # the teacher stage: PPO's schedule not begun yet
+        return (
+            f"a new plan: {config.num_updates} PPO updates where the teacher checkpoint "
+            f"planned {planned}; PPO has not started, so the run is the same as an "
+            f"uninterrupted one of {config.num_updates} updates",
+            True,
+        )
+    return (
+        f"a new plan: the checkpoint planned {planned} updates ({planned_steps:,} steps); "
+        f"the learning-rate schedule is re-planned over {config.num_updates} updates, so "
+        "this is not the same as an uninterrupted run",
+        False,
+    )
