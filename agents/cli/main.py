@@ -254,6 +254,13 @@ def train_command(
             field="--out",
             expected="--resume or a new folder",
         )
+    if resume and not saved:  # stopped before its first checkpoint: nothing to continue
+        raise SimcityError(
+            "holds no checkpoint.pt or teacher.pt",
+            file=out,
+            field="--resume",
+            expected="a folder a run has checkpointed; without --resume, a new run",
+        )
     scenario = load_scenario(scenario_name)
     teacher = TeacherConfig(days=teacher_days)
     weights = parse_numbers(carbon_weights, "--carbon-weights") if carbon_weights else ()

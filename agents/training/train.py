@@ -36,7 +36,9 @@ skips the teacher (the checkpoint holds its result).
 
 Resume (`agents.training.resume`). ``train(..., resume=True)`` continues from
 ``out_dir/checkpoint.pt`` and ends with the same parameters, bit for bit, as an
-uninterrupted run with the same `TrainConfig`.
+uninterrupted run with the same `TrainConfig`. The checkpoint is written after the first
+update (so a run stopped any time after it resumes), every ``checkpoint_every`` and at the
+end; writing it reads torch's RNG state and draws nothing, so it changes no result.
 """
 
 from __future__ import annotations

@@ -68,6 +68,8 @@ def test_train_says_its_plan_warns_when_too_short_and_shows_its_stages(tmp_path:
     assert "a new plan: the checkpoint planned 2 updates (400 steps)" in longer.stderr
     assert "re-planned over 3 updates" in longer.stderr
     assert load_checkpoint(out / "checkpoint.pt").update == 3
+    empty = runner.invoke(app, ["train", "tiny", "--out", str(tmp_path / "none"), "--resume"])
+    assert empty.exit_code == 2 and "holds no checkpoint.pt or teacher.pt" in empty.output
 
 
 def test_a_run_long_enough_gets_no_warning() -> None:
