@@ -25,10 +25,10 @@ on a profile whose powers RAPL read, `simcity calibrate --device cpu`); a modell
 what the profile is (datasheet, calibrated or measured).
 
 Cost. `compress_checkpoint` runs on one torch thread (so do `agents.green.distill` and the
-evaluation days here). On torch's default of a thread per core, the fine-tune's ops on a
-``tiny`` minibatch (the MLP's 32 x 16 x 64 activations reach torch's parallel grain, 32,768)
-become two-thread OpenMP regions, each waiting for a second core that a shared machine often
-has not got: most of a 2 to 20 minute run went there (issue 22). On one thread the time goes
+evaluation days here). On torch's default of a thread per core, kernels such as layer norm
+(split row by row, even over the ``tiny`` city's 16 nodes), GELU and the backward pass become
+two-thread OpenMP regions, each waiting for a second core that a shared machine often has not
+got: most of a 2 to 20 minute run went there (issue 22). On one thread the time goes
 to the fine-tune's Adam steps (prune and distill: 40 epochs of 48 minibatches), the teacher's
 16 days, and the 2 x ``episodes`` evaluation days, in that order.
 ``progress(stage, done, total)``, where given, is told after every teacher day, fit epoch and
