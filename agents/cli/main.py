@@ -120,7 +120,7 @@ def run_command(
     from simcity.records.daylog import DayRecorder
     from simcity.records.emissions import emissions_csv, emissions_rows
     from simcity.records.results import clock, hourly_kpis, write_run
-    from simcity.records.runfolder import check_replaceable_run
+    from simcity.records.runfolder import check_replaceable_run, holds_run
 
     if out is not None:
         check_out_dir(out)
@@ -182,8 +182,11 @@ def run_command(
         assert recorder is not None
         extra = {"emissions.csv": emissions_csv(carbon).encode("utf-8")}
         last_day = recorder.day_log(results[-1].seed)
+        replacing = holds_run(out)
         write_run(out, rows, summary, episodes_doc, day=last_day, extra=extra)
         console.print(f"wrote the run's steps, episodes, summary, emissions and last day to {out}")
+        if replacing:
+            console.print(f"replaced the earlier run in {out} (all its files, maps included)")
 
 
 @app.command("train")

@@ -23,6 +23,16 @@ idle draw is left out: the device is on anyway.
 Each says its provenance: a measured latency on a profile's power is "calibrated" ("measured"
 on a profile whose powers RAPL read, `simcity calibrate --device cpu`); a modelled time is
 what the profile is (datasheet, calibrated or measured).
+
+Cost. `compress_checkpoint` runs on one torch thread (so do `agents.green.distill` and the
+evaluation days here). On torch's default of a thread per core, kernels such as layer norm
+(split row by row, even over the ``tiny`` city's 16 nodes), GELU and the backward pass become
+two-thread OpenMP regions, each waiting for a second core that a shared machine often has not
+got: most of a 2 to 20 minute run went there (issue 22). On one thread the time goes
+to the fine-tune's Adam steps (prune and distill: 40 epochs of 48 minibatches), the teacher's
+16 days, and the 2 x ``episodes`` evaluation days, in that order.
+``progress(stage, done, total)``, where given, is told after every teacher day, fit epoch and
+evaluation day (stages "teacher days", "fit epochs", "evaluate NAME").
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ import numpy as np
 from agents.green.calibrate_cpu import median_latency, torch_threads
 from agents.green.distill import (
     DistillConfig,
+    Progress,
     collect_teacher_data,
     distill,
     fresh_student,
@@ -98,7 +109,10 @@ class CompressOptions:
 
 
 def make_compressed(
-    teacher: AttentionPolicy, env: CityEnv, options: CompressOptions
+    teacher: AttentionPolicy,
+    env: CityEnv,
+    options: CompressOptions,
+    progress: Progress | None = None,
 ) -> tuple[AttentionPolicy, dict[str, Any]]:
     """The compressed network and what was done, as plain data for the file and report."""
     if options.method == "int8":
@@ -119,7 +133,7 @@ def make_compressed(
         model = prune_model(teacher, shape)
         done: dict[str, Any] = {"pruned": dataclasses.asdict(shape)}
         if options.finetune:
-            result = distill(teacher, model, env, options.distill)
+            result = distill(teacher, model, env, options.distill, progress=progress)
             done["finetune"] = _distill_facts(options.distill, result.epoch_losses)
         return model, done
     student_config = smaller_config(teacher.config)
@@ -137,8 +151,8 @@ def make_compressed(
     except ValueError as err:
         raise SimcityError(str(err), field="--d-model/--heads") from None
     student = fresh_student(student_config, options.distill.seed)
-    data = collect_teacher_data(teacher, env, options.distill)
-    result = distill(teacher, student, env, options.distill, data)
+    data = collect_teacher_data(teacher, env, options.distill, progress)
+    result = distill(teacher, student, env, options.distill, data, progress)
     return result.model, {
         "student": dataclasses.asdict(student_config),
         "distill": _distill_facts(options.distill, result.epoch_losses),
@@ -223,6 +237,7 @@ def measure_policy(
     latency_runs: int,
     cpu_device: str = CPU_DEVICE,
     split: str = "validation",
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Everything the module doc lists, for one policy, as plain data, its days the first
     ``episodes`` of ``split`` ("test" only for a report made after every choice). The
@@ -258,21 +273,39 @@ def measure_policy(
     }
     if episodes:
         summaries = []
-        for seed in split_seeds(split, episodes):
-            episode = run_episode(env, policy, seed)
-            service = sum(i["cost_damage"] + i["cost_estimation"] for i in episode.infos)
-            summaries.append({**episode.summary, "service_cost": float(service)})
+        with torch_threads(1):
+            for done, seed in enumerate(split_seeds(split, episodes), start=1):
+                episode = run_episode(env, policy, seed)
+                service = sum(i["cost_damage"] + i["cost_estimation"] for i in episode.infos)
+                summaries.append({**episode.summary, "service_cost": float(service)})
+                if progress is not None:
+                    progress(f"evaluate {policy.name}", done, episodes)
         facts["kpis"] = aggregate(summaries)
     return facts
 
 
 def compress_checkpoint(
-    checkpoint: Path, env: CityEnv, options: CompressOptions, out_dir: Path
+    checkpoint: Path,
+    env: CityEnv,
+    options: CompressOptions,
+    out_dir: Path,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Compress ``checkpoint`` by ``options.method``, save it in ``out_dir`` with a report
     (``compress.json``, atomic), and return the report."""
+    with torch_threads(1):
+        return _compress(checkpoint, env, options, out_dir, progress)
+
+
+def _compress(
+    checkpoint: Path,
+    env: CityEnv,
+    options: CompressOptions,
+    out_dir: Path,
+    progress: Progress | None,
+) -> dict[str, Any]:
     teacher, _ = load_model(checkpoint)
-    model, done = make_compressed(teacher, env, options)
+    model, done = make_compressed(teacher, env, options, progress)
     extra = {"method": options.method, "source": str(checkpoint), **done}
     policy_path = save_policy(out_dir / POLICY_NAME, model, options.method, extra)
     original, compressed = (
@@ -282,6 +315,7 @@ def compress_checkpoint(
             options.episodes,
             options.latency_runs,
             options.cpu_device,
+            progress=progress,
         )
         for network, label in ((teacher, "original"), (model, options.method))
     )

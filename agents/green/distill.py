@@ -15,19 +15,30 @@ on training with PPO). The student's ``log_std`` is copied from the teacher.
 
 Everything random (sampled actions, minibatch order, a fresh student's weights) draws from
 generators seeded by ``seed``, so a distillation is reproducible bit for bit on one machine.
+
+Cost. Both steps run on one torch thread (`agents.green.calibrate_cpu.torch_threads`): the
+matrices are tiny (a 16-node city's minibatch is 32 x 16 rows), so a second thread buys no
+speed, doubles the CPU time spent, and on a shared machine makes every op wait for a core the
+other thread may not get. ``progress(stage, done, total)``, where given, is told after every
+teacher day (stage "teacher days") and every epoch (stage "fit epochs").
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import torch
 
+from agents.green.calibrate_cpu import torch_threads
 from agents.policies.attention import AttentionConfig, AttentionPolicy, mean_action, to_weights
 from agents.policies.checkpoint import city_neighbours
 from agents.training.fit import TeacherData, fit_to_allocations
 from simcity.env import CityEnv
 from simcity.errors import SimcityError
+
+Progress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: told how far a long step has got."""
 
 
 @dataclass(frozen=True)
@@ -86,9 +97,19 @@ def smaller_config(config: AttentionConfig) -> AttentionConfig:
 
 
 def collect_teacher_data(
-    teacher: AttentionPolicy, env: CityEnv, config: DistillConfig
+    teacher: AttentionPolicy,
+    env: CityEnv,
+    config: DistillConfig,
+    progress: Progress | None = None,
 ) -> TeacherData:
     """Play the teacher for ``config.episodes`` days; keep every observation and output."""
+    with torch_threads(1):
+        return _collect(teacher, env, config, progress)
+
+
+def _collect(
+    teacher: AttentionPolicy, env: CityEnv, config: DistillConfig, progress: Progress | None
+) -> TeacherData:
     neighbours, distances = city_neighbours(env.city, teacher.config.num_neighbours)
     generator = torch.Generator().manual_seed(config.seed)
     num_explore = round(config.episodes * config.explore_share)
@@ -113,6 +134,8 @@ def collect_teacher_data(
                 action = mean_action(out.logits)[0]
             obs, _, terminated, truncated, _ = env.step(action.double().numpy())
             done = terminated or truncated
+        if progress is not None:
+            progress("teacher days", k + 1, config.episodes)
     return TeacherData(
         torch.stack(nodes), torch.stack(globals_), torch.stack(logits), torch.stack(values)
     )
@@ -124,13 +147,26 @@ def distill(
     env: CityEnv,
     config: DistillConfig,
     data: TeacherData | None = None,
+    progress: Progress | None = None,
 ) -> DistillResult:
     """Fit ``student`` (trained in place, returned in eval mode) to ``teacher`` in ``env``.
 
     ``data`` reuses an earlier `collect_teacher_data`; the two must share the env's city.
     """
     if data is None:
-        data = collect_teacher_data(teacher, env, config)
+        data = collect_teacher_data(teacher, env, config, progress)
+    with torch_threads(1):
+        return _fit(teacher, student, env, config, data, progress)
+
+
+def _fit(
+    teacher: AttentionPolicy,
+    student: AttentionPolicy,
+    env: CityEnv,
+    config: DistillConfig,
+    data: TeacherData,
+    progress: Progress | None,
+) -> DistillResult:
     neighbours, distances = city_neighbours(env.city, student.config.num_neighbours)
     generator = torch.Generator().manual_seed(config.seed + 1)
     with torch.no_grad():
@@ -146,6 +182,9 @@ def distill(
         lr=config.lr,
         value_weight=config.value_weight,
         generator=generator,
+        on_epoch=None
+        if progress is None
+        else lambda done, _loss, _optimizer: progress("fit epochs", done, config.epochs),
     )
     num_samples = data.nodes.shape[0]
     student.log_std.requires_grad_(True)

@@ -209,11 +209,21 @@ class PolicyCost(NamedTuple):
 
 
 def policy_cost(
-    model: AttentionPolicy, num_nodes: int, neighbours: torch.Tensor, distances: torch.Tensor
+    model: AttentionPolicy,
+    num_nodes: int,
+    neighbours: torch.Tensor,
+    distances: torch.Tensor,
+    flop: int | None = None,
 ) -> PolicyCost:
-    """Parameters, bytes, FLOPs and int8 ops of one decision on ``num_nodes`` nodes."""
+    """Parameters, bytes, FLOPs and int8 ops of one decision on ``num_nodes`` nodes.
+
+    ``flop``: the model's FLOPs per decision already counted
+    (`agents.policies.attention.count_flops_per_decision`), so a float model is not run
+    through the counter again; an int8 one is (its int8 ops are counted in that pass)."""
     linears = _int8_linears(model)
     int8_op = 0
+    if flop is not None and not linears:
+        return _sizes(model, linears, flop, int8_op)
 
     def count(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
         nonlocal int8_op
@@ -228,6 +238,10 @@ def policy_cost(
     finally:
         for hook in hooks:
             hook.remove()
+    return _sizes(model, linears, int(flop), int8_op)
+
+
+def _sizes(model: AttentionPolicy, linears: list[nn.Module], flop: int, int8_op: int) -> PolicyCost:
     params = [p for p in model.parameters()]
     num_params = sum(p.numel() for p in params)
     weight_bytes = sum(p.numel() * p.element_size() for p in params)
@@ -235,7 +249,7 @@ def policy_cost(
         fan_in, fan_out = int(cast(Any, m).in_features), int(cast(Any, m).out_features)
         num_params += fan_in * fan_out + fan_out
         weight_bytes += fan_in * fan_out + 4 * fan_out  # int8 weights, fp32 biases
-    return PolicyCost(num_params, weight_bytes, int(flop), int8_op)
+    return PolicyCost(num_params, weight_bytes, flop, int8_op)
 
 
 def env_device(env: CityEnv) -> DeviceProfile:
@@ -284,7 +298,9 @@ class CompressedPolicy(TrainedPolicy):
         source: str | Path | None = None,
     ) -> None:
         super().__init__(model, env, name, source=source)
-        self.cost = policy_cost(model, self.num_nodes, self.neighbours, self.distances)
+        self.cost = policy_cost(
+            model, self.num_nodes, self.neighbours, self.distances, self.flops_per_decision
+        )
         self.flops_per_decision = round(self.cost.billed_flop(env_device(env)))
         if self.cost.int8_op:
             cpu = find_profile(cpu_device, env)

@@ -14,6 +14,12 @@ An existing folder is replaced only when it is a run folder (holds ``run.json`` 
 regular files, or only the names a run and its default map and report write); anything
 else is refused, so ``--out ~/Documents`` never deletes a user's files.
 
+One writer at a time: `write_run_folder` holds `run_folder_lock` (an exclusive, non-blocking
+``flock`` on ``.NAME.lock`` beside the folder) from its checks to the swap; a second process
+writing the same folder meanwhile is refused with a `SimcityError` (exit 2 from the CLI), and
+the lock file is gone when the writer is done (a killed writer's stale one is harmless: the
+kernel drops its lock with the process).
+
 `read_run_file` reads one file of a run folder through the guarded reads of
 `simcity.safe_io`; `verify_run_file` checks the bytes read against the manifest.
 """
@@ -23,13 +29,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import hashlib
 import json
 import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -93,10 +100,72 @@ def write_run_folder(out_dir: Path, files: Mapping[str, bytes]) -> Path:
     if unknown:
         raise ValueError(f"not run files: {sorted(unknown)}")  # a programming error
     check_output_dir(out_dir, expected="a folder for the run (a new one, or an earlier run)")
-    check_replaceable_run(out_dir)
     parent = out_dir.absolute().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise write_error(out_dir, err) from None
+    with run_folder_lock(out_dir):
+        check_replaceable_run(out_dir)
+        _write_locked(out_dir, files)
+    return out_dir
+
+
+def holds_run(out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds files (an earlier run's, `check_replaceable_run` says) that a
+    write would replace."""
+    try:
+        return Path(out_dir).is_dir() and any(Path(out_dir).iterdir())
+    except OSError:
+        return False
+
+
+def lock_path(out_dir: Path) -> Path:
+    """The lock file of run folder ``out_dir``: ``.NAME.lock`` in its parent."""
+    return out_dir.absolute().parent / f".{out_dir.name[:200]}.lock"
+
+
+@contextlib.contextmanager
+def run_folder_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir``'s writer lock inside (module doc); a `SimcityError` naming the folder
+    at once when another process (or another open of it here) holds it."""
+    path = lock_path(Path(out_dir))
+    while True:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        except OSError as err:
+            raise write_error(out_dir, err) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise SimcityError(
+                "another simcity process is writing this run folder",
+                file=out_dir,
+                field="--out",
+                expected="one writer at a time: wait for it to finish, or choose another --out",
+            ) from None
+        except OSError as err:
+            os.close(fd)
+            raise write_error(out_dir, err) from None
+        try:  # the holder before us may have removed the file we locked: then lock anew
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)  # still locked: a writer waiting on this file will retry
+        os.close(fd)
+
+
+def _write_locked(out_dir: Path, files: Mapping[str, bytes]) -> None:
+    parent = out_dir.absolute().parent
+    try:
         _recover(out_dir)
         new = Path(tempfile.mkdtemp(dir=parent, prefix=f".{out_dir.name[:200]}.new-"))
     except OSError as err:
@@ -119,7 +188,6 @@ def write_run_folder(out_dir: Path, files: Mapping[str, bytes]) -> Path:
     except BaseException:
         shutil.rmtree(new, ignore_errors=True)
         raise
-    return out_dir
 
 
 def check_replaceable_run(out_dir: Path) -> None:

@@ -1,13 +1,18 @@
 """A run folder is replaced whole or not at all: a full disk or a kill at any point of
 `simcity run --out D` leaves the earlier run in D (or, past the swap, the new one), never
-a mixture, and files of the old run (its map.html) do not survive into the new one."""
+a mixture, and files of the old run (its map.html) do not survive into the new one; a second
+process writing the same folder meanwhile is refused (issue 22 item 5)."""
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +189,92 @@ def test_write_run_folder_refuses_unknown_names(tmp_path: Path) -> None:
     with pytest.raises(SimcityError, match="not a folder"):
         (tmp_path / "file").write_text("x")
         write_run_folder(tmp_path / "file", {"steps.csv": b""})
+
+
+HOLD = """
+import sys
+from pathlib import Path
+from simcity.records.runfolder import run_folder_lock
+with run_folder_lock(Path(sys.argv[1])):
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+def holder(run_dir: Path) -> subprocess.Popen[str]:
+    """Another process holding ``run_dir``'s writer lock until its stdin is closed."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(run_dir)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    return proc
+
+
+def test_a_second_writer_is_refused_while_another_process_writes(
+    run_dir: Path, earlier: Path
+) -> None:
+    before = snapshot(run_dir.parent)
+    proc = holder(run_dir)
+    try:
+        refused(
+            [*RUN, str(run_dir)],
+            contains="another simcity process is writing this run folder",
+            after_work=True,
+        )
+        with pytest.raises(SimcityError, match="another simcity process") as err:
+            write_run_folder(run_dir, new_files(earlier))
+        assert err.value.file == str(run_dir)
+        lock_file = {f".{run_dir.name}.lock": hashlib.sha256(b"").hexdigest()}
+        assert snapshot(run_dir.parent) == {**before, **lock_file}  # nothing else touched
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        assert proc.wait(timeout=30) == 0
+    assert leftovers(run_dir) == []  # the holder removed its lock file
+    result = runner.invoke(app, [*RUN, str(run_dir)])  # now the only writer: it replaces
+    assert result.exit_code == 0, result.output
+    assert f"replaced the earlier run in {run_dir}" in " ".join(result.output.split())
+    assert read_day_log(run_dir).seed == 1 and leftovers(run_dir) == []
+
+
+def test_a_killed_writer_s_lock_file_blocks_nothing(run_dir: Path, earlier: Path) -> None:
+    proc = holder(run_dir)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert leftovers(run_dir) == [f".{run_dir.name}.lock"]  # left behind, but unlocked
+    write_run_folder(run_dir, new_files(earlier))
+    assert (run_dir / "episodes.json").read_bytes() == b"[]\n" and leftovers(run_dir) == []
+
+
+def test_a_lock_file_removed_under_a_waiter_is_not_shared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A writer that locked a lock file its predecessor had just removed locks a new one, so
+    two writers never both believe they hold the lock."""
+    target = tmp_path / "D"
+    path = runfolder.lock_path(target)
+    real_flock = runfolder.fcntl.flock
+    flocks = 0
+
+    def flock(fd: int, operation: int) -> None:
+        nonlocal flocks
+        flocks += 1
+        real_flock(fd, operation)
+        if flocks == 1:  # the previous holder unlinks the file now, after our open
+            path.unlink()
+
+    monkeypatch.setattr(runfolder.fcntl, "flock", flock)
+    with runfolder.run_folder_lock(target):
+        assert flocks == 2 and path.exists()
+        monkeypatch.undo()
+        with (
+            pytest.raises(SimcityError, match="another simcity process"),
+            runfolder.run_folder_lock(target),
+        ):
+            pass
+    assert not path.exists()
