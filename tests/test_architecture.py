@@ -35,11 +35,13 @@ LAYERS = {
     "simcity.records": 5,
     "simcity.marl": 6,
     "simcity": 6,
+    "agents.data": 7,  # the shipped checkpoint's path: package data, below every user
     "agents.policies": 10,
     "agents.training": 11,
     "agents.green": 12,
     "agents.viz": 12,
     "agents.sweeps": 12,
+    "agents.references": 12,  # SB3 references beside our own policies
     "agents.cli": 13,
     "agents": 14,
 }

@@ -7,7 +7,7 @@ grid overload).
 The belief (`SearchModel.value`): the ``posterior`` baseline's, in money. Its shape over
 the nodes is the posterior weights exactly (`agents.policies.baselines.posterior_weights`:
 expected rates from the estimates, each kind scaled to sum 1, times the records' risk
-factor, the recent detections, the evidence ``exp(ALARM_GAIN S)`` and the ``unwatched``
+factor, the recent detections, the evidence ``exp(SEARCH_GAIN S)`` and the ``unwatched``
 belief). Its level, which only the comparison with the price of a unit uses, is the
 expected value of the city's undetected incidents, ``sum_ik r_ik u_i L_i v_k``: the
 arrival rates ``r_ik`` the estimates imply under the scenario's own rate model

@@ -12,7 +12,7 @@ import pytest
 from toy_incidents import overloads_at
 
 import simcity  # noqa: F401 (registers simcity/CityMonitoring-v0)
-from agents.policies.baselines import BASELINES, make_baseline
+from agents.policies.baselines import ALARM_GAIN, BASELINES, make_baseline
 from agents.policies.protocol import Policy
 from simcity.config.scenario import load_scenario
 from simcity.env import NODE_FEATURES, CityEnv
@@ -91,13 +91,13 @@ def test_traffic_risk_alarm_and_posterior_follow_the_features(tiny: CityEnv) -> 
     weights[3] *= 2.5
     weights[9] *= 4.0
     np.testing.assert_allclose(risk[:-1] / risk.sum(), weights / weights.sum(), rtol=1e-5)
-    # Alarm: those weights times exp(0.5 S), S = 5 x the anomaly feature (2 at node 5).
+    # Alarm: those weights times exp(ALARM_GAIN S), S = 5 x the anomaly feature (2 at node 5).
     # Posterior: times the unwatched feature too (1 at node 6, 0.5 elsewhere).
     nodes[5, NODE_FEATURES.index("anomaly")] = 0.4
     nodes[:, NODE_FEATURES.index("unwatched")] = 0.5
     nodes[6, NODE_FEATURES.index("unwatched")] = 1.0
     alarm = make_baseline("alarm", tiny).act({"nodes": nodes, "globals": obs["globals"]})
-    weights[5] *= math.e
+    weights[5] *= math.exp(ALARM_GAIN * 2.0)
     np.testing.assert_allclose(alarm[:-1] / alarm.sum(), weights / weights.sum(), rtol=1e-5)
     posterior = make_baseline("posterior", tiny).act({"nodes": nodes, "globals": obs["globals"]})
     weights[6] *= 2.0

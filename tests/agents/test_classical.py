@@ -237,7 +237,7 @@ def test_whittle_water_fills_the_budget_by_index() -> None:
 
 
 def test_the_belief_is_the_posterior_shape_at_the_modelled_level() -> None:
-    from agents.policies.baselines import posterior_weights
+    from agents.policies.baselines import SEARCH_GAIN, posterior_weights
 
     env = CityEnv("tiny")
     policy = make_baseline("search", env)
@@ -248,7 +248,7 @@ def test_the_belief_is_the_posterior_shape_at_the_modelled_level() -> None:
         obs, *_ = env.step(np.ones(env.city.num_nodes + 1))
     nodes = obs["nodes"].astype(np.float64)
     value = model.value(nodes)
-    shape = posterior_weights(nodes, incidents=env.scenario.incidents)
+    shape = posterior_weights(nodes, SEARCH_GAIN, incidents=env.scenario.incidents)
     np.testing.assert_allclose(value / value.sum(), shape / shape.sum(), rtol=1e-12)
     assert value.sum() == pytest.approx(model.total_value(nodes), rel=1e-12)
 
