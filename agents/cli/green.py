@@ -121,13 +121,16 @@ def register(app: typer.Typer) -> None:
         )
         out_dir = _out_dir(out, checkpoint.parent / method, ("policy.pt", "compress.json"))
         env = CityEnv(load_scenario(scenario_name))
-        # No counts from inside (compress.py reports none yet): the stage and the time it
-        # has run, as a bar in a terminal and every LINE_EVERY_S seconds otherwise.
-        stage = f"compress / {method}" + (" + distil" if method == "prune" and finetune else "")
+        # compress.py reports its stages (teacher days, fit epochs, evaluate NAME) with counts.
+        stage = f"compress / {method}"
         with progress_bar(quiet) as progress:
-            task = progress.add_task(f"{stage}, then measure", total=None)
-            report = compress_checkpoint(checkpoint, env, options, out_dir)
-            progress.update(task, total=1, completed=1)
+            task = progress.add_task(stage, total=None)
+
+            def report_stage(name: str, done: int, total: int) -> None:
+                progress.update(task, description=f"{stage} / {name}", completed=done, total=total)
+
+            report = compress_checkpoint(checkpoint, env, options, out_dir, report_stage)
+            progress.update(task, description=f"{stage} / done", total=1, completed=1)
         console.print(compression_table(report))
         console.print(energy_table(report))
         console.print(f"wrote {report['policy_file']} and {out_dir / 'compress.json'}")

@@ -74,7 +74,7 @@ def validate_command(
     trace, devices), its city and its world, without simulating the day."""
     from rich.markup import escape
 
-    from agents.cli.validate import validate_scenario
+    from agents.cli.validate import scenario_bases, validate_scenario
 
     scenario, city = validate_scenario(file)
     console.print(
@@ -83,6 +83,8 @@ def validate_command(
         emoji=False,
         highlight=False,
     )
+    for base in scenario_bases(file):  # the files it inherits from, nearest first
+        console.print(f"  base {escape(str(base))}", emoji=False, highlight=False)
 
 
 @app.command("run")

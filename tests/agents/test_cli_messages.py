@@ -120,3 +120,15 @@ def test_the_legend_follows_the_slider_in_the_browser(day: DayLog) -> None:
     assert f'<span id="simcity-detected">{detected}</span>' in dom
     assert f'<span id="simcity-missed">{missed}</span>' in dom
     assert '<span id="simcity-inc-when">open at 17:00</span>' in dom
+
+
+def test_validate_shows_the_chain_of_bases(tmp_path: Path) -> None:
+    """A user's variant of a bundled scenario validates from their folder and lists its base."""
+    from simcity.config.scenario import bundled_scenarios
+
+    mine = tmp_path / "mine.toml"
+    mine.write_text('base = "downtown"\nseed = 5\n')
+    result = runner.invoke(app, ["validate", str(mine)])
+    assert result.exit_code == 0, result.output
+    joined = result.output.replace("\n", "")  # a long path may wrap at the console's width
+    assert f"base {bundled_scenarios()['downtown'].resolve()}" in joined
