@@ -3,6 +3,7 @@
 Not a test: prints times, iterations and ratios. Run from the repository root:
 
     AEQ_SHOW_PROGRESS=FALSE python bench/traffic_speed.py [--cores N] [--networks ...]
+        [--out bench/results/traffic_speed.json]
 
 For every network: our bi-conjugate Frank–Wolfe to ``rel_gap`` (best of 3), then, if
 ``aequilibrae`` imports, its "bfw" on the same links, demand and BPR parameters in the
@@ -20,11 +21,15 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
+import platform
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -156,8 +161,10 @@ def bench_network(
     od: np.ndarray,
     rel_gap: float,
     cores: int | None = None,
-) -> None:
-    """Print our time and AequilibraE's (if installed) to ``rel_gap`` on one network."""
+) -> dict[str, Any]:
+    """Print our time and AequilibraE's (if installed) to ``rel_gap`` on one network, and
+    return both as a record."""
+    load_before = os.getloadavg()[0]
     network, ours = run_ours(build, od, rel_gap, cores or os.cpu_count() or 1)
     print(
         f"\n{name}: {network.num_nodes} nodes, {len(network.tail)} links, "
@@ -167,15 +174,29 @@ def bench_network(
         f"  simcity bfw     {ours.seconds:8.3f} s  {ours.iterations:4d} it  "
         f"gap {ours.rel_gap:.2e}  (cores {cores or 'all'})"
     )
+    record: dict[str, Any] = {
+        "network": name,
+        "nodes": network.num_nodes,
+        "links": len(network.tail),
+        "zones": len(network.zone_nodes),
+        "demand_veh_h": float(od.sum()),
+        "rel_gap_target": rel_gap,
+        "load_avg_1min_before": load_before,
+        "simcity": ours._asdict(),
+        "aequilibrae": None,
+    }
     theirs = run_aequilibrae(network, od, rel_gap, cores)
     if theirs is None:
         print("  aequilibrae     not installed (pip install -e '.[bench]')")
-        return
+        return record
     print(
         f"  aequilibrae bfw {theirs.seconds:8.3f} s  {theirs.iterations:4d} it  "
         f"gap {theirs.rel_gap:.2e}  ({theirs.note}, cores {cores or 'all'})"
     )
     print(f"  ratio ours/theirs {ours.seconds / theirs.seconds:.3g}")
+    record["aequilibrae"] = theirs._asdict()
+    record["ratio_ours_over_theirs"] = ours.seconds / theirs.seconds
+    return record
 
 
 def sioux_falls() -> tuple[Callable[[], Network], np.ndarray]:
@@ -244,23 +265,61 @@ def main() -> None:
     )
     parser.add_argument("--days", nargs="*", default=None, help="Scenarios to simulate a day of")
     parser.add_argument("--no-days", action="store_true", help="Simulate no days")
+    parser.add_argument("--out", type=Path, default=None, help="Also write the figures as JSON")
     args = parser.parse_args()
+    networks = []
     for name in args.networks:
         if name == "sioux-falls":
             if SIOUX_FALLS.is_dir():
-                bench_network("Sioux Falls", *sioux_falls(), args.rel_gap, args.cores)
+                networks.append(
+                    bench_network("Sioux Falls", *sioux_falls(), args.rel_gap, args.cores)
+                )
             else:
                 print(f"Sioux Falls skipped: no {SIOUX_FALLS}")
         elif name == "grid":
             _, od = synthetic_grid()
             grid = lambda: synthetic_grid()[0]  # noqa: E731 (its demand made and dropped too)
-            bench_network("Grid 45x45", grid, od, args.rel_gap, args.cores)
+            networks.append(bench_network("Grid 45x45", grid, od, args.rel_gap, args.cores))
         else:
             build, od = bundled_city(name)
-            bench_network(f"{name} (bundled)", build, od, args.rel_gap, args.cores)
+            networks.append(bench_network(f"{name} (bundled)", build, od, args.rel_gap, args.cores))
+    days = []
     if not args.no_days:
         print()
-        simulated_days(args.days)
+        days = simulated_days(args.days)
+    if args.out is not None:
+        doc = {
+            "command": " ".join(["python", *sys.argv]),
+            "commit": git_commit(),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "aequilibrae": aequilibrae_version(),
+            "cores": args.cores,
+            "networks": networks,
+            "days": days,
+        }
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(doc, indent=2) + "\n")
+        print(f"\nwrote {args.out}")
+
+
+def git_commit() -> str:
+    """HEAD's commit, ``-dirty`` when tracked files differ from it."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+
+    dirty = git("status", "--porcelain", "--untracked-files=no")
+    return git("rev-parse", "HEAD") + "-dirty" * bool(dirty)
+
+
+def aequilibrae_version() -> str | None:
+    """The installed AequilibraE's version, None without it."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("aequilibrae")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def bundled_city(name: str) -> tuple[Callable[[], Network], np.ndarray]:
@@ -271,22 +330,25 @@ def bundled_city(name: str) -> tuple[Callable[[], Network], np.ndarray]:
     return lambda: build_city(scenario, file=name).network, world.od_now(8.0)
 
 
-def simulated_days(names: list[str] | None) -> None:
+def simulated_days(names: list[str] | None) -> list[dict[str, Any]]:
     """One simulated day's wall time (world only, no policy) for each bundled scenario."""
     print("One simulated day per bundled scenario (traffic, energy, monitoring; no policy):")
     print(
         f"{'scenario':<20} {'nodes':>6} {'links':>6} {'steps':>5} {'wall s':>8} {'iters/step':>10}"
     )
+    days = []
     for name in names or list(bundled_scenarios()):
         started = time.perf_counter()
         world = World(load_scenario(name))
         records = world.run()
         wall_s = time.perf_counter() - started
-        iterations = np.mean([r.assignment_iterations for r in records])
+        iterations = float(np.mean([r.assignment_iterations for r in records]))
         print(
             f"{name:<20} {world.city.num_nodes:>6} {world.city.num_links:>6} "
             f"{len(records):>5} {wall_s:>8.2f} {iterations:>10.1f}"
         )
+        days.append({"scenario": name, "steps": len(records), "wall_s": wall_s})
+    return days
 
 
 if __name__ == "__main__":
