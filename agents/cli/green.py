@@ -13,7 +13,7 @@ from agents.cli.green_tables import (
     cpu_calibration_table,
     energy_table,
     gpu_calibration_table,
-    node_table,
+    node_tables,
 )
 from simcity.errors import SimcityError
 from simcity.safe_io import check_output_file
@@ -176,7 +176,8 @@ def register(app: typer.Typer) -> None:
         env = CityEnv(load_scenario(scenario_name))
         explanation = explain_at(load_policy(checkpoint, env), env, at, seed, top)
         for node in explanation.nodes:
-            console.print(node_table(node, explanation.time_local))
+            for table in node_tables(node, explanation.time_local):
+                console.print(table)
         if out_dir is not None:
             paths = write_explanation(out_dir, explanation)
             if not no_map:

@@ -144,31 +144,33 @@ def energy_table(report: dict[str, Any]) -> Table:
     return _fit(table)
 
 
-def node_table(node: Any, time_local: str) -> Table:
-    """One explained node: its top neighbours by attention and top features."""
-    table = Table(
-        title=f"{time_local} node {node.node} ({node.lon:.5f}, {node.lat:.5f}): "
-        f"{node.units:.3g} units, {node.share:.1%} of the budget "
-        f"(IG completeness gap {node.delta:.2g})",
+def node_tables(node: Any, time_local: str) -> list[Table]:
+    """One explained node in two tables: its top neighbours by attention, then its top
+    features by attribution (one table each, so no row pairs unrelated things)."""
+    title = (
+        f"{time_local} node {node.node} ({node.lon:.5f}, {node.lat:.5f}): "
+        f"{node.units:.3g} units, {node.share:.1%} of the budget"
+    )
+    attention = Table(title=f"{title}; whom it attends to", title_justify="left")
+    for column in ("attends to", "weight", "min away"):
+        left = column == "attends to"
+        attention.add_column(column, justify="left" if left else "right", overflow="fold")
+    for link in node.attention[:8]:
+        attention.add_row(
+            f"node {link.neighbour}", f"{link.weight:.3f}", f"{link.distance_min:.2f}"
+        )
+    features = Table(
+        title=f"node {node.node}: what drove its share (IG completeness gap {node.delta:.2g})",
         title_justify="left",
     )
-    columns = ("attends to", "weight", "min away", "feature", "IG", "IG at node", "ablation")
-    for column in columns:
-        left = column in ("attends to", "feature")
-        table.add_column(column, justify="left" if left else "right", overflow="fold")
-    links, features = node.attention[:8], node.features[:8]
-    for k in range(max(len(links), len(features))):
-        link = links[k] if k < len(links) else None
-        feature = features[k] if k < len(features) else None
-        table.add_row(
-            f"node {link.neighbour}" if link else "",
-            f"{link.weight:.3f}" if link else "",
-            f"{link.distance_min:.2f}" if link else "",
-            (feature.feature + (" (global)" if feature.kind == "global" else ""))
-            if feature
-            else "",
-            f"{feature.attribution:+.3g}" if feature else "",
-            f"{feature.own:+.3g}" if feature and feature.kind == "node" else "",
-            f"{feature.ablation:+.3g}" if feature else "",
+    for column in ("feature", "IG", "IG at node", "ablation"):
+        left = column == "feature"
+        features.add_column(column, justify="left" if left else "right", overflow="fold")
+    for feature in node.features[:8]:
+        features.add_row(
+            feature.feature + (" (global)" if feature.kind == "global" else ""),
+            f"{feature.attribution:+.3g}",
+            f"{feature.own:+.3g}" if feature.kind == "node" else "",
+            f"{feature.ablation:+.3g}",
         )
-    return _fit(table)
+    return [_fit(attention), _fit(features)]

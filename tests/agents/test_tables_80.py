@@ -244,6 +244,10 @@ def test_green_tables_fit_80_columns(recorded: Console) -> None:
             green_tables.energy_table(report),
             green_tables.cpu_calibration_table(cpu),
             green_tables.gpu_calibration_table(gpu),
-            green_tables.node_table(node, "18:00"),
+            *green_tables.node_tables(node, "18:00"),
         ]
     )
+    # Neighbours and features are separate tables: no row pairs a neighbour with a feature.
+    attention, features = green_tables.node_tables(node, "18:00")
+    assert [c.header for c in attention.columns] == ["attends to", "weight", "min away"]
+    assert [c.header for c in features.columns] == ["feature", "IG", "IG at node", "ablation"]
