@@ -77,14 +77,14 @@ def validate_command(
     from agents.cli.validate import scenario_bases, validate_scenario
 
     scenario, city = validate_scenario(file)
+    for base in scenario_bases(file):  # the files it inherits from, nearest first
+        console.print(f"base {escape(str(base))}", emoji=False, highlight=False)
     console.print(
         f"[green]ok[/] {escape(scenario.name)}: {city.num_nodes} nodes, {city.num_links} links, "
         f"{city.num_zones} zones, {scenario.time.num_steps} steps of {scenario.time.dt_min:g} min",
         emoji=False,
         highlight=False,
     )
-    for base in scenario_bases(file):  # the files it inherits from, nearest first
-        console.print(f"  base {escape(str(base))}", emoji=False, highlight=False)
 
 
 @app.command("run")

@@ -75,10 +75,19 @@ def test_twins_explore_with_mirrored_noise() -> None:
 def test_twins_reset_to_one_day_per_pair_and_a_new_day_per_episode(short_day: Scenario) -> None:
     config = TrainConfig(num_envs=4, num_steps=8, num_minibatches=1, teacher=TeacherConfig(days=0))
     envs = make_envs(short_day, config)
-    nodes = envs.reset(0, 0)["nodes"]  # (E, N, F)
+    n = envs.first.city.num_nodes
+    even = np.ones((4, n + 1))
+
+    def first_step(step: int) -> np.ndarray:
+        """Nodes after one even step of the day starting at ``step`` (E, N, F): a day's
+        midnight is the city's, the same every day; its draws start at the first step."""
+        envs.reset(step, 0)
+        return envs.vector.step(even)[0]["nodes"]
+
+    nodes = first_step(0)
     assert np.array_equal(nodes[0], nodes[2]) and np.array_equal(nodes[1], nodes[3])
     assert not np.array_equal(nodes[0], nodes[1])
-    assert not np.array_equal(envs.reset(4 * 16, 0)["nodes"], nodes)  # the second day
+    assert not np.array_equal(first_step(4 * 16), nodes)  # the second day
     envs.vector.close()
 
 
