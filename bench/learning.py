@@ -34,6 +34,7 @@ Every stage writes into ``--out`` and a rerun skips what is there (a killed run 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -103,11 +104,7 @@ def train_job(job: tuple[str, str, int, str]) -> dict[str, Any]:
         # As `simcity finetune` runs them: PPO alone, the same seed, the same steps.
         config = TrainConfig(total_steps=steps, teacher=TeacherConfig(days=0))
         if kind == "finetuned":
-            config = TrainConfig(
-                total_steps=steps,
-                teacher=TeacherConfig(days=0),
-                init_from=str(pretrained_checkpoint()),
-            )
+            config = dataclasses.replace(config, init_from=str(pretrained_checkpoint()))
         done = train(scenario, config, out_dir).step
     else:
         raise ValueError(f"unknown training job {kind!r}")

@@ -46,12 +46,8 @@ def validate_scenario(name_or_path: str | Path) -> Validated:
 
 
 def scenario_bases(name_or_path: str | Path) -> list[Path]:
-    """The files a scenario inherits from through ``base``, nearest first (none for a
-    bundled scenario named without a path that has no base)."""
+    """The files a scenario inherits from through ``base``, nearest first."""
     from simcity.config.reading import base_chain
-    from simcity.config.scenario import bundled_scenarios
+    from simcity.config.scenario import scenario_file
 
-    path = Path(name_or_path)
-    if not path.is_file():
-        path = bundled_scenarios().get(str(name_or_path), path)
-    return base_chain(path.resolve()) if path.is_file() else []
+    return base_chain(scenario_file(name_or_path))

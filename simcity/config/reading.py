@@ -132,18 +132,18 @@ def _base_file(path: Path, base: str) -> Path:
         raise SimcityError(
             f"{excerpt(base)} is not a usable path", file=path, field="base"
         ) from None
+    if exists:
+        return parent
     name = base.strip().removesuffix(".toml")
     bundled = bundled_scenarios()
-    if not exists and name in bundled:
+    if name in bundled:
         return bundled[name].resolve()
-    if not exists:
-        raise SimcityError(
-            f"{excerpt(base)}: no such file next to this one and no bundled scenario of that name",
-            file=path,
-            field="base",
-            expected="a path relative to this file's folder or one of: " + ", ".join(bundled),
-        )
-    return parent
+    raise SimcityError(
+        f"{excerpt(base)}: no such file next to this one and no bundled scenario of that name",
+        file=path,
+        field="base",
+        expected="a path relative to this file's folder or one of: " + ", ".join(bundled),
+    )
 
 
 def base_chain(path: Path) -> list[Path]:

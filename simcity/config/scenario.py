@@ -351,6 +351,13 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
     >>> load_scenario("tiny").city.source
     'grid'
     """
+    path = scenario_file(name_or_path)
+    raw, origins = read_chain(path)
+    return parse_scenario(raw, file=path, base_dir=path.parent, origins=origins)
+
+
+def scenario_file(name_or_path: str | Path) -> Path:
+    """The resolved file of a scenario: a TOML file, or a bundled one by name."""
     text = str(name_or_path)
     bundled = bundled_scenarios()
     path = Path(name_or_path)
@@ -363,11 +370,9 @@ def load_scenario(name_or_path: str | Path) -> Scenario:
             expected="a TOML file or one of: " + ", ".join(bundled),
         )
     try:
-        path = path.resolve()
+        return path.resolve()
     except (OSError, RuntimeError):  # a loop of symbolic links
         raise SimcityError("cannot be resolved (a loop of links?)", file=text) from None
-    raw, origins = read_chain(path)
-    return parse_scenario(raw, file=path, base_dir=path.parent, origins=origins)
 
 
 def _exists(path: Path) -> bool:

@@ -37,20 +37,12 @@ def true_state(
 ) -> TrueState:
     """Per-node true quantities and incident rates from traffic, load and hotspots (N,)."""
     cfg = scenario.incidents
-    n = city.num_nodes
     vc = flows_veh_h / capacity_veh_h
-    indegree = np.maximum(np.bincount(city.link_head, minlength=n), 1)
-    congestion = np.bincount(city.link_head, weights=vc, minlength=n) / indegree
-    slowdown = times_min / city.free_flow_time_min
-    emissions_g_h = np.bincount(
-        city.link_head,
-        weights=flows_veh_h * city.length_km * cfg.emissions_g_per_veh_km * slowdown,
-        minlength=n,
+    quantities, emissions_g_h = _node_terms(
+        city, scenario, flows_veh_h, times_min, capacity_veh_h, load_kw, feeder_kw
     )
-    emissions_ratio = emissions_g_h / cfg.reference_emissions_g_h
-    load_ratio = load_kw / feeder_kw
     return TrueState(
-        np.stack([congestion, load_ratio, emissions_ratio], axis=1),
+        quantities,
         inc.accident_rate_per_h(
             flows_veh_h,
             city.length_km,
@@ -70,3 +62,44 @@ def true_state(
         / 1000.0
         * hotspot,
     )
+
+
+def node_quantities(
+    city: City,
+    scenario: Scenario,
+    flows_veh_h: np.ndarray,
+    times_min: np.ndarray,
+    capacity_veh_h: np.ndarray,
+    load_kw: np.ndarray,
+    feeder_kw: np.ndarray,
+) -> np.ndarray:
+    """Per-node congestion, load ratio and emissions ratio (N, 3) from traffic and load
+    (`true_state`'s quantities without its incident rates: the operator's prediction)."""
+    args = (city, scenario, flows_veh_h, times_min, capacity_veh_h, load_kw, feeder_kw)
+    return _node_terms(*args)[0]
+
+
+def _node_terms(
+    city: City,
+    scenario: Scenario,
+    flows_veh_h: np.ndarray,
+    times_min: np.ndarray,
+    capacity_veh_h: np.ndarray,
+    load_kw: np.ndarray,
+    feeder_kw: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The quantities (N, 3) and the emissions (N,) g/h they are a ratio of."""
+    cfg = scenario.incidents
+    n = city.num_nodes
+    vc = flows_veh_h / capacity_veh_h
+    indegree = np.maximum(np.bincount(city.link_head, minlength=n), 1)
+    congestion = np.bincount(city.link_head, weights=vc, minlength=n) / indegree
+    slowdown = times_min / city.free_flow_time_min
+    emissions_g_h = np.bincount(
+        city.link_head,
+        weights=flows_veh_h * city.length_km * cfg.emissions_g_per_veh_km * slowdown,
+        minlength=n,
+    )
+    emissions_ratio = emissions_g_h / cfg.reference_emissions_g_h
+    quantities = np.stack([congestion, load_kw / feeder_kw, emissions_ratio], axis=1)
+    return quantities, emissions_g_h

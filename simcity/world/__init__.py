@@ -50,7 +50,7 @@ from simcity.monitoring.monitor import (
     start_monitoring,
     step_monitoring,
 )
-from simcity.monitoring.truth import TrueState, true_state
+from simcity.monitoring.truth import TrueState, node_quantities, true_state
 from simcity.traffic.day import (
     TrafficInputs,
     TrafficSnapshot,
@@ -334,7 +334,7 @@ class World:
         truth = TrueState(*map(read_only, truth))
         predicted = None  # the operator's model: routed flows under the cuts it knows
         if snapshot.expected is not None and snapshot.expected_capacity_veh_h is not None:
-            predicted = true_state(
+            predicted = node_quantities(
                 self.city,
                 self.scenario,
                 snapshot.expected.flows_veh_h,
@@ -342,8 +342,7 @@ class World:
                 snapshot.expected_capacity_veh_h,
                 energy.node_load_kw,
                 self.feeder_kw,
-                mon.hotspot,
-            ).quantities
+            )
         due = tuple((i, t) for i, t in enumerate(self._planned) if t0 <= t < t1)
         intensity = float(self.datacentre_g_per_kwh[step])
         requested = self._allocation
